@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make run` and `make test`. Everything else is optional.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint check lock schema clean
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+	@touch $@
+
+## run: migrate and seed the default SQLite database, print a demo token, serve GraphiQL on :8000
+run: $(STAMP)
+	$(BIN)/clientdesk migrate
+	$(BIN)/clientdesk seed-demo --if-empty
+	$(BIN)/clientdesk token create --staff admin@clientdesk.test --name "make run" --replace
+	$(BIN)/clientdesk serve
+
+## test: the whole suite on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff and mypy --strict
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check: lint test
+
+## schema: regenerate schema.graphql from the code
+schema: $(STAMP)
+	$(BIN)/clientdesk export-schema --output schema.graphql
+
+## lock: re-resolve the pinned dependencies (needs network)
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+		-c requirements.lock -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) clientdesk.db .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Clientdesk: a GraphQL API for back-office client account management."""

@@ -1,0 +1,216 @@
+"""The `clientdesk` command: serve, migrate, seed demo data, manage staff and tokens."""
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from clientdesk.settings import get_settings
+from db.enums import StaffRole, TokenKind
+from db.models import ApiToken
+from db.session import create_engine, create_sessionmaker
+from services import auth
+from services.clock import system_clock
+from services.errors import DomainError
+
+T = TypeVar("T")
+
+
+def run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction on the configured database."""
+
+    async def main() -> T:
+        engine = create_engine(get_settings().database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
+
+
+@click.group()
+def main() -> None:
+    """Clientdesk: a GraphQL API for back-office client account management."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default: settings, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: settings, 8000).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--reload", is_flag=True, help="Restart on code changes (development only).")
+def serve(host: str | None, port: int | None, workers: int, reload: bool) -> None:
+    """Serve the API (GraphiQL at /graphql)."""
+    import uvicorn
+
+    from clientdesk.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    host = host or settings.host
+    port = port or settings.port
+    click.echo(f"GraphiQL: http://{host}:{port}/graphql", err=True)
+    uvicorn.run(
+        "gql.app:create_production_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run again)."""
+    from db.migrate import upgrade
+
+    async def run() -> None:
+        engine = create_engine(get_settings().database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    click.echo("Database is up to date.", err=True)
+
+
+@main.command("seed-demo")
+@click.option("--clients", "count", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same data.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when clients already exist.")
+def seed_demo(count: int, seed: int, if_empty: bool) -> None:
+    """Fill the database with realistic, varied demo data."""
+    from clientdesk.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, seed_demo_data
+
+    async def run() -> int:
+        engine = create_engine(get_settings().database_url)
+        try:
+            return await seed_demo_data(
+                engine,
+                clients=count,
+                seed=seed,
+                if_empty=if_empty,
+                progress=lambda message: click.echo(message, err=True),
+            )
+        finally:
+            await engine.dispose()
+
+    created = asyncio.run(run())
+    if created:
+        click.echo(
+            f"Seeded {created} demo clients. Demo admin: {DEMO_ADMIN_EMAIL} / "
+            f"{DEMO_ADMIN_PASSWORD}",
+            err=True,
+        )
+    else:
+        click.echo("Demo data already present; nothing seeded.", err=True)
+
+
+@main.group()
+def staff() -> None:
+    """Manage staff users."""
+
+
+@staff.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice([role.value for role in StaffRole]), required=True)
+@click.option(
+    "--password",
+    default=None,
+    help="Sign-in password (omit for a token-only user; '-' to read it from stdin).",
+)
+def staff_create(email: str, name: str, role: str, password: str | None) -> None:
+    """Add a staff user."""
+    from services.staff import create_staff
+
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+
+    async def work(session: AsyncSession) -> Any:
+        return await create_staff(
+            session, email=email, name=name, role=StaffRole(role), password=password
+        )
+
+    user = run_with_session(work)
+    click.echo(f"Created {user.role.value} {user.email} (id {user.id}).")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.option("--staff", "email", required=True, help="E-mail of the staff user who owns it.")
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+@click.option(
+    "--scopes",
+    default=None,
+    help="Comma-separated scopes, e.g. clients:read,credits:write (default: all of the role).",
+)
+@click.option("--expires-in-days", type=int, default=None, help="Default: never expires.")
+@click.option("--replace", is_flag=True, help="Revoke this user's other tokens of that name.")
+def token_create(
+    email: str, name: str, scopes: str | None, expires_in_days: int | None, replace: bool
+) -> None:
+    """Create an API token and print it (it is shown only this once)."""
+    from services.staff import get_staff_by_email
+
+    async def work(session: AsyncSession) -> auth.IssuedToken:
+        owner = await get_staff_by_email(session, email=email)
+        now = system_clock()
+        if replace:
+            await session.execute(
+                update(ApiToken)
+                .where(ApiToken.staff_id == owner.id, ApiToken.name == name)
+                .where(ApiToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        return await auth.issue_token(
+            session,
+            staff=owner,
+            kind=TokenKind.API,
+            name=name,
+            now=now,
+            scopes=auth.parse_scopes(scopes.split(",")) if scopes else None,
+            expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+        )
+
+    issued = run_with_session(work)
+    granted = ",".join(sorted(scope.value for scope in issued.scopes))
+    click.echo(f"Token for {email} (scopes: {granted}); send it as a header:", err=True)
+    click.echo(f'  {{"Authorization": "Bearer {issued.token}"}}', err=True)
+    click.echo(issued.token)
+
+
+@main.command("export-schema")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def export_schema(output: Path | None) -> None:
+    """Print the GraphQL schema (SDL), or write it to --output."""
+    from gql.schema import schema
+
+    sdl = schema.as_str() + "\n"
+    if output is None:
+        click.echo(sdl, nl=False)
+    else:
+        output.write_text(sdl)
+        click.echo(f"Wrote {output}", err=True)

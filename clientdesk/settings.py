@@ -1,0 +1,41 @@
+"""Process settings, read once from the environment (and an optional `.env` file)."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the server has; each one is an environment variable `CLIENTDESK_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="CLIENTDESK_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./clientdesk.db",
+        validation_alias=AliasChoices("DATABASE_URL", "CLIENTDESK_DATABASE_URL"),
+        description="SQLAlchemy async URL; PostgreSQL in production (postgresql+asyncpg://…).",
+    )
+    environment: Literal["development", "production"] = "development"
+    graphiql: bool | None = Field(
+        default=None, description="Serve GraphiQL on GET /graphql (default: in development only)."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_statement_timeout_ms: int = 15_000
+    session_token_ttl_hours: int = Field(default=12, description="Lifetime of staffLogin tokens.")
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else self.environment == "development"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

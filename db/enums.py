@@ -1,0 +1,61 @@
+"""The closed sets of values the tables accept (CHECK constraints are built from these)."""
+
+from enum import StrEnum
+
+
+class StaffRole(StrEnum):
+    ADMIN = "ADMIN"
+    MANAGER = "MANAGER"
+
+
+class TokenKind(StrEnum):
+    API = "API"  # created by `clientdesk token create` or `tokenCreate`, for integrations
+    SESSION = "SESSION"  # issued by `staffLogin`, for people in an admin UI
+
+
+class ClientStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+class ConnectionType(StrEnum):
+    SMPP = "SMPP"
+    HTTP = "HTTP"
+    SMTP = "SMTP"
+    WEB = "WEB"
+
+
+class ConnectionStatus(StrEnum):
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"
+
+
+class EntryKind(StrEnum):
+    PAYMENT = "PAYMENT"
+    CREDIT_NOTE = "CREDIT_NOTE"
+    DEDUCTION = "DEDUCTION"
+    REVERSAL = "REVERSAL"
+
+
+class CustomFieldType(StrEnum):
+    TEXT = "TEXT"
+    NUMBER = "NUMBER"
+    BOOLEAN = "BOOLEAN"
+    DATE = "DATE"
+    SELECT = "SELECT"
+
+
+class MailStatus(StrEnum):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+
+
+class Scope(StrEnum):
+    CLIENTS_READ = "clients:read"
+    CLIENTS_WRITE = "clients:write"
+    CLIENTS_DELETE = "clients:delete"
+    CREDITS_WRITE = "credits:write"
+    PRICING_WRITE = "pricing:write"
+    CLIENTS_IMPERSONATE = "clients:impersonate"
+    STAFF_ADMIN = "staff:admin"

@@ -1,0 +1,394 @@
+"""Every table of the domain (SPEC §2), with the constraints that keep the data honest."""
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Amount, Base, BigId, ExactDecimal, Json, UTCDateTime
+from db.enums import (
+    ClientStatus,
+    ConnectionStatus,
+    ConnectionType,
+    CustomFieldType,
+    EntryKind,
+    MailStatus,
+    StaffRole,
+    TokenKind,
+)
+
+
+def enum_type(enum: type[StrEnum], name: str) -> Enum:
+    """A VARCHAR with a CHECK constraint listing the enum's values (portable, easy to extend)."""
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(member.value) for member in enum),
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+def now_default() -> Any:
+    return func.current_timestamp()
+
+
+class StaffUser(Base):
+    """A person who works in the back office: an admin or an account manager."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[StaffRole] = mapped_column(enum_type(StaffRole, "role"))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lowercase"),)
+
+
+class ApiToken(Base):
+    """A bearer credential owned by a staff user; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    kind: Mapped[TokenKind] = mapped_column(enum_type(TokenKind, "kind"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "staff_id"),)
+
+
+class Client(Base):
+    """A customer account: identity, contacts, access, block, links, money and activity."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    language: Mapped[str | None] = mapped_column(String(35))
+    status: Mapped[ClientStatus] = mapped_column(
+        enum_type(ClientStatus, "status"), server_default=ClientStatus.ACTIVE.value
+    )
+    block_reason: Mapped[str | None] = mapped_column(String(500))
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    blocked_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="RESTRICT"))
+    # The ledger's sum, kept in the same transaction as every entry (services/ledger.py) so
+    # that lists can sort and filter by it; never written anywhere else.
+    balance: Mapped[Decimal] = mapped_column(Amount(), server_default=text("0"))
+    credit_limit: Mapped[Decimal] = mapped_column(Amount(), server_default=text("0"))
+    valid_till: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    moderation: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    price_adjustment_percent: Mapped[Decimal] = mapped_column(
+        ExactDecimal(7, 2), server_default=text("0")
+    )
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    chats_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    support_requests_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+
+    __table_args__ = (
+        # Logins are stored lower-cased, so a plain unique index is case-insensitive.
+        Index(None, "login", unique=True),
+        CheckConstraint("login = lower(login)", name="login_lowercase"),
+        CheckConstraint("length(login) BETWEEN 3 AND 64", name="login_length"),
+        CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="has_contact"),
+        CheckConstraint("length(country) = 2 AND country = upper(country)", name="country_code"),
+        CheckConstraint("length(currency) = 3 AND currency = upper(currency)", name="currency"),
+        CheckConstraint("credit_limit >= 0", name="credit_limit_not_negative"),
+        CheckConstraint("balance + credit_limit >= 0", name="balance_within_credit_limit"),
+        CheckConstraint("parent_id <> id", name="not_own_parent"),
+        CheckConstraint(
+            "(blocked_at IS NULL AND block_reason IS NULL AND blocked_until IS NULL)"
+            " OR (blocked_at IS NOT NULL AND block_reason IS NOT NULL)",
+            name="block_complete",
+        ),
+        CheckConstraint("chats_count >= 0 AND support_requests_count >= 0", name="counts"),
+        # The stored scale differs by dialect (see ExactDecimal), so the bounds do too.
+        CheckConstraint(
+            "price_adjustment_percent > -100 AND price_adjustment_percent <= 1000",
+            name="price_adjustment_range",
+        ).ddl_if(dialect="postgresql"),
+        CheckConstraint(
+            "price_adjustment_percent > -10000 AND price_adjustment_percent <= 100000",
+            name="price_adjustment_range_sqlite",
+        ).ddl_if(dialect="sqlite"),
+        # Every sort key ends in the id, which keyset pagination needs.
+        Index(None, "created_at", "id"),
+        Index(None, "name", "id"),
+        Index(None, "email", "id"),
+        Index(None, "country", "id"),
+        Index(None, "currency", "id"),
+        Index(None, "status", "id"),
+        Index(None, "last_activity_at", "id"),
+        Index(None, "balance", "id"),
+        Index(None, "valid_till", "id"),
+        Index(None, "manager_id", "id"),
+        Index(None, "parent_id", "id"),
+    )
+
+
+class ClientConnection(Base):
+    """How a client connects (SMPP bind, HTTP API, SMTP relay, web cabinet) and whether it is up."""
+
+    __tablename__ = "client_connections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    type: Mapped[ConnectionType] = mapped_column(enum_type(ConnectionType, "type"))
+    status: Mapped[ConnectionStatus] = mapped_column(enum_type(ConnectionStatus, "status"))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("client_id", "type"),
+        Index(None, "type", "status", "client_id"),
+    )
+
+
+class CreditEntry(Base):
+    """One immutable line of a client's ledger; the balance is the sum of these."""
+
+    __tablename__ = "credit_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    kind: Mapped[EntryKind] = mapped_column(enum_type(EntryKind, "kind"))
+    amount: Mapped[Decimal] = mapped_column(Amount())
+    currency: Mapped[str] = mapped_column(String(3))
+    balance_after: Mapped[Decimal] = mapped_column(Amount())
+    payment_method: Mapped[str | None] = mapped_column(String(50))
+    payment_reference: Mapped[str | None] = mapped_column(String(200))
+    comment: Mapped[str | None] = mapped_column(String(1000))
+    reverses_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credit_entries.id", ondelete="RESTRICT"), unique=True
+    )
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+
+    __table_args__ = (
+        CheckConstraint("amount <> 0 OR kind = 'CREDIT_NOTE'", name="amount_not_zero"),
+        CheckConstraint("kind <> 'PAYMENT' OR amount > 0", name="payment_positive"),
+        CheckConstraint("kind <> 'DEDUCTION' OR amount < 0", name="deduction_negative"),
+        CheckConstraint("(kind = 'REVERSAL') = (reverses_id IS NOT NULL)", name="reversal_link"),
+        Index(None, "client_id", "id"),
+    )
+
+
+class CreditNoteLine(Base):
+    """A line of a credit note; lines may be negative (a package taken back)."""
+
+    __tablename__ = "credit_note_lines"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("credit_entries.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(500))
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_amount: Mapped[Decimal] = mapped_column(Amount())
+    amount: Mapped[Decimal] = mapped_column(Amount())
+
+    __table_args__ = (
+        UniqueConstraint("entry_id", "position"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+
+class IdempotencyKey(Base):
+    """The remembered outcome of a money mutation, so that a retried request applies once."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("staff_id", "key"), Index(None, "expires_at"))
+
+
+class Package(Base):
+    """A price-list item; its price per currency is in PackagePrice."""
+
+    __tablename__ = "packages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+
+
+class PackagePrice(Base):
+    """A package's base price in one currency."""
+
+    __tablename__ = "package_prices"
+
+    package_id: Mapped[int] = mapped_column(
+        ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True
+    )
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Amount())
+
+    __table_args__ = (CheckConstraint("amount >= 0", name="amount_not_negative"),)
+
+
+class Department(Base):
+    """A helpdesk department a client may be allowed to reach."""
+
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class Category(Base):
+    """A helpdesk category a client may be allowed to use."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+# None selected means the client may access all of them.
+client_departments = Table(
+    "client_departments",
+    Base.metadata,
+    Column("client_id", ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("department_id", ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True),
+)
+
+client_categories = Table(
+    "client_categories",
+    Base.metadata,
+    Column("client_id", ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("category_id", ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class CustomFieldDefinition(Base):
+    """An admin-defined extra field every client may hold a value for."""
+
+    __tablename__ = "custom_field_definitions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[CustomFieldType] = mapped_column(enum_type(CustomFieldType, "type"))
+    options: Mapped[list[str] | None] = mapped_column(Json)
+    required: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    position: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+
+
+class CustomFieldValue(Base):
+    """A client's value for one custom field, as JSON of the definition's type."""
+
+    __tablename__ = "client_custom_field_values"
+
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    definition_id: Mapped[int] = mapped_column(
+        ForeignKey("custom_field_definitions.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[Any] = mapped_column(Json)
+
+
+class AuditEntry(Base):
+    """Who changed what, when, with the values before and after (kept after the target is gone)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    actor_email: Mapped[str | None] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(BigId)
+    target_label: Mapped[str | None] = mapped_column(String(200))
+    before: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    after: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index(None, "target_type", "target_id", "id"),
+        Index(None, "actor_id", "id"),
+        Index(None, "action", "id"),
+        Index(None, "occurred_at", "id"),
+    )
+
+
+class MailMessage(Base):
+    """An e-mail waiting in the outbox, written in the transaction that caused it."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[MailStatus] = mapped_column(
+        enum_type(MailStatus, "status"), server_default=MailStatus.PENDING.value
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)

@@ -1,0 +1,79 @@
+"""Engines and sessions: one engine per process, one session per request or command."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    statement_timeout_ms: int = 15_000,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An async engine configured for our two databases (SQLite embedded, PostgreSQL served)."""
+    if is_sqlite(url):
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "application_name": "clientdesk",
+                "statement_timeout": str(statement_timeout_ms),
+            }
+        },
+        **kwargs,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # The sqlite3 module opens transactions on its own schedule, which breaks SAVEPOINT and
+    # transactional DDL; take over and let SQLAlchemy emit BEGIN (SQLAlchemy's documented recipe).
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded values after commit (resolvers read them afterwards)."""
+    return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit what the block did, or roll all of it back if it raised."""
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise

@@ -1,0 +1,182 @@
+"""The ASGI application: /graphql (GraphiQL on GET), /healthz and /readyz."""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import uuid4
+
+import orjson
+import structlog
+from cross_web import HTTPException
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from clientdesk.settings import Settings, get_settings
+from db.session import create_engine, create_sessionmaker
+from gql.context import Context
+from gql.loaders import create_loaders
+from gql.schema import schema
+from services import auth
+from services.clock import Clock, system_clock
+
+log = structlog.get_logger("clientdesk.http")
+
+
+class GraphQLView(GraphQL):
+    """Strawberry's ASGI view, answering with orjson."""
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def graphql_endpoint(request: Request) -> Response:
+    state = request.app.state
+    async with state.sessionmaker() as session:
+        context = await build_context(request, session, state.settings, state.clock)
+        try:
+            response: Response = await state.graphql_view.run(request, context=context)
+        except HTTPException as error:
+            response = PlainTextResponse(error.reason, status_code=error.status_code)
+        return response
+
+
+async def build_context(
+    request: Request, session: AsyncSession, settings: Settings, clock: Clock
+) -> Context:
+    """The request's context: it authenticates the bearer token, if one was sent."""
+    now = clock()
+    token = bearer_token(request)
+    viewer = await auth.authenticate(session, token=token, now=now) if token else None
+    return Context(
+        request=request,
+        request_id=request.state.request_id,
+        session=session,
+        settings=settings,
+        clock=clock,
+        viewer=viewer,
+        credentials_given=token is not None,
+        loaders=create_loaders(session),
+        now=now,
+    )
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up (for liveness probes; does not touch the database)."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """The database answers (for readiness probes and load balancers)."""
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        log.warning("not_ready", error=type(error).__name__)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+class RequestContextMiddleware:
+    """Give every request an id (or keep the caller's X-Request-ID), log it once when done."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    clock: Clock = system_clock,
+) -> Starlette:
+    """The application; tests pass their own engine, sessionmaker and clock."""
+    settings = settings or get_settings()
+    owns_engine = engine is None
+    engine = engine or create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            await engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        middleware=[Middleware(RequestContextMiddleware)],
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker or create_sessionmaker(engine)
+    app.state.clock = clock
+    app.state.graphql_view = GraphQLView(
+        schema, graphql_ide="graphiql" if settings.graphiql_enabled else None
+    )
+    return app
+
+
+def create_production_app() -> Any:
+    """Entry point for `uvicorn --factory gql.app:create_production_app` (logging set up)."""
+    from clientdesk.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""Client accounts: the Clients page of the admin panel."""

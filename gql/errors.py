@@ -1,0 +1,113 @@
+"""How failures reach callers: `userErrors` for rules, top-level errors with a code otherwise."""
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import uuid4
+
+import strawberry
+import structlog
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from services.errors import DomainError, ErrorCode, ValidationFailed
+
+log = structlog.get_logger("clientdesk.graphql")
+
+# The GraphQL enum is the domain's enum, exposed under its API name.
+UserErrorCode = ErrorCode
+strawberry.enum(
+    UserErrorCode, name="UserErrorCode", description="Why a mutation's input was refused."
+)
+
+
+@strawberry.type(description="A rule the input broke; the mutation changed nothing.")
+class UserError:
+    field: list[str] | None = strawberry.field(
+        description='Path into the mutation\'s arguments, e.g. ["input", "email"]; '
+        "null when the error is about the whole request."
+    )
+    code: UserErrorCode = strawberry.field(description="Stable code for programs to act on.")
+    message: str = strawberry.field(description="Explanation for people.")
+
+
+def user_errors(
+    error: DomainError | ValidationFailed, *, prefix: Sequence[str] = ("input",)
+) -> list[UserError]:
+    """The userErrors entries for a refused mutation, with field paths under `prefix`."""
+    errors = error.errors if isinstance(error, ValidationFailed) else [error]
+    return [
+        UserError(
+            field=[*prefix, *e.field] if e.field is not None else None,
+            code=e.code,
+            message=e.message,
+        )
+        for e in errors
+    ]
+
+
+class ApiError(GraphQLError):
+    """A top-level error we raise on purpose; its message is safe to show."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": self.code, **extensions})
+
+
+class BadUserInput(ApiError):
+    code = "BAD_USER_INPUT"
+
+
+class Unauthenticated(ApiError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(ApiError):
+    code = "FORBIDDEN"
+
+
+class ErrorMasking(SchemaExtension):
+    """Every error gets `extensions.code`; unexpected exceptions are logged and hidden.
+
+    A resolver's unexpected exception becomes "Internal server error" with the request id,
+    so the caller can quote it and the operator can find the full trace in the logs.
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [self._present(error) for error in result.errors]
+
+    def _present(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None:  # syntax and validation: about the request, safe to show
+            syntax = error.message.startswith("Syntax Error")
+            return _with_code(
+                error, "GRAPHQL_PARSE_FAILED" if syntax else "GRAPHQL_VALIDATION_FAILED"
+            )
+        if isinstance(original, GraphQLError):  # raised on purpose, with a safe message
+            return _with_code(error, "BAD_USER_INPUT")
+        if error.path is None:  # a variable our scalars refused; their messages are ours
+            return _with_code(error, "BAD_USER_INPUT")
+        request_id = getattr(self.execution_context.context, "request_id", None) or uuid4().hex
+        log.error(
+            "resolver_failed",
+            path=error.path,
+            request_id=request_id,
+            exc_info=(type(original), original, original.__traceback__),
+        )
+        return GraphQLError(
+            f"Internal server error. Quote request id {request_id} when reporting it.",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+
+def _with_code(error: GraphQLError, code: str) -> GraphQLError:
+    if error.extensions and "code" in error.extensions:
+        return error
+    error.extensions = {**(error.extensions or {}), "code": code}
+    return error

@@ -1,0 +1,75 @@
+"""The schema: domain Query/Mutation pieces merged, plus the extensions every request runs."""
+
+from typing import Annotated
+
+import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+
+from gql.clients.queries import ClientQuery
+from gql.clients.types import Client
+from gql.context import Info
+from gql.errors import BadUserInput, ErrorMasking
+from gql.node import Node, fetch_nodes
+from gql.permissions import AuthenticationGate, IsAuthenticated
+from gql.scalars import SCALAR_MAP
+from gql.staff.mutations import StaffMutation
+from gql.staff.queries import StaffQuery
+from gql.staff.types import StaffUser
+
+MAX_NODES = 100
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(
+        description="Any object by its global ID; null if it does not exist or you may not see it.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")],
+    ) -> Node | None:
+        return (await fetch_nodes(info, [id]))[0]
+
+    @strawberry.field(
+        description=f"Objects by global ID, in the same order (at most {MAX_NODES}); null for "
+        "each that does not exist or that you may not see.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description="Global IDs.")],
+    ) -> list[Node | None]:
+        if len(ids) > MAX_NODES:
+            raise BadUserInput(f"At most {MAX_NODES} ids at a time.")
+        return await fetch_nodes(info, ids)
+
+
+@strawberry.type(description="Everything that can be read. All fields need a token.")
+class Query(StaffQuery, NodeQuery, ClientQuery):
+    pass
+
+
+@strawberry.type(
+    description="Everything that can be changed. All fields but `staffLogin` need a token; "
+    "rule violations come back as `userErrors` and change nothing."
+)
+class Mutation(StaffMutation):
+    pass
+
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    types=[Client, StaffUser],
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    extensions=[
+        ErrorMasking,
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        AuthenticationGate,  # after ValidationCache: see its docstring
+    ],
+)

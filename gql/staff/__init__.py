@@ -1,0 +1,1 @@
+"""Staff users, the viewer, and how they sign in."""

@@ -1,0 +1,1 @@
+"""Business rules: keyword-only async functions over a session. No GraphQL here."""

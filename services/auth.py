@@ -1,0 +1,206 @@
+"""Staff credentials: argon2id password hashes, API tokens stored as SHA-256, the viewer."""
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.enums import Scope, StaffRole, TokenKind
+from db.models import ApiToken, StaffUser
+from services.errors import DomainError, ErrorCode
+
+TOKEN_PREFIX = "cd_"
+ROLE_SCOPES: dict[StaffRole, frozenset[Scope]] = {
+    StaffRole.ADMIN: frozenset(Scope),
+    StaffRole.MANAGER: frozenset(Scope) - {Scope.STAFF_ADMIN},
+}
+# Refresh `last_used_at` at most this often, so that reads do not write on every request.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+# argon2-cffi's defaults (RFC 9106 "low memory": 64 MiB, t=3, p=4) exceed OWASP's minimums.
+_hasher = PasswordHasher()
+# Verified against when the account does not exist, so that timing does not reveal it.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def configure_password_hasher(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Replace the hashing parameters (settings at start-up; cheaper ones in tests)."""
+    global _hasher, _DUMMY_HASH  # one hasher per process, set once at start-up
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password` with a fresh salt."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches; takes as long for a missing hash as for a wrong one."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    """Whether the hash was made with other parameters than the current ones."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 hex digest under which a token is stored (tokens are 256 random bits)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The authenticated staff user of a request and what its token may do."""
+
+    staff_id: int
+    email: str
+    name: str
+    role: StaffRole
+    scopes: frozenset[Scope]
+    token_id: int
+    token_expires_at: datetime | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is StaffRole.ADMIN
+
+    def has_scope(self, scope: Scope) -> bool:
+        return scope in self.scopes
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A token as shown to its owner: once, at creation."""
+
+    token: str
+    token_id: int
+    prefix: str
+    expires_at: datetime | None
+    scopes: frozenset[Scope]
+
+
+def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
+    """Scopes from their names (`clients:read`), refusing unknown ones."""
+    scopes = set()
+    for value in values:
+        try:
+            scopes.add(Scope(value.strip()))
+        except ValueError:
+            known = ", ".join(scope.value for scope in Scope)
+            raise DomainError(
+                ErrorCode.INVALID_SCOPE, f"Unknown scope {value!r}; known: {known}", ["scopes"]
+            ) from None
+    return frozenset(scopes)
+
+
+async def issue_token(
+    session: AsyncSession,
+    *,
+    staff: StaffUser,
+    kind: TokenKind,
+    name: str,
+    now: datetime,
+    scopes: frozenset[Scope] | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    """Create a token for `staff` limited to `scopes` (default: all its role allows)."""
+    allowed = ROLE_SCOPES[staff.role]
+    scopes = allowed if scopes is None else scopes
+    if not scopes <= allowed:
+        extra = ", ".join(sorted(scope.value for scope in scopes - allowed))
+        raise DomainError(
+            ErrorCode.INVALID_SCOPE, f"A {staff.role.value} cannot hold: {extra}", ["scopes"]
+        )
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        staff_id=staff.id,
+        kind=kind,
+        name=name,
+        prefix=token[:12],
+        token_hash=token_digest(token),
+        scopes=sorted(scope.value for scope in scopes),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(row)
+    await session.flush()
+    return IssuedToken(token, row.id, row.prefix, expires_at, scopes)
+
+
+async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> Viewer | None:
+    """The viewer a bearer token stands for, or None when it is unknown, expired or revoked."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = (
+        await session.execute(
+            select(
+                ApiToken.id,
+                ApiToken.scopes,
+                ApiToken.expires_at,
+                ApiToken.last_used_at,
+                StaffUser.id.label("staff_id"),
+                StaffUser.email,
+                StaffUser.name,
+                StaffUser.role,
+            )
+            .join(StaffUser, StaffUser.id == ApiToken.staff_id)
+            .where(
+                ApiToken.token_hash == token_digest(token),
+                ApiToken.revoked_at.is_(None),
+                StaffUser.is_active.is_(True),
+            )
+        )
+    ).one_or_none()
+    if row is None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
+        await session.execute(
+            update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+        )
+        await session.commit()
+    return Viewer(
+        staff_id=row.staff_id,
+        email=row.email,
+        name=row.name,
+        role=row.role,
+        scopes=frozenset(Scope(value) for value in row.scopes),
+        token_id=row.id,
+        token_expires_at=row.expires_at,
+    )
+
+
+async def login(
+    session: AsyncSession, *, email: str, password: str, now: datetime, ttl: timedelta
+) -> tuple[StaffUser, IssuedToken]:
+    """Check a staff user's password and issue a session token with every scope of the role."""
+    staff = (
+        await session.execute(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    ).scalar_one_or_none()
+    hash_ = staff.password_hash if staff is not None and staff.is_active else None
+    if staff is None or not verify_password(hash_, password):
+        raise DomainError(
+            ErrorCode.INVALID_CREDENTIALS, "E-mail or password is not right", ["password"]
+        )
+    if hash_ is not None and password_needs_rehash(hash_):
+        staff.password_hash = hash_password(password)
+    issued = await issue_token(
+        session,
+        staff=staff,
+        kind=TokenKind.SESSION,
+        name="staffLogin",
+        now=now,
+        expires_at=now + ttl,
+    )
+    await session.commit()
+    return staff, issued

@@ -1,0 +1,161 @@
+"""Every operation but staffLogin needs a valid token; staffLogin issues one."""
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.enums import Scope, StaffRole
+from db.models import ApiToken
+from services.auth import token_digest
+from tests.api import GraphQLClient, error_codes
+from tests.conftest import FakeClock
+from tests.factories import Factory
+
+VIEWER = "query { viewer { id email name role scopes tokenExpiresAt } }"
+LOGIN = """
+mutation Login($email: String!, $password: String!) {
+  staffLogin(email: $email, password: $password) {
+    token expiresAt viewer { email role scopes } userErrors { field code message }
+  }
+}
+"""
+CLIENT = "query($login: String!) { client(login: $login) { login } }"
+INTROSPECTION = "{ __schema { queryType { name } } }"
+
+
+async def test_anonymous_request_is_unauthenticated(api: GraphQLClient) -> None:
+    # when a query is sent without a token
+    errors = await api.errors(VIEWER)
+    # then it is refused with UNAUTHENTICATED and nothing else
+    assert error_codes(errors) == ["UNAUTHENTICATED"]
+    assert "Authorization: Bearer" in errors[0]["message"]
+
+
+async def test_anonymous_introspection_and_typos_reveal_nothing(api: GraphQLClient) -> None:
+    assert error_codes(await api.errors(INTROSPECTION)) == ["UNAUTHENTICATED"]
+    # a misspelt field gets no "did you mean" suggestion from the schema
+    errors = await api.errors("{ clientz { id } }")
+    assert error_codes(errors) == ["UNAUTHENTICATED"]
+    assert "Did you mean" not in str(errors)
+
+
+async def test_unknown_token_is_unauthenticated(api: GraphQLClient) -> None:
+    errors = await api.errors(VIEWER, token="cd_not-a-token")
+    assert error_codes(errors) == ["UNAUTHENTICATED"]
+    assert "unknown, expired or revoked" in errors[0]["message"]
+
+
+async def test_viewer_is_the_tokens_owner(api: GraphQLClient, factory: Factory) -> None:
+    # given a manager's token limited to reading clients
+    manager = await factory.staff(role=StaffRole.MANAGER, name="Max Manager")
+    token = await factory.token(manager, scopes={Scope.CLIENTS_READ})
+    # when the viewer is asked for
+    data = await api(VIEWER, token=token)
+    # then it is that manager, with that scope
+    assert data["viewer"]["email"] == manager.email
+    assert data["viewer"]["name"] == "Max Manager"
+    assert data["viewer"]["role"] == "MANAGER"
+    assert data["viewer"]["scopes"] == ["CLIENTS_READ"]
+
+
+async def test_expired_token_stops_working(
+    api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    # given a token that expires in an hour
+    staff = await factory.staff()
+    token = await factory.token(staff, expires_at=clock() + timedelta(hours=1))
+    assert (await api(VIEWER, token=token))["viewer"]["email"] == staff.email
+    # when the hour has passed
+    clock.advance(timedelta(hours=1))
+    # then the token is refused
+    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+
+
+async def test_revoked_token_stops_working(
+    api: GraphQLClient, factory: Factory, session: AsyncSession, clock: FakeClock
+) -> None:
+    token = await factory.token(await factory.staff())
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.token_hash == token_digest(token))
+        .values(revoked_at=clock())
+    )
+    await session.commit()
+    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+
+
+async def test_tokens_are_stored_hashed_and_record_their_use(
+    api: GraphQLClient, factory: Factory, session: AsyncSession, clock: FakeClock
+) -> None:
+    token = await factory.token(await factory.staff())
+    await api(VIEWER, token=token)
+    stored = (await session.execute(select(ApiToken))).scalars().all()
+    assert all(token not in (row.token_hash, row.prefix) for row in stored)
+    row = next(row for row in stored if row.token_hash == token_digest(token))
+    assert row.prefix == token[:12]
+    assert row.last_used_at == clock()
+
+
+async def test_token_without_clients_read_is_forbidden_to_read_clients(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    # given a token that may only write credits
+    token = await factory.token(await factory.staff(), scopes={Scope.CREDITS_WRITE})
+    await factory.client(login="alice")
+    # when it reads a client
+    errors = await api.errors(CLIENT, {"login": "alice"}, token=token)
+    # then it is FORBIDDEN and told which scope is missing
+    assert error_codes(errors) == ["FORBIDDEN"]
+    assert errors[0]["extensions"]["scope"] == "clients:read"
+
+
+async def test_staff_login_issues_a_working_session_token(
+    api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    # given a manager with a password
+    await factory.staff(role=StaffRole.MANAGER, email="max@clientdesk.test", password="s3cret-pass")
+    # when they sign in without any token, e-mail in another case
+    variables = {"email": "MAX@clientdesk.test", "password": "s3cret-pass"}
+    payload = (await api(LOGIN, variables))["staffLogin"]
+    # then they get a token with every scope of their role, for 12 hours
+    assert payload["userErrors"] == []
+    assert payload["viewer"]["role"] == "MANAGER"
+    assert "STAFF_ADMIN" not in payload["viewer"]["scopes"]
+    assert "CLIENTS_WRITE" in payload["viewer"]["scopes"]
+    assert payload["expiresAt"] == (clock() + timedelta(hours=12)).isoformat()
+    # and the token works
+    data = await api(VIEWER, token=payload["token"])
+    assert data["viewer"]["email"] == "max@clientdesk.test"
+
+
+async def test_staff_login_refuses_wrong_password_and_unknown_user_alike(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    await factory.staff(email="ada@clientdesk.test", password="right-password")
+    wrong = await api(LOGIN, {"email": "ada@clientdesk.test", "password": "wrong-password"})
+    unknown = await api(LOGIN, {"email": "nobody@clientdesk.test", "password": "x"})
+    for payload in (wrong["staffLogin"], unknown["staffLogin"]):
+        assert payload["token"] is None
+        assert payload["userErrors"] == [
+            {
+                "field": ["password"],
+                "code": "INVALID_CREDENTIALS",
+                "message": "E-mail or password is not right",
+            }
+        ]
+
+
+async def test_token_only_staff_cannot_sign_in_with_a_password(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    await factory.staff(email="bot@clientdesk.test", password=None)
+    payload = (await api(LOGIN, {"email": "bot@clientdesk.test", "password": ""}))["staffLogin"]
+    assert [error["code"] for error in payload["userErrors"]] == ["INVALID_CREDENTIALS"]
+
+
+async def test_anonymous_may_not_mix_login_with_other_fields(api: GraphQLClient) -> None:
+    query = 'mutation { staffLogin(email: "a@b.c", password: "x") { token } } '
+    query += "query Q { viewer { id } }"
+    response = await api.post(query)
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

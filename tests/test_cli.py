@@ -1,0 +1,138 @@
+"""The `clientdesk` command, run as a new user runs it: a real process on a real database."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clientdesk.settings import Settings
+from gql.app import create_app
+
+CLIENTDESK = str(Path(sys.executable).parent / "clientdesk")
+SCHEMA_FILE = Path(__file__).parent.parent / "schema.graphql"
+
+
+def clientdesk(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": url}
+    return subprocess.run(
+        [CLIENTDESK, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+async def viewer_email(url: str, token: str) -> str | None:
+    app = create_app(Settings(database_url=url))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        response = await http.post(
+            "/graphql",
+            json={"query": "{ viewer { email } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    await app.state.engine.dispose()
+    data = response.json().get("data") or {}
+    return (data.get("viewer") or {}).get("email")
+
+
+async def test_migrate_is_idempotent(scratch_url: str) -> None:
+    for _ in range(2):
+        done = clientdesk(scratch_url, "migrate")
+        assert done.returncode == 0, done.stderr
+        assert "Database is up to date." in done.stderr
+
+
+async def test_staff_and_token_commands(scratch_url: str) -> None:
+    # given a staff user created from the command line, password read from stdin
+    created = clientdesk(
+        scratch_url,
+        "staff",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--name",
+        "Ops",
+        "--role",
+        "ADMIN",
+        "--password",
+        "-",
+        stdin="a-long-password\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "Created ADMIN ops@example.com" in created.stdout
+    # when a token is created for them
+    issued = clientdesk(scratch_url, "token", "create", "--staff", "ops@example.com")
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    # then stdout is only the token, and the token signs requests in as that user
+    assert token.startswith("cd_")
+    assert len(token) > 40
+    assert await viewer_email(scratch_url, token) == "ops@example.com"
+    # and --replace revokes the earlier token of the same name
+    replaced = clientdesk(scratch_url, "token", "create", "--staff", "ops@example.com", "--replace")
+    assert await viewer_email(scratch_url, token) is None
+    assert await viewer_email(scratch_url, replaced.stdout.strip()) == "ops@example.com"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("staff", "create", "--email", "not-an-email", "--name", "X", "--role", "ADMIN"),
+            "Not a valid e-mail address",
+        ),
+        (("token", "create", "--staff", "nobody@example.com"), "No staff user nobody@example.com"),
+    ],
+)
+async def test_command_errors_are_one_clear_line(
+    scratch_url: str, args: tuple[str, ...], message: str
+) -> None:
+    done = clientdesk(scratch_url, *args)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_token_scopes_are_checked(scratch_url: str) -> None:
+    clientdesk(
+        scratch_url,
+        "staff",
+        "create",
+        "--email",
+        "m@example.com",
+        "--name",
+        "M",
+        "--role",
+        "MANAGER",
+    )
+    unknown = clientdesk(
+        scratch_url,
+        "token",
+        "create",
+        "--staff",
+        "m@example.com",
+        "--scopes",
+        "clients:read,clients:fly",
+    )
+    assert unknown.returncode == 1
+    assert "Unknown scope 'clients:fly'" in unknown.stderr
+    beyond_role = clientdesk(
+        scratch_url, "token", "create", "--staff", "m@example.com", "--scopes", "staff:admin"
+    )
+    assert beyond_role.returncode == 1
+    assert "A MANAGER cannot hold: staff:admin" in beyond_role.stderr
+
+
+async def test_seed_demo_if_empty_seeds_once(scratch_url: str) -> None:
+    first = clientdesk(scratch_url, "seed-demo", "--clients", "40", "--if-empty")
+    assert first.returncode == 0, first.stderr
+    assert "Seeded 40 demo clients" in first.stderr
+    second = clientdesk(scratch_url, "seed-demo", "--clients", "40", "--if-empty")
+    assert "nothing seeded" in second.stderr
+
+
+def test_export_schema_prints_the_checked_in_schema() -> None:
+    done = subprocess.run([CLIENTDESK, "export-schema"], capture_output=True, text=True, check=True)
+    assert done.stdout == SCHEMA_FILE.read_text()
