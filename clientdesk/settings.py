@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_statement_timeout_ms: int = 15_000
+    default_language: str = Field(
+        default="en", description="Language shown to clients whose language has no translation."
+    )
+    translations: list[str] = Field(
+        default=["en", "de", "fr", "es", "it", "nl", "pl", "pt", "pt-BR", "ja", "ar"],
+        description="Languages the client cabinet is translated into (BCP 47 tags).",
+    )
     session_token_ttl_hours: int = Field(default=12, description="Lifetime of staffLogin tokens.")
 
     @property

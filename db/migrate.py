@@ -1,6 +1,8 @@
 """Run the Alembic migrations from code (the CLI and the tests use this, not alembic.ini)."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -8,6 +10,17 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def for_dialect(dialect: str) -> Callable[..., bool]:
+    """Alembic's include_object hook: leave out what the models create only on other
+    databases (`.ddl_if(dialect=…)`), so autogenerate does not ask for it here."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        condition = getattr(obj, "_ddl_if", None)
+        return condition is None or condition.dialect in (None, dialect)
+
+    return include
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -51,6 +51,9 @@ def now_default() -> Any:
     return func.current_timestamp()
 
 
+NULLABLE_SORT_COLUMNS = ("name", "email", "country", "last_activity_at", "valid_till")
+
+
 class StaffUser(Base):
     """A person who works in the back office: an admin or an account manager."""
 
@@ -168,6 +171,24 @@ class Client(Base):
         Index(None, "valid_till", "id"),
         Index(None, "manager_id", "id"),
         Index(None, "parent_id", "id"),
+        # PostgreSQL walks an index backwards for DESC, which puts NULLs first; for the NULLs
+        # last that the API promises, the optional sort columns need a DESC NULLS LAST index.
+        *(
+            Index(
+                f"ix_clients_{name}_desc_id", text(f"{name} DESC NULLS LAST"), text("id DESC")
+            ).ddl_if(dialect="postgresql")
+            for name in NULLABLE_SORT_COLUMNS
+        ),
+        # Substring search (`ILIKE '%abc%'`) through trigram indexes (pg_trgm).
+        *(
+            Index(
+                f"ix_clients_{name}_trgm",
+                name,
+                postgresql_using="gin",
+                postgresql_ops={name: "gin_trgm_ops"},
+            ).ddl_if(dialect="postgresql")
+            for name in ("login", "name", "email", "phone")
+        ),
     )
 
 

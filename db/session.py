@@ -1,10 +1,11 @@
 """Engines and sessions: one engine per process, one session per request or command."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Executable, Result, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -23,10 +24,14 @@ def create_engine(
     *,
     pool_size: int = 10,
     max_overflow: int = 10,
-    statement_timeout_ms: int = 15_000,
+    statement_timeout_ms: int | None = None,
     **kwargs: Any,
 ) -> AsyncEngine:
-    """An async engine configured for our two databases (SQLite embedded, PostgreSQL served)."""
+    """An async engine configured for our two databases (SQLite embedded, PostgreSQL served).
+
+    `statement_timeout_ms` bounds every statement on PostgreSQL (servers set it; the CLI's
+    migrations and bulk loads run without it).
+    """
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
@@ -39,7 +44,7 @@ def create_engine(
         connect_args={
             "server_settings": {
                 "application_name": "clientdesk",
-                "statement_timeout": str(statement_timeout_ms),
+                "statement_timeout": str(statement_timeout_ms or 0),
             }
         },
         **kwargs,
@@ -77,3 +82,43 @@ async def transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     except BaseException:
         await session.rollback()
         raise
+
+
+class SessionFinished(RuntimeError):
+    """A resolver touched the database after its request had been answered."""
+
+
+class SharedSession:
+    """A request's session, shared by resolvers that run concurrently, used by one at a time.
+
+    GraphQL resolves sibling fields (and dataloader batches) concurrently, while an
+    AsyncSession must only ever run one statement at a time. When a field fails, the response
+    can be complete while sibling resolvers still run: `finish` waits for the statement in
+    flight and then refuses any later one, so no straggler reopens the session.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._lock = asyncio.Lock()
+        self._finished = False
+
+    async def execute(self, statement: Executable) -> Result[*tuple[Any, ...]]:
+        async with self.exclusive() as session:
+            return await session.execute(statement)
+
+    async def scalar(self, statement: Executable) -> Any:
+        async with self.exclusive() as session:
+            return await session.scalar(statement)
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[AsyncSession]:
+        """The session itself, for a service call that runs several statements."""
+        async with self._lock:
+            if self._finished:
+                raise SessionFinished("the request has been answered")
+            yield self._session
+
+    async def finish(self) -> None:
+        """Wait for the statement in flight, then refuse the rest."""
+        async with self._lock:
+            self._finished = True

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from clientdesk.settings import Settings, get_settings
-from db.session import create_engine, create_sessionmaker
+from db.session import SharedSession, create_engine, create_sessionmaker
 from gql.context import Context
 from gql.loaders import create_loaders
 from gql.schema import schema
@@ -50,6 +50,8 @@ async def graphql_endpoint(request: Request) -> Response:
             response: Response = await state.graphql_view.run(request, context=context)
         except HTTPException as error:
             response = PlainTextResponse(error.reason, status_code=error.status_code)
+        finally:
+            await context.db.finish()
         return response
 
 
@@ -60,15 +62,16 @@ async def build_context(
     now = clock()
     token = bearer_token(request)
     viewer = await auth.authenticate(session, token=token, now=now) if token else None
+    db = SharedSession(session)
     return Context(
         request=request,
         request_id=request.state.request_id,
-        session=session,
+        db=db,
         settings=settings,
         clock=clock,
         viewer=viewer,
         credentials_given=token is not None,
-        loaders=create_loaders(session),
+        loaders=create_loaders(db),
         now=now,
     )
 

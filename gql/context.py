@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import TypeAlias
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from clientdesk.settings import Settings
+from db.session import SharedSession
 from gql.loaders import Loaders
 from services.auth import Viewer
 from services.clock import Clock
@@ -20,7 +20,7 @@ class Context:
 
     request: Request
     request_id: str
-    session: AsyncSession
+    db: SharedSession  # the request's database session (see SharedSession)
     settings: Settings
     clock: Clock
     viewer: Viewer | None

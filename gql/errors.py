@@ -9,15 +9,10 @@ import structlog
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from services.errors import DomainError, ErrorCode, ValidationFailed
+from gql.enums import UserErrorCode
+from services.errors import DomainError, ValidationFailed
 
 log = structlog.get_logger("clientdesk.graphql")
-
-# The GraphQL enum is the domain's enum, exposed under its API name.
-UserErrorCode = ErrorCode
-strawberry.enum(
-    UserErrorCode, name="UserErrorCode", description="Why a mutation's input was refused."
-)
 
 
 @strawberry.type(description="A rule the input broke; the mutation changed nothing.")

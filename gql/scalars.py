@@ -2,11 +2,11 @@
 
 import decimal
 from collections.abc import Mapping
-from functools import lru_cache
 
 import strawberry
-from babel.numbers import get_currency_precision
 from strawberry.types.scalar import ScalarDefinition
+
+from services.money import quantum
 
 
 def _parse_decimal(value: object) -> decimal.Decimal:
@@ -30,12 +30,6 @@ DECIMAL_SCALAR = strawberry.scalar(
 SCALAR_MAP: Mapping[object, ScalarDefinition] = {decimal.Decimal: DECIMAL_SCALAR}
 
 
-@lru_cache(maxsize=512)
-def minor_unit_quantum(currency: str) -> decimal.Decimal:
-    """The smallest amount of `currency`: 1 for JPY, 0.01 for USD, 0.001 for KWD."""
-    return decimal.Decimal(1).scaleb(-get_currency_precision(currency))
-
-
 @strawberry.type(description="An amount of money in one currency.")
 class Money:
     amount: decimal.Decimal = strawberry.field(
@@ -45,4 +39,4 @@ class Money:
 
     @classmethod
     def of(cls, amount: decimal.Decimal, currency: str) -> "Money":
-        return cls(amount=amount.quantize(minor_unit_quantum(currency)), currency=currency)
+        return cls(amount=amount.quantize(quantum(currency)), currency=currency)

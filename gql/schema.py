@@ -9,9 +9,14 @@ from strawberry.schema.config import StrawberryConfig
 from gql.clients.queries import ClientQuery
 from gql.clients.types import Client
 from gql.context import Info
+from gql.credits.types import CreditEntry
 from gql.errors import BadUserInput, ErrorMasking
 from gql.node import Node, fetch_nodes
 from gql.permissions import AuthenticationGate, IsAuthenticated
+from gql.pricing.queries import PricingQuery
+from gql.pricing.types import Package
+from gql.reference.queries import ReferenceQuery
+from gql.reference.types import Category, CustomFieldDefinition, Department
 from gql.scalars import SCALAR_MAP
 from gql.staff.mutations import StaffMutation
 from gql.staff.queries import StaffQuery
@@ -49,7 +54,7 @@ class NodeQuery:
 
 
 @strawberry.type(description="Everything that can be read. All fields need a token.")
-class Query(StaffQuery, NodeQuery, ClientQuery):
+class Query(StaffQuery, NodeQuery, ClientQuery, ReferenceQuery, PricingQuery):
     pass
 
 
@@ -64,7 +69,7 @@ class Mutation(StaffMutation):
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    types=[Client, StaffUser],
+    types=[Client, StaffUser, CreditEntry, Package, Department, Category, CustomFieldDefinition],
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         ErrorMasking,

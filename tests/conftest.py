@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from clientdesk.settings import Settings
 from db.migrate import upgrade
-from db.session import create_engine
+from db.session import create_engine, is_sqlite
 from gql.app import create_app
 from services.auth import configure_password_hasher
 from tests.api import GraphQLClient
@@ -165,6 +165,39 @@ def factory(session: AsyncSession, clock: FakeClock) -> Factory:
     return Factory(session, clock)
 
 
+async def create_scratch_database(backend: str, directory: Path) -> str:
+    """An empty, migrated database of the backend's kind; the caller drops it."""
+    number = next(_scratch_numbers)
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{directory / f'scratch{number}.db'}"
+    else:
+        assert POSTGRES_URL is not None
+        name = f"clientdesk_scratch_{os.getpid()}_{number}"
+        admin = create_engine(asyncpg_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        url = make_url(asyncpg_url(POSTGRES_URL)).set(database=name)
+        url = url.render_as_string(hide_password=False)
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    return url
+
+
+async def drop_scratch_databases(urls: list[str]) -> None:
+    names = [make_url(url).database for url in urls if not is_sqlite(url)]
+    if not names:
+        return
+    assert POSTGRES_URL is not None
+    admin = create_engine(asyncpg_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        for name in names:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
 class ScratchDatabases:
     """Empty, migrated databases of one backend that a test may commit to; dropped afterwards."""
 
@@ -174,34 +207,12 @@ class ScratchDatabases:
         self.created: list[str] = []
 
     async def create(self) -> str:
-        number = next(_scratch_numbers)
-        if self.backend == "sqlite":
-            url = f"sqlite+aiosqlite:///{self.directory / f'scratch{number}.db'}"
-        else:
-            assert POSTGRES_URL is not None
-            name = f"clientdesk_scratch_{os.getpid()}_{number}"
-            admin = create_engine(asyncpg_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-                await connection.execute(text(f'CREATE DATABASE "{name}"'))
-            await admin.dispose()
-            self.created.append(name)
-            url = make_url(asyncpg_url(POSTGRES_URL)).set(database=name)
-            url = url.render_as_string(hide_password=False)
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
+        url = await create_scratch_database(self.backend, self.directory)
+        self.created.append(url)
         return url
 
     async def drop_all(self) -> None:
-        if not self.created:
-            return
-        assert POSTGRES_URL is not None
-        admin = create_engine(asyncpg_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-        async with admin.connect() as connection:
-            for name in self.created:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        await drop_scratch_databases(self.created)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from db import models  # noqa: F401 - registers every table on the metadata
 from db.base import Base
+from db.migrate import for_dialect
 
 target_metadata = Base.metadata
 
@@ -17,6 +18,7 @@ def run_on(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=for_dialect(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,15 +1,58 @@
-"""Queries that read clients."""
+"""Queries that read clients: one, a page of many, and statistics."""
 
+from datetime import timedelta
 from typing import Annotated
 
 import strawberry
+from sqlalchemy import func, select
 
-from db.enums import Scope
-from gql.clients.types import Client
+from db.enums import ClientStatus, Scope
+from db.models import Client as ClientModel
+from db.queries import select_clients
+from gql.clients.filters import ClientFilter, FilterScope, client_conditions, is_blocked
+from gql.clients.sorters import ClientOrder, client_ordering
+from gql.clients.types import (
+    AfterArg,
+    BeforeArg,
+    Client,
+    FirstArg,
+    LastArg,
+    client_from_row,
+)
 from gql.context import Info
 from gql.errors import BadUserInput
 from gql.node import pk_of
+from gql.pagination import Connection, page_request, paginate
 from gql.permissions import HasScope
+from gql.scalars import Money
+
+FilterArg = Annotated[
+    ClientFilter | None, strawberry.argument(description="Conditions, combined with AND.")
+]
+SearchArg = Annotated[
+    str | None,
+    strawberry.argument(description="Text that login, name, e-mail or phone contains."),
+]
+ACTIVE_WINDOW = timedelta(days=7)
+
+
+@strawberry.type(description="Figures for the boxes above the clients table.")
+class ClientStats:
+    total: int = strawberry.field(description="Clients matching the filter.")
+    active_last_7_days: int = strawberry.field(description="Of those, active in the last 7 days.")
+    blocked: int = strawberry.field(description="Of those, blocked now.")
+    inactive: int = strawberry.field(description="Of those, with access disabled.")
+    chats: int = strawberry.field(description="Their live chat conversations, in total.")
+    support_requests: int = strawberry.field(description="Their support tickets, in total.")
+    balances: list[Money] = strawberry.field(
+        description="Sum of their balances, one per currency, by currency code."
+    )
+
+
+def _scope(info: Info) -> FilterScope:
+    viewer = info.context.viewer
+    assert viewer is not None  # every field here requires a scope
+    return FilterScope(viewer_id=viewer.staff_id, now=info.context.now)
 
 
 @strawberry.type
@@ -37,4 +80,70 @@ class ClientQuery:
         else:
             assert login is not None
             row = await loaders.client_by_login.load(login.strip().lower())
-        return Client.from_row(row, info.context.now) if row is not None else None
+        return client_from_row(info, row) if row is not None else None
+
+    @strawberry.field(
+        description="Clients, filtered, searched and sorted, a page at a time (keyset cursors: "
+        "deep pages cost what the first costs). Default order: newest first.",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
+    )
+    async def clients(
+        self,
+        info: Info,
+        filter: FilterArg = None,
+        search: SearchArg = None,
+        order_by: Annotated[
+            list[ClientOrder] | None,
+            strawberry.argument(description="Sort keys, most significant first; id breaks ties."),
+        ] = None,
+        first: FirstArg = None,
+        after: AfterArg = None,
+        last: LastArg = None,
+        before: BeforeArg = None,
+    ) -> Connection[Client]:
+        ordering = client_ordering(order_by)
+        page = page_request(ordering, first=first, after=after, last=last, before=before)
+        query = select_clients().where(*client_conditions(filter, search, _scope(info)))
+        return await paginate(
+            info.context.db, query, ordering, page, lambda row: client_from_row(info, row)
+        )
+
+    @strawberry.field(
+        description="Totals for the clients a filter and search select (as `clients` would).",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
+    )
+    async def client_stats(
+        self, info: Info, filter: FilterArg = None, search: SearchArg = None
+    ) -> ClientStats:
+        scope = _scope(info)
+        conditions = client_conditions(filter, search, scope)
+        db = info.context.db
+        one = (
+            await db.execute(
+                select(
+                    func.count(),
+                    func.count().filter(ClientModel.last_activity_at >= scope.now - ACTIVE_WINDOW),
+                    func.count().filter(is_blocked(scope.now)),
+                    func.count().filter(ClientModel.status == ClientStatus.INACTIVE),
+                    func.coalesce(func.sum(ClientModel.chats_count), 0),
+                    func.coalesce(func.sum(ClientModel.support_requests_count), 0),
+                ).where(*conditions)
+            )
+        ).one()
+        balances = (
+            await db.execute(
+                select(ClientModel.currency, func.sum(ClientModel.balance))
+                .where(*conditions)
+                .group_by(ClientModel.currency)
+                .order_by(ClientModel.currency)
+            )
+        ).all()
+        return ClientStats(
+            total=one[0],
+            active_last_7_days=one[1],
+            blocked=one[2],
+            inactive=one[3],
+            chats=int(one[4]),
+            support_requests=int(one[5]),
+            balances=[Money.of(amount, currency) for currency, amount in balances],
+        )

@@ -3,23 +3,28 @@
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated
 
 import strawberry
-from sqlalchemy import Row
+from sqlalchemy import select
 
-from db import enums
-from db.enums import Scope
+from clientdesk.settings import Settings
+from db.keyset import Ordering
+from db.models import Client as ClientModel
+from db.models import CreditEntry as CreditEntryModel
+from db.queries import AnyRow, select_clients
+from gql.clients.sorters import ClientOrder, client_ordering
 from gql.context import Info
+from gql.credits.types import CreditEntry
+from gql.enums import ClientStatus, ConnectionStatus, ConnectionType, Scope
 from gql.node import Node, register_node, to_global_id
+from gql.pagination import Connection, build_connection, page_request
+from gql.pricing.types import ClientPackagePrice, Package
+from gql.reference.types import Category, CustomFieldDefinition, CustomFieldValue, Department
 from gql.scalars import Money
 from gql.staff.types import StaffUser
-
-ClientStatus = enums.ClientStatus
-strawberry.enum(
-    ClientStatus,
-    description="ACTIVE: access enabled, the client can log in. INACTIVE: access disabled.",
-)
+from services.languages import effective_language
+from services.pricing import adjusted_price
 
 
 @strawberry.type(description="A temporary restriction, separate from the client's status.")
@@ -39,7 +44,7 @@ class ClientBlock:
         return StaffUser.from_row(row) if row is not None else None
 
 
-def active_block(row: Row[Any], now: datetime) -> ClientBlock | None:
+def active_block(row: AnyRow, now: datetime) -> ClientBlock | None:
     """The client's block if one is in force at `now` (an expired block is no block)."""
     if row.blocked_at is None or (row.blocked_until is not None and row.blocked_until <= now):
         return None
@@ -49,6 +54,22 @@ def active_block(row: Row[Any], now: datetime) -> ClientBlock | None:
         blocked_until=row.blocked_until,
         blocked_by_id=row.blocked_by_id,
     )
+
+
+@strawberry.type(description="One way a client connects, and whether it is up.")
+class ConnectionInfo:
+    type: ConnectionType = strawberry.field(description="SMPP, HTTP, SMTP or WEB.")
+    status: ConnectionStatus = strawberry.field(description="ONLINE or OFFLINE.")
+    last_seen_at: datetime | None = strawberry.field(description="When it was last up.")
+
+
+NEWEST_ENTRY_FIRST = Ordering(keys=(), tiebreaker=CreditEntryModel.__table__.c.id, descending=True)
+FirstArg = Annotated[
+    int | None, strawberry.argument(description="Page size from the start (1-100, default 10).")
+]
+AfterArg = Annotated[str | None, strawberry.argument(description="Start after this cursor.")]
+LastArg = Annotated[int | None, strawberry.argument(description="Page size from the end (1-100).")]
+BeforeArg = Annotated[str | None, strawberry.argument(description="End before this cursor.")]
 
 
 @strawberry.type(description="A customer account.")
@@ -64,6 +85,10 @@ class Client(Node):
         description="ISO 4217 code of the account's money; amounts use its minor units."
     )
     language: str | None = strawberry.field(description="Preferred language, a BCP 47 tag.")
+    effective_language: str = strawberry.field(
+        description="The language the cabinet is shown in: `language` if translated (or its "
+        "base language), else the default language."
+    )
     status: ClientStatus = strawberry.field(description="Whether access is enabled.")
     blocked: bool = strawberry.field(
         description="Whether a block is in force now (an expired block does not count)."
@@ -99,7 +124,7 @@ class Client(Node):
     parent_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_row(cls, row: Row[Any], now: datetime) -> "Client":
+    def from_row(cls, row: AnyRow, now: datetime, settings: Settings) -> "Client":
         block = active_block(row, now)
         status = row.status
         return cls(
@@ -111,10 +136,13 @@ class Client(Node):
             country=row.country,
             currency=row.currency,
             language=row.language,
+            effective_language=effective_language(
+                row.language, translations=settings.translations, default=settings.default_language
+            ),
             status=status,
             blocked=block is not None,
             block=block,
-            can_login=status is enums.ClientStatus.ACTIVE
+            can_login=status is ClientStatus.ACTIVE
             and block is None
             and (row.valid_till is None or row.valid_till > now),
             balance=Money.of(row.balance, row.currency),
@@ -145,7 +173,121 @@ class Client(Node):
         if self.parent_id is None:
             return None
         row = await info.context.loaders.client_by_id.load(self.parent_id)
-        return Client.from_row(row, info.context.now) if row is not None else None
+        return client_from_row(info, row) if row is not None else None
+
+    @strawberry.field(description="Sub-accounts linked to this client (newest first by default).")
+    async def sub_accounts(
+        self,
+        info: Info,
+        order_by: Annotated[
+            list[ClientOrder] | None, strawberry.argument(description="Sort keys, in order.")
+        ] = None,
+        first: FirstArg = None,
+        after: AfterArg = None,
+        last: LastArg = None,
+        before: BeforeArg = None,
+    ) -> Connection["Client"]:
+        ordering = client_ordering(order_by)
+        page = page_request(ordering, first=first, after=after, last=last, before=before)
+        loaders = info.context.loaders
+        rows, more = await loaders.sub_accounts_page_by_parent_id.load((self.pk, page, ordering))
+        return build_connection(
+            info.context.db,
+            select_clients().where(ClientModel.parent_id == self.pk),
+            ordering,
+            page,
+            rows,
+            more,
+            lambda row: client_from_row(info, row),
+            counter=lambda: loaders.sub_account_count_by_parent_id.load(self.pk),
+        )
+
+    @strawberry.field(description="The client's credit ledger, newest entry first.")
+    async def credit_entries(
+        self,
+        info: Info,
+        first: FirstArg = None,
+        after: AfterArg = None,
+        last: LastArg = None,
+        before: BeforeArg = None,
+    ) -> Connection[CreditEntry]:
+        page = page_request(NEWEST_ENTRY_FIRST, first=first, after=after, last=last, before=before)
+        loaders = info.context.loaders
+        key = (self.pk, page, NEWEST_ENTRY_FIRST)
+        rows, more = await loaders.credit_entries_page_by_client_id.load(key)
+        return build_connection(
+            info.context.db,
+            select(CreditEntryModel.__table__).where(CreditEntryModel.client_id == self.pk),
+            NEWEST_ENTRY_FIRST,
+            page,
+            rows,
+            more,
+            CreditEntry.from_row,
+            counter=lambda: loaders.credit_entry_count_by_client_id.load(self.pk),
+        )
+
+    @strawberry.field(description="How the client connects, one entry per connection type.")
+    async def connections(self, info: Info) -> list[ConnectionInfo]:
+        rows = await info.context.loaders.connections_by_client_id.load(self.pk)
+        return [
+            ConnectionInfo(type=r.type, status=r.status, last_seen_at=r.last_seen_at) for r in rows
+        ]
+
+    @strawberry.field(
+        description="Every custom field definition, in display order, with the client's value "
+        "(null where the client has none)."
+    )
+    async def custom_fields(self, info: Info) -> list[CustomFieldValue]:
+        loaders = info.context.loaders
+        definitions = await loaders.custom_field_definitions.load("all")
+        values = await loaders.custom_field_values_by_client_id.load(self.pk)
+        by_definition = {row.definition_id: row.value for row in values}
+        return [
+            CustomFieldValue(
+                definition=CustomFieldDefinition.from_row(row), value=by_definition.get(row.id)
+            )
+            for row in definitions
+        ]
+
+    @strawberry.field(description="Departments the client may reach; empty means all of them.")
+    async def departments(self, info: Info) -> list[Department]:
+        rows = await info.context.loaders.departments_by_client_id.load(self.pk)
+        return [Department.from_row(row) for row in rows]
+
+    @strawberry.field(description="Whether the client may reach every department (none chosen).")
+    async def all_departments(self, info: Info) -> bool:
+        return not await info.context.loaders.departments_by_client_id.load(self.pk)
+
+    @strawberry.field(description="Categories the client may use; empty means all of them.")
+    async def categories(self, info: Info) -> list[Category]:
+        rows = await info.context.loaders.categories_by_client_id.load(self.pk)
+        return [Category.from_row(row) for row in rows]
+
+    @strawberry.field(description="Whether the client may use every category (none chosen).")
+    async def all_categories(self, info: Info) -> bool:
+        return not await info.context.loaders.categories_by_client_id.load(self.pk)
+
+    @strawberry.field(
+        description="Each active package priced in the client's currency: base price and the "
+        "client's adjusted price. Packages without a price in that currency are left out."
+    )
+    async def package_prices(self, info: Info) -> list[ClientPackagePrice]:
+        rows = await info.context.loaders.package_prices_by_currency.load(self.currency)
+        percent = self.price_adjustment_percent
+        return [
+            ClientPackagePrice(
+                package=Package.from_row(row),
+                base_price=Money.of(row.amount, self.currency),
+                price=Money.of(adjusted_price(row.amount, percent, self.currency), self.currency),
+                adjustment_percent=percent,
+            )
+            for row in rows
+        ]
+
+
+def client_from_row(info: Info, row: AnyRow) -> Client:
+    """The Client for a row, as of the request's time."""
+    return Client.from_row(row, info.context.now, info.context.settings)
 
 
 def can_read_clients(info: Info) -> bool:
@@ -158,7 +300,7 @@ async def fetch_clients(info: Info, ids: Sequence[int]) -> list[Client | None]:
     if not can_read_clients(info):
         return [None] * len(ids)
     rows = await info.context.loaders.client_by_id.load_many(list(ids))
-    return [Client.from_row(row, info.context.now) if row is not None else None for row in rows]
+    return [client_from_row(info, row) if row is not None else None for row in rows]
 
 
 register_node("Client", fetch_clients)

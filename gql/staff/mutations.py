@@ -39,9 +39,10 @@ class StaffMutation:
         context = info.context
         ttl = timedelta(hours=context.settings.session_token_ttl_hours)
         try:
-            staff, issued = await auth.login(
-                context.session, email=email, password=password, now=context.now, ttl=ttl
-            )
+            async with context.db.exclusive() as session:
+                staff, issued = await auth.login(
+                    session, email=email, password=password, now=context.now, ttl=ttl
+                )
         except DomainError as error:
             return StaffLoginPayload(
                 token=None, expires_at=None, viewer=None, user_errors=user_errors(error, prefix=())

@@ -2,27 +2,14 @@
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import strawberry
-from sqlalchemy import Row
 
-from db import enums
+from db.queries import AnyRow
 from gql.context import Info
+from gql.enums import Scope, StaffRole
 from gql.node import Node, register_node, to_global_id
 from services.auth import Viewer as ViewerModel
-
-StaffRole = enums.StaffRole
-strawberry.enum(
-    StaffRole,
-    description="ADMIN sees and manages every client; MANAGER sees every client and changes "
-    "only the clients assigned to them and their sub-accounts.",
-)
-Scope = enums.Scope
-strawberry.enum(
-    Scope,
-    description="What a token may do; the value's description is its name on the command line.",
-)
 
 
 @strawberry.type(description="A person who works in the back office: an admin or a manager.")
@@ -33,7 +20,7 @@ class StaffUser(Node):
     created_at: datetime = strawberry.field(description="When the user was added.")
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> "StaffUser":
+    def from_row(cls, row: AnyRow) -> "StaffUser":
         return cls(
             id=to_global_id("StaffUser", row.id),
             email=row.email,

@@ -1,8 +1,10 @@
 """The HTTP surface: health probes, GraphiQL, request ids, and masked internal errors."""
 
+import asyncio
+
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from clientdesk.settings import Settings
 from db.session import create_engine
@@ -75,3 +77,36 @@ async def test_internal_error_is_masked_with_the_request_id(
     assert request_id in error["message"]
     for leak in ("clients", "SELECT", "sqlalchemy", "Traceback", ".py", "Error:"):
         assert leak not in response.text
+
+
+async def test_a_failed_field_leaves_no_database_work_behind(
+    api: GraphQLClient, factory: Factory, engine: AsyncEngine
+) -> None:
+    # given a query whose nested field fails while its siblings still have loads in flight
+    api.token = await factory.admin_token()
+    await factory.client(login="parent")
+    query = """{ client(login: "parent") {
+        subAccounts(first: 500) { totalCount }
+        creditEntries { totalCount nodes { id } }
+        connections { type }
+    } }"""
+    savepoints: list[str] = []
+    listeners = {
+        "savepoint": lambda conn, name: savepoints.append(f"open {name}"),
+        "release_savepoint": lambda conn, name, context: savepoints.append(f"close {name}"),
+        "rollback_savepoint": lambda conn, name, context: savepoints.append(f"close {name}"),
+    }
+    for name, listener in listeners.items():
+        event.listen(engine.sync_engine, name, listener)
+    try:
+        # when the response has been sent
+        errors = await api.errors(query)
+        for _ in range(20):  # let any straggling resolver run
+            await asyncio.sleep(0)
+    finally:
+        for name, listener in listeners.items():
+            event.remove(engine.sync_engine, name, listener)
+    assert errors[0]["path"] == ["client", "subAccounts"]
+    # then every savepoint the request's session opened was closed: nothing reopened it
+    opened = [s for s in savepoints if s.startswith("open")]
+    assert len(opened) == len(savepoints) - len(opened)

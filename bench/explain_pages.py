@@ -1,0 +1,115 @@
+"""Does a page deep in the clients list cost what the first page costs? (PostgreSQL)
+
+For each sort order, builds the SQL the API runs (the same builders) for page 1 and for the
+page that starts DEPTH rows in (by cursor), runs EXPLAIN (ANALYZE, BUFFERS) on both, and prints
+a markdown table: execution time, buffers touched, and whether the plan reads only through
+indexes (no sequential scan).
+
+    DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1/clientdesk_bench \\
+        .venv/bin/python -m bench.explain_pages [--depth 500000] [--size 50] [--plans]
+
+Finding the deep position uses OFFSET once, here, only to pick the cursor a client would hold.
+"""
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clientdesk.settings import get_settings
+from db.queries import select_clients
+from db.session import create_engine
+from gql.clients.sorters import ClientOrder, ClientOrderField, OrderDirection, client_ordering
+from gql.pagination import PageRequest, Position, page_query
+
+F, D = ClientOrderField, OrderDirection
+ORDERS: list[list[tuple[ClientOrderField, OrderDirection]]] = [
+    [(F.CREATED_AT, D.DESC)],  # the default: newest first
+    [(F.CREATED_AT, D.ASC)],
+    [(F.LOGIN, D.ASC)],
+    [(F.BALANCE, D.DESC)],
+    [(F.CURRENCY, D.ASC)],
+    [(F.STATUS, D.DESC)],
+    [(F.NAME, D.ASC)],
+    [(F.NAME, D.DESC)],
+    [(F.EMAIL, D.ASC)],
+    [(F.COUNTRY, D.DESC)],
+    [(F.LAST_ACTIVITY_AT, D.DESC)],
+    [(F.LAST_ACTIVITY_AT, D.ASC)],
+    [(F.VALID_TILL, D.ASC)],
+    [(F.VALID_TILL, D.DESC)],
+]
+
+
+def sql(statement: Any) -> str:
+    compiled = statement.compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
+
+
+async def explain(connection: AsyncConnection, statement: Any) -> dict[str, Any]:
+    query = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql(statement)}"
+    plan = (await connection.execute(text(query))).scalar_one()[0]
+    return plan if isinstance(plan, dict) else json.loads(plan)
+
+
+def node_types(plan: dict[str, Any]) -> list[str]:
+    found = [plan["Node Type"]]
+    for child in plan.get("Plans", []):
+        found += node_types(child)
+    return found
+
+
+def describe(plan: dict[str, Any]) -> tuple[float, int, bool]:
+    top = plan["Plan"]
+    kinds = node_types(top)
+    # A top-N Sort over a few merged index branches (UNION ALL) is fine; a sequential scan
+    # is what makes a page cost more the deeper it is.
+    through_indexes = any(k.startswith("Index") for k in kinds) and "Seq Scan" not in kinds
+    buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
+    return plan["Execution Time"], buffers, through_indexes
+
+
+async def main(depth: int, size: int, show_plans: bool) -> None:
+    engine = create_engine(get_settings().database_url)
+    rows = []
+    async with engine.connect() as connection:
+        total = (await connection.execute(text("SELECT count(*) FROM clients"))).scalar_one()
+        print(f"clients: {total:,}; page size {size}; the deep page starts {depth:,} rows in\n")
+        for spec in ORDERS:
+            ordering = client_ordering([ClientOrder(field=f, direction=d) for f, d in spec])
+            first = page_query(select_clients(), ordering, PageRequest(size, False, None, None))
+            columns = [k.column for k in ordering.keys] + [ordering.tiebreaker]
+            locate = select(*columns).order_by(*ordering.order_by()).offset(depth - 1).limit(1)
+            found = (await connection.execute(locate)).one()
+            after = Position(tuple(found[:-1]), found[-1])
+            deep = page_query(select_clients(), ordering, PageRequest(size, False, after, None))
+            for _ in range(2):  # the second run measures both with a warm cache
+                plan_first = await explain(connection, first)
+                plan_deep = await explain(connection, deep)
+            label = ", ".join(f"{f.value} {d.value}" for f, d in spec)
+            rows.append((label, *describe(plan_first), *describe(plan_deep)))
+            if show_plans:
+                print(f"-- {label}, page 1:\n{sql(first)}\n\n-- deep page:\n{sql(deep)}\n")
+    await engine.dispose()
+    print("| orderBy | page 1 ms | buffers | indexes only | deep ms | buffers | indexes only |")
+    print("|---|---:|---:|:---:|---:|---:|:---:|")
+    for label, t1, b1, i1, t2, b2, i2 in rows:
+        flag1, flag2 = ("yes" if flag else "NO" for flag in (i1, i2))
+        print(f"| {label} | {t1:.3f} | {b1} | {flag1} | {t2:.3f} | {b2} | {flag2} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--depth", type=int, default=500_000)
+    parser.add_argument("--size", type=int, default=50)
+    parser.add_argument("--plans", action="store_true", help="print the SQL too")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.depth, arguments.size, arguments.plans))

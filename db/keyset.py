@@ -1,0 +1,152 @@
+"""Keyset ("seek") pagination in SQL: ORDER BY and WHERE clauses for any list of sort keys.
+
+Every ordering ends in the primary key, so positions are unique. NULLs sort after every value
+in both directions (so a reversed walk meets them first). When all keys are NOT NULL and go
+the same way, the position test is a row comparison, `(k1, k2, id) > (:k1, :k2, :id)`, which
+PostgreSQL answers with one index range scan at any depth; otherwise it is the equivalent
+OR-chain.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, and_, false, literal, or_, tuple_
+from sqlalchemy.sql.elements import KeyedColumnElement
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One column of an ordering, as the API names it."""
+
+    name: str
+    column: ColumnElement[Any]
+    descending: bool = False
+    nullable: bool = False
+    # Turns a cursor's JSON value back into the column's Python type.
+    parse: Callable[[Any], Any] = lambda value: value
+
+    @property
+    def field(self) -> str:
+        """The key of the column in result rows."""
+        return str(self.column.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    """Sort keys plus the unique tie-breaker, walked forwards or backwards."""
+
+    keys: tuple[SortKey, ...]
+    tiebreaker: KeyedColumnElement[Any]
+    descending: bool = False  # the tie-breaker's direction when there are no keys
+
+    @property
+    def signature(self) -> str:
+        """What a cursor must carry to be used with this ordering."""
+        if not self.keys:
+            return f"ID:{'DESC' if self.descending else 'ASC'}"
+        return ",".join(f"{k.name}:{'DESC' if k.descending else 'ASC'}" for k in self.keys)
+
+    @property
+    def tiebreaker_descending(self) -> bool:
+        """The tie-breaker follows the last key, so one index serves the whole ordering."""
+        return self.keys[-1].descending if self.keys else self.descending
+
+    def order_by(
+        self, *, backwards: bool = False, source: FromClause | None = None
+    ) -> list[ColumnElement[Any]]:
+        """ORDER BY terms; NULLs last when walking forwards, first when walking backwards.
+        With `source`, the terms name that subquery's columns instead of the table's."""
+        terms: list[ColumnElement[Any]] = []
+        for key in self.keys:
+            column = source.c[key.field] if source is not None else key.column
+            descending = key.descending != backwards
+            term = column.desc() if descending else column.asc()
+            if key.nullable:
+                term = term.nulls_first() if backwards else term.nulls_last()
+            terms.append(term)
+        tie = source.c[self.tiebreaker.key] if source is not None else self.tiebreaker
+        tie_descending = self.tiebreaker_descending != backwards
+        terms.append(tie.desc() if tie_descending else tie.asc())
+        return terms
+
+    def seek_branches(
+        self, values: Sequence[Any], tiebreaker_value: Any, *, backwards: bool = False
+    ) -> list[ColumnElement[bool]] | None:
+        """`after` as disjoint conditions that each seek an index, or None if there are none.
+
+        For one nullable key, "past (v, id)" is `(k, id) > (v, id) OR k IS NULL`, and an OR
+        stops PostgreSQL from seeking: it scans from the start of the index. As separate
+        branches (`UNION ALL`, each ordered and limited) every part is an index range scan.
+        """
+        if len(self.keys) != 1 or not self.keys[0].nullable:
+            return None
+        key, value = self.keys[0], values[0]
+        column, tie = key.column, self.tiebreaker
+        bound = _bind(tiebreaker_value, tie)
+        greater = key.descending == backwards
+        if value is None:
+            nulls_past = and_(column.is_(None), tie > bound if greater else tie < bound)
+            # Forwards NULLs come last, so only later NULLs follow; backwards, every value does.
+            return [nulls_past, column.is_not(None)] if backwards else [nulls_past]
+        pair, bounds = tuple_(column, tie), tuple_(_bind(value, column), bound)
+        seek = pair > bounds if greater else pair < bounds  # leaves NULLs out by itself
+        return [seek] if backwards else [seek, column.is_(None)]
+
+    def after(
+        self,
+        values: Sequence[Any],
+        tiebreaker_value: Any,
+        *,
+        backwards: bool = False,
+        inclusive: bool = False,
+    ) -> ColumnElement[bool]:
+        """Rows past the position (values, tiebreaker_value) in the walking order."""
+        if all(not k.nullable for k in self.keys) and (
+            len({k.descending for k in self.keys} | {self.tiebreaker_descending}) == 1
+        ):
+            columns = [*(k.column for k in self.keys), self.tiebreaker]
+            bounds = [
+                *(_bind(v, k.column) for k, v in zip(self.keys, values, strict=True)),
+                _bind(tiebreaker_value, self.tiebreaker),
+            ]
+            greater = self.tiebreaker_descending == backwards
+            left, right = tuple_(*columns), tuple_(*bounds)
+            if greater:
+                return left >= right if inclusive else left > right
+            return left <= right if inclusive else left < right
+
+        clauses: list[ColumnElement[bool]] = []
+        equal_so_far: list[ColumnElement[bool]] = []
+        for key, value in zip(self.keys, values, strict=True):
+            clauses.append(and_(*equal_so_far, _past(key, value, backwards)))
+            equal_so_far.append(_equal(key.column, value))
+        tie = self.tiebreaker
+        bound = _bind(tiebreaker_value, tie)
+        if self.tiebreaker_descending == backwards:
+            last = tie >= bound if inclusive else tie > bound
+        else:
+            last = tie <= bound if inclusive else tie < bound
+        clauses.append(and_(*equal_so_far, last))
+        return or_(*clauses)
+
+
+def _bind(value: Any, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    # Typed like the column, so its bind processing applies (UTC datetimes, exact decimals).
+    return literal(value, type_=column.type)
+
+
+def _equal(column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+    return column.is_(None) if value is None else column == _bind(value, column)
+
+
+def _past(key: SortKey, value: Any, backwards: bool) -> ColumnElement[bool]:
+    """Values of `key` strictly past `value` in the walking order (NULLs last forwards)."""
+    column = key.column
+    if value is None:
+        # Forwards, NULLs come last: nothing is past a NULL. Backwards: every value is.
+        return column.is_not(None) if backwards else false()
+    bound = _bind(value, column)
+    greater = key.descending == backwards
+    past = column > bound if greater else column < bound
+    return or_(past, column.is_(None)) if key.nullable and not backwards else past

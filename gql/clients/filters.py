@@ -1,0 +1,271 @@
+"""How the clients list can be filtered: one small function per `ClientFilter` field.
+
+Fields combine with AND; the values of a list field combine with OR. Text filters match a
+substring, ignoring case; the phone filter matches digits.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import strawberry
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+
+from db.models import Client, ClientConnection
+from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
+from gql.errors import BadUserInput
+from gql.node import pk_of
+from services.errors import DomainError
+from services.validation import normalize_country, normalize_currency
+
+MAX_TEXT = 100
+
+
+@strawberry.enum(description="Whose clients: relative to the viewer.")
+class ClientOwnership(Enum):
+    OWN = "OWN"
+    OTHERS = "OTHERS"
+    UNASSIGNED = "UNASSIGNED"
+
+
+def _doc(text: str) -> Any:
+    return strawberry.field(default=None, description=text)
+
+
+@strawberry.input(
+    description="Conditions on clients; all given fields must hold (AND), a list field "
+    "matches any of its values (OR). Ranges: `…After` and `…Above` are inclusive lower "
+    "bounds, `…Before` and `…Below` exclusive upper bounds."
+)
+class ClientFilter:
+    manager_ids: list[strawberry.ID] | None = _doc("Managed by any of these staff users.")
+    ownership: list[ClientOwnership] | None = _doc(
+        "OWN: managed by the viewer; OTHERS: by another manager; UNASSIGNED: by nobody."
+    )
+    blocked: bool | None = _doc("Blocked now (an expired block does not count), or not.")
+    statuses: list[ClientStatus] | None = _doc("In any of these statuses.")
+    countries: list[str] | None = _doc("In any of these countries (ISO 3166-1 alpha-2).")
+    currencies: list[str] | None = _doc("Using any of these currencies (ISO 4217).")
+    login: str | None = _doc("Login contains this text.")
+    email: str | None = _doc("E-mail contains this text (any case).")
+    phone: str | None = _doc("Phone contains these digits (other characters are ignored).")
+    connection_types: list[ConnectionType] | None = _doc("Has a connection of any of these types.")
+    connection_status: ConnectionStatus | None = _doc(
+        "Has a connection in this status (of the given types, if any)."
+    )
+    created_after: datetime | None = _doc("Created at or after.")
+    created_before: datetime | None = _doc("Created before.")
+    last_activity_after: datetime | None = _doc("Last active at or after.")
+    last_activity_before: datetime | None = _doc("Last active before (never-active excluded).")
+    parent_id: strawberry.ID | None = _doc("Sub-accounts of this client.")
+    has_parent: bool | None = _doc("Is a sub-account (true) or a top-level client (false).")
+    balance_below: Decimal | None = _doc("Balance below this amount.")
+    balance_above: Decimal | None = _doc("Balance at or above this amount.")
+    valid_till_before: datetime | None = _doc("Paid access ends before.")
+    valid_till_after: datetime | None = _doc("Paid access ends at or after.")
+
+
+@dataclass(frozen=True, slots=True)
+class FilterScope:
+    """What filters relative to the request need: who is asking, and when."""
+
+    viewer_id: int
+    now: datetime
+
+
+def is_blocked(now: datetime) -> ColumnElement[bool]:
+    """A block in force at `now`."""
+    return and_(
+        Client.blocked_at.is_not(None),
+        or_(Client.blocked_until.is_(None), Client.blocked_until > now),
+    )
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _text(value: str, field: str) -> str | None:
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise BadUserInput(f"`{field}` is longer than {MAX_TEXT} characters.", field=field)
+    return value or None
+
+
+def phone_digits(value: str) -> str:
+    """The digits of a phone fragment as E.164 writes them: no leading zeros (trunk or 00
+    prefixes) and no "(0)" trunk marker, as in "+49 (0)151"."""
+    return re.sub(r"\D", "", value.replace("(0)", "")).lstrip("0")
+
+
+def by_manager_ids(values: list[strawberry.ID], scope: FilterScope) -> ColumnElement[bool]:
+    ids = [pk for pk in (pk_of(value, "StaffUser") for value in values) if pk is not None]
+    return Client.manager_id.in_(ids) if ids else false()
+
+
+def by_ownership(values: list[ClientOwnership], scope: FilterScope) -> ColumnElement[bool]:
+    conditions = {
+        ClientOwnership.OWN: Client.manager_id == scope.viewer_id,
+        ClientOwnership.OTHERS: and_(
+            Client.manager_id.is_not(None), Client.manager_id != scope.viewer_id
+        ),
+        ClientOwnership.UNASSIGNED: Client.manager_id.is_(None),
+    }
+    return or_(*(conditions[value] for value in set(values))) if values else false()
+
+
+def by_blocked(value: bool, scope: FilterScope) -> ColumnElement[bool]:
+    blocked = is_blocked(scope.now)
+    return blocked if value else ~blocked
+
+
+def by_statuses(values: list[ClientStatus], scope: FilterScope) -> ColumnElement[bool]:
+    return Client.status.in_(values)
+
+
+def by_countries(values: list[str], scope: FilterScope) -> ColumnElement[bool]:
+    codes = [
+        normalize_country(value, field=["filter", "countries", str(n)])
+        for n, value in enumerate(values)
+    ]
+    return Client.country.in_(codes)
+
+
+def by_currencies(values: list[str], scope: FilterScope) -> ColumnElement[bool]:
+    codes = [
+        normalize_currency(value, field=["filter", "currencies", str(n)])
+        for n, value in enumerate(values)
+    ]
+    return Client.currency.in_(codes)
+
+
+def by_login(value: str, scope: FilterScope) -> ColumnElement[bool]:
+    text = _text(value, "filter.login")
+    return Client.login.contains(text.lower(), autoescape=True) if text else true()
+
+
+def by_email(value: str, scope: FilterScope) -> ColumnElement[bool]:
+    text = _text(value, "filter.email")
+    return Client.email.ilike(_like_pattern(text), escape="\\") if text else true()
+
+
+def by_phone(value: str, scope: FilterScope) -> ColumnElement[bool]:
+    text = _text(value, "filter.phone")
+    if not text:
+        return true()
+    digits = phone_digits(text)
+    if not digits:
+        raise BadUserInput("`filter.phone` needs at least one digit.", field="filter.phone")
+    return Client.phone.contains(digits)
+
+
+def by_connections(
+    types: list[ConnectionType] | None, status: ConnectionStatus | None
+) -> ColumnElement[bool]:
+    """Has a connection of one of `types` (any, when None) in `status` (any, when None)."""
+    conditions: list[ColumnElement[bool]] = [ClientConnection.client_id == Client.id]
+    if types is not None:
+        conditions.append(ClientConnection.type.in_(types))
+    if status is not None:
+        conditions.append(ClientConnection.status == status)
+    return exists(select(ClientConnection.id).where(*conditions))
+
+
+def by_parent_id(value: strawberry.ID, scope: FilterScope) -> ColumnElement[bool]:
+    pk = pk_of(value, "Client")
+    return Client.parent_id == pk if pk is not None else false()
+
+
+def by_has_parent(value: bool, scope: FilterScope) -> ColumnElement[bool]:
+    return Client.parent_id.is_not(None) if value else Client.parent_id.is_(None)
+
+
+def _at_or_after(column: Any) -> Callable[[Any, FilterScope], ColumnElement[bool]]:
+    return lambda value, scope: column >= value
+
+
+def _before(column: Any) -> Callable[[Any, FilterScope], ColumnElement[bool]]:
+    return lambda value, scope: column < value
+
+
+FILTERS: dict[str, Callable[[Any, FilterScope], ColumnElement[bool]]] = {
+    "manager_ids": by_manager_ids,
+    "ownership": by_ownership,
+    "blocked": by_blocked,
+    "statuses": by_statuses,
+    "countries": by_countries,
+    "currencies": by_currencies,
+    "login": by_login,
+    "email": by_email,
+    "phone": by_phone,
+    "created_after": _at_or_after(Client.created_at),
+    "created_before": _before(Client.created_at),
+    "last_activity_after": _at_or_after(Client.last_activity_at),
+    "last_activity_before": _before(Client.last_activity_at),
+    "parent_id": by_parent_id,
+    "has_parent": by_has_parent,
+    "balance_below": _before(Client.balance),
+    "balance_above": _at_or_after(Client.balance),
+    "valid_till_before": _before(Client.valid_till),
+    "valid_till_after": _at_or_after(Client.valid_till),
+}
+RANGES = (
+    ("created_after", "created_before"),
+    ("last_activity_after", "last_activity_before"),
+    ("balance_above", "balance_below"),
+    ("valid_till_after", "valid_till_before"),
+)
+
+
+def by_search(value: str) -> ColumnElement[bool]:
+    """Login, name, e-mail or phone contains the text (phone: its digits, if 3 or more)."""
+    text = _text(value, "search")
+    if not text:
+        return true()
+    pattern = _like_pattern(text)
+    conditions: list[ColumnElement[bool]] = [
+        Client.login.ilike(pattern, escape="\\"),
+        Client.name.ilike(pattern, escape="\\"),
+        Client.email.ilike(pattern, escape="\\"),
+    ]
+    digits = phone_digits(text)
+    if len(digits) >= 3:
+        conditions.append(Client.phone.contains(digits))
+    return or_(*conditions)
+
+
+def client_conditions(
+    filter: ClientFilter | None, search: str | None, scope: FilterScope
+) -> list[ColumnElement[bool]]:
+    """The WHERE conditions for a filter and a search; refuses values that cannot match."""
+    conditions: list[ColumnElement[bool]] = []
+    if filter is not None:
+        for lower, upper in RANGES:
+            low, high = getattr(filter, lower), getattr(filter, upper)
+            if low is not None and high is not None and low >= high:
+                raise BadUserInput(
+                    f"`filter.{_camel(lower)}` must be below `filter.{_camel(upper)}`.",
+                    field=f"filter.{_camel(lower)}",
+                )
+        try:
+            for name, to_condition in FILTERS.items():
+                value = getattr(filter, name)
+                if value is not None and value != []:  # an empty multi-select means "any"
+                    conditions.append(to_condition(value, scope))
+        except DomainError as error:
+            raise BadUserInput(error.message, field=".".join(error.field or [])) from None
+        if filter.connection_types is not None or filter.connection_status is not None:
+            conditions.append(by_connections(filter.connection_types, filter.connection_status))
+    if search is not None:
+        conditions.append(by_search(search))
+    return conditions
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)

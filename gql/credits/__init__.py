@@ -1,0 +1,1 @@
+"""The credit ledger: payments, deductions, credit notes, reversals."""

@@ -1,0 +1,1 @@
+"""Packages, their prices, and per-client price adjustments."""

@@ -1,0 +1,495 @@
+"""`clients`: every filter, search, sort and page, checked against plain Python over the rows."""
+
+import base64
+import functools
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.api import error_codes
+from tests.gql.conftest import SEEDED_AT, Listing
+
+PAGE = """
+query Page($filter: ClientFilter, $search: String, $orderBy: [ClientOrder!],
+           $first: Int, $after: String, $last: Int, $before: String) {
+  clients(filter: $filter, search: $search, orderBy: $orderBy,
+          first: $first, after: $after, last: $last, before: $before) {
+    edges { cursor node { login } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}
+"""
+COUNT = """
+query($filter: ClientFilter, $search: String) {
+  clients(filter: $filter, search: $search) { totalCount }
+}
+"""
+Row = dict[str, Any]
+NOW = SEEDED_AT
+
+
+def gid(type_name: str, pk: int) -> str:
+    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
+
+
+# --- the expected answers, computed in Python ----------------------------------------------
+
+SORT_COLUMNS = {
+    "LOGIN": "login",
+    "NAME": "name",
+    "EMAIL": "email",
+    "COUNTRY": "country",
+    "CURRENCY": "currency",
+    "STATUS": "status",
+    "CREATED_AT": "created_at",
+    "LAST_ACTIVITY_AT": "last_activity_at",
+    "BALANCE": "balance",
+    "VALID_TILL": "valid_till",
+}
+
+
+def sort_value(row: Row, field: str) -> Any:
+    value = row[SORT_COLUMNS[field]]
+    return value.value if hasattr(value, "value") else value
+
+
+def ordered(rows: list[Row], order_by: list[dict[str, str]] | None) -> list[str]:
+    """Logins in the API's order: each key with NULLs last either way, then the id."""
+    keys = order_by or [{"field": "CREATED_AT", "direction": "DESC"}]
+
+    def compare(a: Row, b: Row) -> int:
+        for key in keys:
+            x, y = sort_value(a, key["field"]), sort_value(b, key["field"])
+            if x == y:
+                continue
+            if x is None or y is None:
+                return 1 if x is None else -1
+            result = -1 if x < y else 1
+            return -result if key.get("direction", "ASC") == "DESC" else result
+        result = -1 if a["id"] < b["id"] else 1
+        return -result if keys[-1].get("direction", "ASC") == "DESC" else result
+
+    return [row["login"] for row in sorted(rows, key=functools.cmp_to_key(compare))]
+
+
+def blocked(row: Row) -> bool:
+    return row["blocked_at"] is not None and (
+        row["blocked_until"] is None or row["blocked_until"] > NOW
+    )
+
+
+def contains(value: str | None, text: str) -> bool:
+    return value is not None and text.lower() in value.lower()
+
+
+def digits(text: str) -> str:
+    return re.sub(r"\D", "", text.replace("(0)", "")).lstrip("0")
+
+
+def connection_predicate(
+    listing: Listing, types: list[str] | None, status: str | None
+) -> Callable[[Row], bool]:
+    matching = {
+        c["client_id"]
+        for c in listing.connections
+        if (types is None or c["type"].value in types)
+        and (status is None or c["status"].value == status)
+    }
+    return lambda row: row["id"] in matching
+
+
+def python_filter(listing: Listing, filter: dict[str, Any]) -> Callable[[Row], bool]:
+    """The plain-Python meaning of a ClientFilter."""
+    manager = listing.manager_id
+    checks: list[Callable[[Row], bool]] = []
+    for name, value in filter.items():
+        if value == []:
+            continue  # an empty multi-select means "any"
+        if name == "managerIds":
+            ids = {int(base64.b64decode(v).decode().split(":")[1]) for v in value}
+            checks.append(lambda r, ids=ids: r["manager_id"] in ids)
+        elif name == "ownership":
+            tests = {
+                "OWN": lambda r: r["manager_id"] == manager,
+                "OTHERS": lambda r: r["manager_id"] is not None and r["manager_id"] != manager,
+                "UNASSIGNED": lambda r: r["manager_id"] is None,
+            }
+            checks.append(lambda r, v=value, t=tests: any(t[o](r) for o in v))
+        elif name == "blocked":
+            checks.append(lambda r, v=value: blocked(r) == v)
+        elif name == "statuses":
+            checks.append(lambda r, v=value: r["status"].value in v)
+        elif name == "countries":
+            checks.append(lambda r, v=value: r["country"] in {c.upper() for c in v})
+        elif name == "currencies":
+            checks.append(lambda r, v=value: r["currency"] in {c.upper() for c in v})
+        elif name in ("login", "email"):
+            checks.append(lambda r, v=value, n=name: contains(r[n], v))
+        elif name == "phone":
+            checks.append(lambda r, v=value: r["phone"] is not None and digits(v) in r["phone"])
+        elif name == "createdAfter":
+            checks.append(lambda r, v=value: r["created_at"] >= datetime.fromisoformat(v))
+        elif name == "createdBefore":
+            checks.append(lambda r, v=value: r["created_at"] < datetime.fromisoformat(v))
+        elif name == "lastActivityAfter":
+            checks.append(
+                lambda r, v=value: (
+                    r["last_activity_at"] is not None
+                    and r["last_activity_at"] >= datetime.fromisoformat(v)
+                )
+            )
+        elif name == "lastActivityBefore":
+            checks.append(
+                lambda r, v=value: (
+                    r["last_activity_at"] is not None
+                    and r["last_activity_at"] < datetime.fromisoformat(v)
+                )
+            )
+        elif name == "validTillAfter":
+            checks.append(
+                lambda r, v=value: (
+                    r["valid_till"] is not None and r["valid_till"] >= datetime.fromisoformat(v)
+                )
+            )
+        elif name == "validTillBefore":
+            checks.append(
+                lambda r, v=value: (
+                    r["valid_till"] is not None and r["valid_till"] < datetime.fromisoformat(v)
+                )
+            )
+        elif name == "parentId":
+            parent = int(base64.b64decode(value).decode().split(":")[1])
+            checks.append(lambda r, p=parent: r["parent_id"] == p)
+        elif name == "hasParent":
+            checks.append(lambda r, v=value: (r["parent_id"] is not None) == v)
+        elif name == "balanceBelow":
+            checks.append(lambda r, v=value: r["balance"] < Decimal(v))
+        elif name == "balanceAbove":
+            checks.append(lambda r, v=value: r["balance"] >= Decimal(v))
+        elif name in ("connectionTypes", "connectionStatus"):
+            continue
+        else:
+            raise AssertionError(f"no Python meaning for {name}")
+    if "connectionTypes" in filter or "connectionStatus" in filter:
+        checks.append(
+            connection_predicate(
+                listing, filter.get("connectionTypes"), filter.get("connectionStatus")
+            )
+        )
+    return lambda row: all(check(row) for check in checks)
+
+
+def python_search(text: str) -> Callable[[Row], bool]:
+    wanted = digits(text)
+    return lambda r: (
+        contains(r["login"], text)
+        or contains(r["name"], text)
+        or contains(r["email"], text)
+        or (len(wanted) >= 3 and r["phone"] is not None and wanted in r["phone"])
+    )
+
+
+def expected(
+    listing: Listing,
+    filter: dict[str, Any] | None = None,
+    search: str | None = None,
+    order_by: list[dict[str, str]] | None = None,
+) -> list[str]:
+    match = python_filter(listing, filter or {})
+    found = [
+        r for r in listing.clients if match(r) and (search is None or python_search(search)(r))
+    ]
+    return ordered(found, order_by)
+
+
+# --- walking the API ---------------------------------------------------------------------
+
+
+async def walk(
+    listing: Listing,
+    *,
+    size: int,
+    filter: dict[str, Any] | None = None,
+    search: str | None = None,
+    order_by: list[dict[str, str]] | None = None,
+    backwards: bool = False,
+) -> list[str]:
+    """Every login, page by page, checking pageInfo on the way; backwards with last/before."""
+    logins: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        variables: dict[str, Any] = {"filter": filter, "search": search, "orderBy": order_by}
+        variables.update(
+            {"last": size, "before": cursor} if backwards else {"first": size, "after": cursor}
+        )
+        page = (await listing.api(PAGE, variables))["clients"]
+        got = [edge["node"]["login"] for edge in page["edges"]]
+        info = page["pageInfo"]
+        assert len(got) <= size
+        if got:
+            assert info["startCursor"] == page["edges"][0]["cursor"]
+            assert info["endCursor"] == page["edges"][-1]["cursor"]
+        more = info["hasPreviousPage"] if backwards else info["hasNextPage"]
+        earlier = info["hasNextPage"] if backwards else info["hasPreviousPage"]
+        assert earlier == (pages > 0 and bool(logins))  # exact, not just "unknown"
+        logins = got + logins if backwards else logins + got
+        pages += 1
+        if not more:
+            return logins
+        assert len(got) == size
+        cursor = info["startCursor"] if backwards else info["endCursor"]
+
+
+# --- filters -----------------------------------------------------------------------------
+
+FILTERS: list[dict[str, Any]] = [
+    {"ownership": ["OWN"]},
+    {"ownership": ["OTHERS"]},
+    {"ownership": ["UNASSIGNED"]},
+    {"ownership": ["OWN", "UNASSIGNED"]},
+    {"blocked": True},
+    {"blocked": False},
+    {"statuses": ["INACTIVE"]},
+    {"statuses": ["ACTIVE", "INACTIVE"]},
+    {"countries": ["de", "JP"]},
+    {"currencies": ["EUR", "kwd"]},
+    {"login": "acme"},
+    {"login": "1"},
+    {"email": "EXAMPLE.ORG"},
+    {"phone": "+49 (0)151"},
+    {"phone": "81"},
+    {"connectionTypes": ["SMPP"]},
+    {"connectionStatus": "ONLINE"},
+    {"connectionTypes": ["HTTP", "WEB"], "connectionStatus": "OFFLINE"},
+    {"createdAfter": (NOW - timedelta(days=200)).isoformat()},
+    {
+        "createdBefore": (NOW - timedelta(days=400)).isoformat(),
+        "createdAfter": (NOW - timedelta(days=600)).isoformat(),
+    },
+    {"lastActivityAfter": (NOW - timedelta(days=7)).isoformat()},
+    {"lastActivityBefore": (NOW - timedelta(days=300)).isoformat()},
+    {"hasParent": True},
+    {"hasParent": False},
+    {"balanceBelow": "0"},
+    {"balanceAbove": "1000"},
+    {"balanceAbove": "-50.5", "balanceBelow": "50.5"},
+    {"validTillBefore": NOW.isoformat()},
+    {"validTillAfter": (NOW + timedelta(days=100)).isoformat()},
+    {"statuses": ["ACTIVE"], "countries": ["US", "GB", "DE"], "blocked": False, "hasParent": False},
+    {"statuses": []},  # an empty multi-select means "any"
+]
+
+
+@pytest.mark.parametrize(
+    "filter", FILTERS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items())[:60]
+)
+async def test_each_filter_matches_python(listing: Listing, filter: dict[str, Any]) -> None:
+    want = expected(listing, filter)
+    assert await walk(listing, size=40, filter=filter) == want
+    total = (await listing.api(COUNT, {"filter": filter}))["clients"]["totalCount"]
+    assert total == len(want)
+
+
+async def test_filters_find_something(listing: Listing) -> None:
+    # the demo data exercises every filter: none of the cases above is vacuous
+    empty = [f for f in FILTERS if not expected(listing, f)]
+    assert empty == []
+
+
+async def test_filter_by_manager_and_parent(listing: Listing) -> None:
+    acme = next(r for r in listing.clients if r["login"] == "acme")
+    by_parent = {"parentId": gid("Client", acme["id"])}
+    assert await walk(listing, size=10, filter=by_parent) == expected(listing, by_parent)
+    assert "acme.marketing" in expected(listing, by_parent)
+    by_manager = {"managerIds": [gid("StaffUser", listing.manager_id)]}
+    assert await walk(listing, size=50, filter=by_manager) == expected(listing, by_manager)
+    # an ID of another type matches nothing (it is not "any manager")
+    wrong_type = {"managerIds": [gid("Client", listing.manager_id)]}
+    assert await walk(listing, size=50, filter=wrong_type) == []
+
+
+@pytest.mark.parametrize("search", ["acme", "EXAMPLE.NET", "müller", "4915", "no-such-thing"])
+async def test_search_matches_login_name_email_or_phone(listing: Listing, search: str) -> None:
+    assert await walk(listing, size=50, search=search) == expected(listing, search=search)
+
+
+async def test_ownership_is_relative_to_the_viewer(listing: Listing) -> None:
+    own = {"ownership": ["OWN"]}
+    as_manager = await listing.api(COUNT, {"filter": own}, token=listing.manager_token)
+    as_admin = await listing.api(COUNT, {"filter": own}, token=listing.admin_token)
+    assert as_manager["clients"]["totalCount"] == len(expected(listing, own)) > 0
+    assert as_admin["clients"]["totalCount"] == 0  # the demo admin manages nobody
+
+
+# --- sorting -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+@pytest.mark.parametrize("field", list(SORT_COLUMNS))
+async def test_each_sort_matches_python(listing: Listing, field: str, direction: str) -> None:
+    order_by = [{"field": field, "direction": direction}]
+    assert await walk(listing, size=45, order_by=order_by) == expected(listing, order_by=order_by)
+
+
+@pytest.mark.parametrize(
+    "order_by",
+    [
+        [{"field": "COUNTRY"}, {"field": "BALANCE", "direction": "DESC"}],
+        [
+            {"field": "STATUS", "direction": "DESC"},
+            {"field": "NAME"},
+            {"field": "LAST_ACTIVITY_AT", "direction": "DESC"},
+        ],
+        [{"field": "CURRENCY", "direction": "DESC"}, {"field": "VALID_TILL"}],
+    ],
+)
+async def test_multi_column_sort(listing: Listing, order_by: list[dict[str, str]]) -> None:
+    want = expected(listing, order_by=order_by)
+    assert await walk(listing, size=30, order_by=order_by) == want
+    assert await walk(listing, size=30, order_by=order_by, backwards=True) == want
+
+
+async def test_default_order_is_newest_first(listing: Listing) -> None:
+    page = (await listing.api(PAGE, {"first": 5}))["clients"]
+    assert [e["node"]["login"] for e in page["edges"]] == expected(listing)[:5]
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+async def test_pages_walk_both_ways_with_nulls_in_the_middle_of_a_page(listing: Listing) -> None:
+    # valid_till is empty for most clients: pages cross from values into NULLs
+    for field in ("VALID_TILL", "EMAIL"):
+        for direction in ("ASC", "DESC"):
+            order_by = [{"field": field, "direction": direction}]
+            want = expected(listing, order_by=order_by)
+            assert await walk(listing, size=17, order_by=order_by) == want
+            assert await walk(listing, size=17, order_by=order_by, backwards=True) == want
+
+
+async def test_page_info_is_exact_from_a_cursor_in_the_middle(listing: Listing) -> None:
+    first = (await listing.api(PAGE, {"first": 10}))["clients"]
+    middle = first["edges"][4]["cursor"]
+    forward = (await listing.api(PAGE, {"first": 3, "after": middle}))["clients"]
+    assert forward["pageInfo"]["hasPreviousPage"] is True
+    assert [e["node"]["login"] for e in forward["edges"]] == expected(listing)[5:8]
+    backward = (await listing.api(PAGE, {"last": 3, "before": middle}))["clients"]
+    assert backward["pageInfo"]["hasNextPage"] is True
+    assert backward["pageInfo"]["hasPreviousPage"] is True
+    assert [e["node"]["login"] for e in backward["edges"]] == expected(listing)[1:4]
+    # both bounds: what lies between them
+    end = first["edges"][9]["cursor"]
+    between = (await listing.api(PAGE, {"first": 10, "after": middle, "before": end}))["clients"]
+    assert [e["node"]["login"] for e in between["edges"]] == expected(listing)[5:9]
+
+
+async def test_total_count_is_counted_only_when_asked(listing: Listing) -> None:
+    listing.statements.clear()
+    await listing.api(PAGE, {"first": 5})
+    assert not any("count(" in sql.lower() for sql, _ in listing.statements)
+    listing.statements.clear()
+    data = await listing.api(COUNT, {})
+    assert data["clients"]["totalCount"] == len(listing.clients)
+    assert any("count(" in sql.lower() for sql, _ in listing.statements)
+
+
+async def test_no_offset_anywhere(listing: Listing) -> None:
+    listing.statements.clear()
+    await walk(listing, size=40, order_by=[{"field": "NAME", "direction": "DESC"}])
+    pages = [(sql, params) for sql, params in listing.statements if "FROM clients" in sql]
+    assert len(pages) >= 6
+    for sql, params in pages:
+        # SQLAlchemy writes "LIMIT ? OFFSET ?" for SQLite with the offset always 0
+        if " OFFSET " in sql:
+            assert sql.rstrip().endswith("LIMIT ? OFFSET ?")
+            assert params[-1] == 0
+
+
+# --- refused input -----------------------------------------------------------------------
+
+
+def other_cursor() -> str:
+    raw = b'["LOGIN:ASC",["acme"],1]'
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"first": 5, "last": 5}, "Give `first` or `last`, not both."),
+        ({"first": 0}, "`first` must be between 1 and 100."),
+        ({"first": 101}, "`first` must be between 1 and 100."),
+        ({"last": 1000}, "`last` must be between 1 and 100."),
+        ({"after": "not a cursor"}, "`after` is not a valid cursor."),
+        (
+            {"before": base64.urlsafe_b64encode(b"[1,2]").decode()},
+            "`before` is not a valid cursor.",
+        ),
+        ({"after": other_cursor()}, "`after` is a cursor of another ordering"),
+        ({"orderBy": [{"field": "NAME"}, {"field": "NAME", "direction": "DESC"}]}, "only once"),
+        ({"filter": {"countries": ["DE", "XX"]}}, "'XX' is not an ISO 3166-1 country code"),
+        ({"filter": {"currencies": ["EURO"]}}, "'EURO' is not an ISO 4217 currency code"),
+        ({"filter": {"phone": "call me"}}, "`filter.phone` needs at least one digit."),
+        (
+            {"filter": {"balanceAbove": "10", "balanceBelow": "5"}},
+            "`filter.balanceAbove` must be below `filter.balanceBelow`.",
+        ),
+        (
+            {"filter": {"createdAfter": NOW.isoformat(), "createdBefore": NOW.isoformat()}},
+            "`filter.createdAfter` must be below",
+        ),
+        ({"filter": {"managerIds": ["%%%"]}}, "is not a valid ID"),
+        ({"search": "x" * 101}, "`search` is longer than 100 characters."),
+        ({"filter": {"balanceBelow": 5}}, "Decimal values are strings"),
+    ],
+)
+async def test_bad_arguments_are_clear_errors(
+    listing: Listing, variables: dict[str, Any], message: str
+) -> None:
+    errors = await listing.api.errors(PAGE, variables)
+    assert error_codes(errors) == ["BAD_USER_INPUT"]
+    assert message in errors[0]["message"]
+
+
+async def test_cursor_values_cannot_smuggle_types(listing: Listing) -> None:
+    raw = b'["CREATED_AT:DESC",["not a date"],1]'
+    cursor = base64.urlsafe_b64encode(raw).decode()
+    errors = await listing.api.errors(PAGE, {"after": cursor})
+    assert error_codes(errors) == ["BAD_USER_INPUT"]
+
+
+# --- statistics --------------------------------------------------------------------------
+
+STATS = """
+query($filter: ClientFilter, $search: String) {
+  clientStats(filter: $filter, search: $search) {
+    total activeLast7Days blocked inactive chats supportRequests balances { amount currency }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("filter", [None, {"countries": ["DE", "FR"]}, {"blocked": True}])
+async def test_client_stats_match_python(listing: Listing, filter: dict[str, Any] | None) -> None:
+    match = python_filter(listing, filter or {})
+    rows = [r for r in listing.clients if match(r)]
+    stats = (await listing.api(STATS, {"filter": filter}))["clientStats"]
+    assert stats["total"] == len(rows)
+    week_ago = NOW - timedelta(days=7)
+    assert stats["activeLast7Days"] == sum(
+        1 for r in rows if r["last_activity_at"] and r["last_activity_at"] >= week_ago
+    )
+    assert stats["blocked"] == sum(1 for r in rows if blocked(r))
+    assert stats["inactive"] == sum(1 for r in rows if r["status"].value == "INACTIVE")
+    assert stats["chats"] == sum(r["chats_count"] for r in rows)
+    assert stats["supportRequests"] == sum(r["support_requests_count"] for r in rows)
+    sums: dict[str, Decimal] = {}
+    for r in rows:
+        sums[r["currency"]] = sums.get(r["currency"], Decimal(0)) + r["balance"]
+    assert {b["currency"]: Decimal(b["amount"]) for b in stats["balances"]} == sums
+    assert [b["currency"] for b in stats["balances"]] == sorted(sums)

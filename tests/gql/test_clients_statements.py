@@ -1,0 +1,85 @@
+"""No N+1: a page of 1 client and a page of 100 cost the same, small number of statements."""
+
+from typing import Any
+
+from tests.gql.conftest import RICH_LOGIN, Listing
+
+EVERYTHING = """
+query Everything($first: Int!, $filter: ClientFilter) {
+  clients(first: $first, filter: $filter) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+    edges {
+      cursor
+      node {
+        id login name email phone country currency language effectiveLanguage status
+        blocked canLogin block { reason blockedAt blockedUntil blockedBy { name } }
+        balance { amount currency } creditLimit { amount } validTill moderation avatarUrl
+        priceAdjustmentPercent lastActivityAt chatsCount supportRequestsCount
+        createdAt updatedAt
+        manager { id name email }
+        parent { id login manager { name } }
+        subAccounts(first: 5) { totalCount nodes { login balance { amount } } }
+        creditEntries(first: 5) {
+          totalCount
+          nodes {
+            kind amount { amount } balanceAfter { amount } createdBy { name }
+            reverses { id } reversedBy { id }
+            lines { description amount { amount } package { name } }
+          }
+        }
+        connections { type status lastSeenAt }
+        customFields { definition { key label type options } value }
+        departments { name } allDepartments
+        categories { name } allCategories
+        packagePrices { package { name } basePrice { amount } price { amount } }
+      }
+    }
+  }
+}
+"""
+# The statements one request of EVERYTHING runs, at any page size: the token look-up, the
+# page, its COUNT, then one batch per kind of relation: staff users (managers, block and entry
+# authors together), parents, sub-account pages, sub-account counts, ledger pages, ledger
+# counts, reversed entries, reversals, credit note lines, their packages, connections, custom
+# field definitions, custom field values, departments, categories, package prices.
+EXPECTED_STATEMENTS = 19
+
+
+def selects(statements: list[tuple[str, Any]]) -> list[str]:
+    return [sql for sql, _ in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))]
+
+
+async def count_statements(
+    listing: Listing, first: int, filter: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    await listing.api(EVERYTHING, {"first": 1})  # warm up: token last-used stamp, caches
+    listing.statements.clear()
+    data = await listing.api(EVERYTHING, {"first": first, "filter": filter})
+    return len(selects(listing.statements)), data
+
+
+async def test_statement_count_is_the_same_for_1_and_100_rows(listing: Listing) -> None:
+    # the one client has one of every relation (see RICH_LOGIN), so nothing is skipped
+    one, small = await count_statements(listing, 1, {"login": RICH_LOGIN})
+    hundred, large = await count_statements(listing, 100)
+    assert len(small["clients"]["edges"]) == 1
+    assert len(large["clients"]["edges"]) == 100
+    assert one == hundred == EXPECTED_STATEMENTS
+
+
+async def test_the_large_page_really_exercises_every_relation(listing: Listing) -> None:
+    _, data = await count_statements(listing, 100)
+    nodes = [edge["node"] for edge in data["clients"]["edges"]]
+    assert any(n["manager"] for n in nodes)
+    assert any(n["parent"] for n in nodes)
+    assert any(n["subAccounts"]["nodes"] for n in nodes)
+    entries = [e for n in nodes for e in n["creditEntries"]["nodes"]]
+    assert any(e["lines"] for e in entries)
+    assert any(e["reverses"] for e in entries)
+    assert any(n["connections"] for n in nodes)
+    assert any(v["value"] is not None for n in nodes for v in n["customFields"])
+    assert any(n["departments"] for n in nodes)
+    assert any(n["categories"] for n in nodes)
+    assert any(n["block"] for n in nodes)
+    assert all(n["packagePrices"] for n in nodes)
