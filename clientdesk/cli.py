@@ -202,6 +202,37 @@ def token_create(
     click.echo(issued.token)
 
 
+@main.command("send-mail")
+@click.option("--once", is_flag=True, help="One pass over the outbox, then exit.")
+def send_mail(once: bool) -> None:
+    """Deliver the e-mail outbox over SMTP (servers do it too; see CLIENTDESK_MAIL_SENDER)."""
+    from gql.app import run_mail_sender, smtp_of
+    from services import mail
+
+    settings = get_settings()
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        sessions = create_sessionmaker(engine)
+        try:
+            if once:
+                done = await mail.deliver_due(
+                    sessions,
+                    smtp=smtp_of(settings),
+                    now=system_clock(),
+                    max_attempts=settings.mail_max_attempts,
+                )
+                click.echo(
+                    f"sent {done.sent}, retrying {done.retrying}, failed {done.failed}", err=True
+                )
+            else:
+                await run_mail_sender(sessions, settings, system_clock, asyncio.Event())
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 @main.command("export-schema")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def export_schema(output: Path | None) -> None:

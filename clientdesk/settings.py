@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,27 @@ class Settings(BaseSettings):
         default=["en", "de", "fr", "es", "it", "nl", "pl", "pt", "pt-BR", "ja", "ar"],
         description="Languages the client cabinet is translated into (BCP 47 tags).",
     )
+    password_min_score: int = Field(
+        default=3, ge=0, le=4, description="zxcvbn score (0-4) a client password needs."
+    )
+    cabinet_base_url: str = Field(
+        default="http://127.0.0.1:8000/cabinet",
+        description="The client cabinet's address; links in e-mails point there.",
+    )
+    set_password_link_hours: int = Field(
+        default=72, description="How long a set-password link from a login e-mail works."
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    mail_from: str = "Clientdesk <no-reply@clientdesk.test>"
+    mail_sender: bool = Field(
+        default=True, description="Deliver the outbox from the server processes."
+    )
+    mail_poll_seconds: float = 5.0
+    mail_max_attempts: int = 8
     session_token_ttl_hours: int = Field(default=12, description="Lifetime of staffLogin tokens.")
 
     @property

@@ -89,7 +89,8 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-self.scale)
-        return Decimal(value)
+        # Sums and other expressions come back with their own scale; give every value ours.
+        return Decimal(value).quantize(Decimal(1).scaleb(-self.scale))
 
     @property
     def python_type(self) -> type[Decimal]:

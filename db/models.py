@@ -223,9 +223,9 @@ class CreditEntry(Base):
     payment_method: Mapped[str | None] = mapped_column(String(50))
     payment_reference: Mapped[str | None] = mapped_column(String(200))
     comment: Mapped[str | None] = mapped_column(String(1000))
-    reverses_id: Mapped[int | None] = mapped_column(
-        ForeignKey("credit_entries.id", ondelete="RESTRICT"), unique=True
-    )
+    # NO ACTION (checked at the end of the statement): deleting a client removes an entry
+    # and its reversal together, in whatever order the cascade visits them.
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("credit_entries.id"), unique=True)
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("staff_users.id", ondelete="SET NULL")
     )
@@ -258,6 +258,21 @@ class CreditNoteLine(Base):
         UniqueConstraint("entry_id", "position"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
     )
+
+
+class ClientPasswordToken(Base):
+    """A one-time link for a client to set a password; only its SHA-256 is stored."""
+
+    __tablename__ = "client_password_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "client_id"),)
 
 
 class IdempotencyKey(Base):

@@ -1,5 +1,7 @@
 """The ASGI application: /graphql (GraphiQL on GET), /healthz and /readyz."""
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,10 +23,11 @@ from strawberry.asgi import GraphQL
 
 from clientdesk.settings import Settings, get_settings
 from db.session import SharedSession, create_engine, create_sessionmaker
+from gql.cabinet import set_password
 from gql.context import Context
 from gql.loaders import create_loaders
 from gql.schema import schema
-from services import auth
+from services import auth, mail
 from services.clock import Clock, system_clock
 
 log = structlog.get_logger("clientdesk.http")
@@ -134,6 +137,36 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
+def smtp_of(settings: Settings) -> mail.Smtp:
+    return mail.Smtp(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.mail_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        tls=settings.smtp_tls,
+    )
+
+
+async def run_mail_sender(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: Clock,
+    stop: asyncio.Event,
+) -> None:
+    """Deliver the outbox every few seconds until `stop` is set."""
+    smtp = smtp_of(settings)
+    while not stop.is_set():
+        try:
+            await mail.deliver_due(
+                sessions, smtp=smtp, now=clock(), max_attempts=settings.mail_max_attempts
+            )
+        except Exception:
+            log.exception("mail_sender_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.mail_poll_seconds)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -153,7 +186,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        sender = (
+            asyncio.create_task(run_mail_sender(app.state.sessionmaker, settings, clock, stop))
+            if settings.mail_sender
+            else None
+        )
         yield
+        stop.set()
+        if sender is not None:
+            await sender
         if owns_engine:
             await engine.dispose()
 
@@ -162,6 +204,7 @@ def create_app(
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/cabinet/set-password", set_password, methods=["POST"]),
         ],
         lifespan=lifespan,
         middleware=[Middleware(RequestContextMiddleware)],

@@ -1,16 +1,18 @@
 """How failures reach callers: `userErrors` for rules, top-level errors with a code otherwise."""
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import strawberry
 import structlog
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.utils.str_converters import to_camel_case
 
 from gql.enums import UserErrorCode
-from services.errors import DomainError, ValidationFailed
+from services.actors import Actor
+from services.errors import DomainError, PermissionDenied, ValidationFailed
 
 log = structlog.get_logger("clientdesk.graphql")
 
@@ -28,16 +30,43 @@ class UserError:
 def user_errors(
     error: DomainError | ValidationFailed, *, prefix: Sequence[str] = ("input",)
 ) -> list[UserError]:
-    """The userErrors entries for a refused mutation, with field paths under `prefix`."""
+    """The userErrors entries for a refused mutation. Services name fields in snake_case;
+    the path's first step becomes the API's camelCase argument name under `prefix`."""
     errors = error.errors if isinstance(error, ValidationFailed) else [error]
     return [
         UserError(
-            field=[*prefix, *e.field] if e.field is not None else None,
+            field=[*prefix, to_camel_case(e.field[0]), *e.field[1:]] if e.field else None,
             code=e.code,
             message=e.message,
         )
         for e in errors
     ]
+
+
+T = TypeVar("T")
+
+
+async def attempt(
+    info: Any,
+    service: Callable[..., Awaitable[T]],
+    *,
+    prefix: Sequence[str] = ("input",),
+    **arguments: Any,
+) -> tuple[T | None, list[UserError]]:
+    """Run a service with the request's session and the viewer as actor: its result and no
+    errors, or None and the userErrors it raised. A PermissionDenied becomes FORBIDDEN."""
+    context = info.context
+    actor = Actor.of(context.viewer, now=context.now, request_id=context.request_id)
+    try:
+        async with context.db.exclusive() as session:
+            result = await service(session, actor=actor, **arguments)
+    except (DomainError, ValidationFailed) as error:
+        return None, user_errors(error, prefix=prefix)
+    except PermissionDenied as denied:
+        raise Forbidden(str(denied)) from None
+    finally:
+        context.loaders.clear_all()  # what the change touched must be read again
+    return result, []
 
 
 class ApiError(GraphQLError):

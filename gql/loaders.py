@@ -80,6 +80,11 @@ class Loaders:
     reversal_by_entry_id: DataLoader[int, AnyRow | None]
     credit_note_lines_by_entry_id: DataLoader[int, Rows]
 
+    def clear_all(self) -> None:
+        """Forget everything loaded so far (after a change)."""
+        for name in self.__dataclass_fields__:
+            getattr(self, name).clear_all()
+
 
 def create_loaders(db: SharedSession) -> Loaders:
     """Fresh loaders (and so a fresh cache) for one request."""

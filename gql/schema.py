@@ -6,7 +6,10 @@ import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
-from gql.clients.queries import ClientQuery
+from gql.audit.queries import AuditQuery
+from gql.audit.types import AuditEntry
+from gql.clients.mutations import ClientMutation
+from gql.clients.queries import ClientQuery, PasswordQuery
 from gql.clients.types import Client
 from gql.context import Info
 from gql.credits.types import CreditEntry
@@ -15,6 +18,7 @@ from gql.node import Node, fetch_nodes
 from gql.permissions import AuthenticationGate, IsAuthenticated
 from gql.pricing.queries import PricingQuery
 from gql.pricing.types import Package
+from gql.reference.mutations import CustomFieldMutation
 from gql.reference.queries import ReferenceQuery
 from gql.reference.types import Category, CustomFieldDefinition, Department
 from gql.scalars import SCALAR_MAP
@@ -54,7 +58,9 @@ class NodeQuery:
 
 
 @strawberry.type(description="Everything that can be read. All fields need a token.")
-class Query(StaffQuery, NodeQuery, ClientQuery, ReferenceQuery, PricingQuery):
+class Query(
+    StaffQuery, NodeQuery, ClientQuery, PasswordQuery, ReferenceQuery, PricingQuery, AuditQuery
+):
     pass
 
 
@@ -62,14 +68,23 @@ class Query(StaffQuery, NodeQuery, ClientQuery, ReferenceQuery, PricingQuery):
     description="Everything that can be changed. All fields but `staffLogin` need a token; "
     "rule violations come back as `userErrors` and change nothing."
 )
-class Mutation(StaffMutation):
+class Mutation(StaffMutation, ClientMutation, CustomFieldMutation):
     pass
 
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    types=[Client, StaffUser, CreditEntry, Package, Department, Category, CustomFieldDefinition],
+    types=[
+        Client,
+        StaffUser,
+        CreditEntry,
+        Package,
+        Department,
+        Category,
+        CustomFieldDefinition,
+        AuditEntry,
+    ],
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         ErrorMasking,

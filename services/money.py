@@ -1,9 +1,27 @@
 """Amounts in a currency: its minor units, and rounding to them."""
 
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from babel.numbers import get_currency_precision
+from babel import Locale
+from babel.numbers import get_currency_precision, get_territory_currencies
+
+from services.errors import DomainError, ErrorCode
+
+
+@lru_cache(maxsize=1)
+def tender_currencies() -> frozenset[str]:
+    """ISO 4217 codes that some country uses as legal tender today (CLDR data, via Babel):
+    codes like XXX (no currency), XTS (testing) or XAU (gold) are not money for an account."""
+    today = date.today()
+    territories = [t for t in Locale("en").territories if isinstance(t, str) and t.isalpha()]
+    return frozenset(
+        code
+        for territory in territories
+        if len(territory) == 2
+        for code in get_territory_currencies(territory, today, tender=True)
+    )
 
 
 @lru_cache(maxsize=512)
@@ -18,6 +36,52 @@ def quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_units(currency))
 
 
+def format_money(amount: Decimal, currency: str) -> str:
+    """An amount for a message, with the currency's decimals: "10.50 EUR", "1500 JPY"."""
+    return f"{amount.quantize(quantum(currency))} {currency}"
+
+
 def round_half_up(amount: Decimal, currency: str) -> Decimal:
     """`amount` rounded half-up (away from zero on .5) to the currency's minor unit."""
     return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+
+
+MAX_AMOUNT = Decimal("1000000000000")  # 10^12 in any currency, per amount
+
+
+class WrittenDecimal(Decimal):
+    """A Decimal that remembers how the caller wrote it, so that "1e3" can be refused."""
+
+    written: str
+
+    def __new__(cls, written: str) -> "WrittenDecimal":
+        value = super().__new__(cls, written)
+        value.written = written
+        return value
+
+
+def check_amount(
+    value: Decimal,
+    currency: str,
+    *,
+    field: list[str],
+    positive: bool = False,
+    maximum: Decimal = MAX_AMOUNT,
+) -> Decimal:
+    """An amount exactly as given, if `currency` can hold it: finite, plain notation, no more
+    decimals than the currency's minor units, within ±maximum (and > 0 if `positive`)."""
+    if not value.is_finite():
+        raise DomainError(ErrorCode.INVALID_AMOUNT, "Not a number", field)
+    if "e" in getattr(value, "written", "").lower():
+        raise DomainError(ErrorCode.INVALID_AMOUNT, "Write amounts without an exponent", field)
+    if abs(value) > maximum:
+        raise DomainError(ErrorCode.AMOUNT_TOO_LARGE, f"At most {maximum} {currency}", field)
+    if positive and value <= 0:
+        raise DomainError(ErrorCode.AMOUNT_NOT_POSITIVE, "Must be more than zero", field)
+    if value != value.quantize(quantum(currency)):
+        units = minor_units(currency)
+        allowed = "no decimals" if units == 0 else f"at most {units} decimals"
+        raise DomainError(
+            ErrorCode.INVALID_AMOUNT_PRECISION, f"{currency} amounts have {allowed}", field
+        )
+    return value

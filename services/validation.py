@@ -1,19 +1,58 @@
-"""Input checks, each with the library made for that kind of value. Raise DomainError."""
+"""Input checks, each with the library made for that kind of value; they raise DomainError.
 
+Each takes the `field` path to report, so that a mutation can list every problem at once.
+"""
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
-from services.errors import DomainError, ErrorCode
+from services.errors import DomainError, ErrorCode, ValidationFailed
+from services.money import tender_currencies
+
+LOGIN_PATTERN = re.compile(r"[a-z0-9._-]{3,64}")
+T = TypeVar("T")
+
+
+def normalize_login(value: str, *, field: list[str]) -> str:
+    """A login as stored: lower case, 3-64 of a-z, 0-9, '.', '_' and '-'."""
+    login = value.strip().lower()
+    if not LOGIN_PATTERN.fullmatch(login):
+        raise DomainError(
+            ErrorCode.INVALID_LOGIN,
+            "A login is 3 to 64 characters: letters a-z, digits, '.', '_' or '-'",
+            field,
+        )
+    return login
 
 
 def normalize_email(value: str, *, field: list[str]) -> str:
     """A syntactically valid address, normalized (domain lower-cased); no DNS look-up."""
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
+        return str(validate_email(value.strip(), check_deliverability=False).normalized)
     except EmailNotValidError as error:
         raise DomainError(
-            ErrorCode.INVALID, f"Not a valid e-mail address: {error}", field
+            ErrorCode.INVALID_EMAIL, f"Not a valid e-mail address: {error}", field
         ) from None
+
+
+def normalize_phone(value: str, *, country: str | None, field: list[str]) -> str:
+    """A valid phone number in E.164; a national number is read in `country`."""
+    try:
+        number = phonenumbers.parse(value, country)
+    except phonenumbers.NumberParseException:
+        hint = "" if country else " (start with + and the country code, or give a country)"
+        raise DomainError(
+            ErrorCode.INVALID_PHONE, f"{value!r} is not a phone number{hint}", field
+        ) from None
+    if not phonenumbers.is_valid_number(number):
+        raise DomainError(ErrorCode.INVALID_PHONE, f"{value!r} is not a valid phone number", field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalize_country(value: str, *, field: list[str]) -> str:
@@ -27,10 +66,73 @@ def normalize_country(value: str, *, field: list[str]) -> str:
 
 
 def normalize_currency(value: str, *, field: list[str]) -> str:
-    """An ISO 4217 currency code, upper case ("eur" becomes "EUR")."""
+    """An ISO 4217 code of a currency in use, upper case ("eur" becomes "EUR")."""
     code = value.strip().upper()
-    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+    if code not in tender_currencies():
         raise DomainError(
-            ErrorCode.INVALID_CURRENCY, f"{value!r} is not an ISO 4217 currency code", field
+            ErrorCode.INVALID_CURRENCY, f"{value!r} is not an ISO 4217 currency in use", field
         )
     return code
+
+
+def text(
+    value: str | None, *, field: list[str], maximum: int, required: bool = False
+) -> str | None:
+    """Trimmed text, None when empty; too long or missing-but-required is an error."""
+    cleaned = value.strip() if value is not None else None
+    if not cleaned:
+        if required:
+            raise DomainError(ErrorCode.REQUIRED, "This is required", field)
+        return None
+    if len(cleaned) > maximum:
+        raise DomainError(ErrorCode.TOO_LONG, f"At most {maximum} characters", field)
+    return cleaned
+
+
+def url(value: str | None, *, field: list[str]) -> str | None:
+    """An absolute http(s) URL, or None."""
+    cleaned = text(value, field=field, maximum=2048)
+    if cleaned is not None and not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", cleaned):
+        raise DomainError(ErrorCode.INVALID, "Not an http(s) URL", field)
+    return cleaned
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A datetime with a time zone (the API's scalar already assumes UTC for naive ones)."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value
+
+
+class Checks:
+    """Collects the errors of many checks, so that all of them are reported together."""
+
+    def __init__(self) -> None:
+        self.errors: list[DomainError] = []
+
+    def run(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        try:
+            return check(*args, **kwargs)
+        except DomainError as error:
+            self.errors.append(error)
+        except ValidationFailed as failed:
+            self.errors.extend(failed.errors)
+        return None
+
+    async def run_async(
+        self, check: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T | None:
+        try:
+            return await check(*args, **kwargs)
+        except DomainError as error:
+            self.errors.append(error)
+        except ValidationFailed as failed:
+            self.errors.extend(failed.errors)
+        return None
+
+    def add(self, code: ErrorCode, message: str, field: Sequence[str] | None) -> None:
+        self.errors.append(DomainError(code, message, field))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationFailed(self.errors)

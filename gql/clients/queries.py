@@ -23,8 +23,9 @@ from gql.context import Info
 from gql.errors import BadUserInput
 from gql.node import pk_of
 from gql.pagination import Connection, page_request, paginate
-from gql.permissions import HasScope
+from gql.permissions import HasScope, IsAuthenticated
 from gql.scalars import Money
+from services.passwords import strength
 
 FilterArg = Annotated[
     ClientFilter | None, strawberry.argument(description="Conditions, combined with AND.")
@@ -146,4 +147,44 @@ class ClientQuery:
             chats=int(one[4]),
             support_requests=int(one[5]),
             balances=[Money.of(amount, currency) for currency, amount in balances],
+        )
+
+
+@strawberry.type(description="How hard a password is to guess, for a strength bar.")
+class PasswordStrength:
+    score: int = strawberry.field(description="0 (trivial) to 4 (very strong), from zxcvbn.")
+    meets_policy: bool = strawberry.field(
+        description="Long enough (8+) and strong enough to be accepted for a client."
+    )
+    warning: str | None = strawberry.field(description="What makes it weak, if anything.")
+    suggestions: list[str] = strawberry.field(description="How to make it stronger.")
+    crack_time: str = strawberry.field(
+        description="Time to guess it offline against a slow hash, for people."
+    )
+
+
+@strawberry.type
+class PasswordQuery:
+    @strawberry.field(
+        description="Rate a password before setting it (nothing is stored or logged).",
+        permission_classes=[IsAuthenticated],
+    )
+    def password_strength(
+        self,
+        info: Info,
+        password: Annotated[str, strawberry.argument(description="The password to rate.")],
+        hints: Annotated[
+            list[str] | None,
+            strawberry.argument(description="Words that count as guessable: login, name, e-mail."),
+        ] = None,
+    ) -> PasswordStrength:
+        rated = strength(
+            password, user_inputs=hints or [], min_score=info.context.settings.password_min_score
+        )
+        return PasswordStrength(
+            score=rated.score,
+            meets_policy=rated.meets_policy,
+            warning=rated.warning,
+            suggestions=rated.suggestions,
+            crack_time=rated.crack_time,
         )

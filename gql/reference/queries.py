@@ -4,6 +4,7 @@ from functools import lru_cache
 
 import pycountry
 import strawberry
+from babel.numbers import get_currency_name
 from sqlalchemy import select
 
 from db.models import Category as CategoryModel
@@ -19,7 +20,7 @@ from gql.reference.types import (
     Language,
 )
 from services.languages import known_languages, language_info
-from services.money import minor_units
+from services.money import minor_units, tender_currencies
 
 
 @lru_cache(maxsize=1)
@@ -31,13 +32,10 @@ def all_countries() -> tuple[Country, ...]:
 @lru_cache(maxsize=1)
 def all_currencies() -> tuple[Currency, ...]:
     return tuple(
-        sorted(
-            (
-                Currency(code=c.alpha_3, name=c.name, minor_units=minor_units(c.alpha_3))
-                for c in pycountry.currencies
-            ),
-            key=lambda currency: currency.code,
+        Currency(
+            code=code, name=get_currency_name(code, locale="en"), minor_units=minor_units(code)
         )
+        for code in sorted(tender_currencies())
     )
 
 
@@ -76,7 +74,8 @@ class ReferenceQuery:
         return list(all_countries())
 
     @strawberry.field(
-        description="Every ISO 4217 currency, by code, with its minor units.",
+        description="Every ISO 4217 currency in use as legal tender, by code, with its minor "
+        "units (CLDR data).",
         permission_classes=[IsAuthenticated],
     )
     def currencies(self) -> list[Currency]:

@@ -1,5 +1,7 @@
 """GraphQL types for reference data."""
 
+from typing import Any
+
 import strawberry
 from strawberry.scalars import JSON
 
@@ -35,6 +37,11 @@ class CustomFieldDefinition(Node):
     required: bool = strawberry.field(description="Whether every client must have a value.")
     position: int = strawberry.field(description="Display order (ascending).")
     pk: strawberry.Private[int]
+
+    @classmethod
+    def from_orm(cls, row: Any) -> "CustomFieldDefinition":
+        """From the ORM object a service returns (it has the same attributes as a row)."""
+        return cls.from_row(row)
 
     @classmethod
     def from_row(cls, row: AnyRow) -> "CustomFieldDefinition":

@@ -433,7 +433,7 @@ def other_cursor() -> str:
         ({"after": other_cursor()}, "`after` is a cursor of another ordering"),
         ({"orderBy": [{"field": "NAME"}, {"field": "NAME", "direction": "DESC"}]}, "only once"),
         ({"filter": {"countries": ["DE", "XX"]}}, "'XX' is not an ISO 3166-1 country code"),
-        ({"filter": {"currencies": ["EURO"]}}, "'EURO' is not an ISO 4217 currency code"),
+        ({"filter": {"currencies": ["EURO"]}}, "'EURO' is not an ISO 4217 currency in use"),
         ({"filter": {"phone": "call me"}}, "`filter.phone` needs at least one digit."),
         (
             {"filter": {"balanceAbove": "10", "balanceBelow": "5"}},

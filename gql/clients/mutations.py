@@ -1,0 +1,185 @@
+"""Mutations on client accounts: create, update, password, avatar, bulk status and delete."""
+
+from datetime import timedelta
+from typing import Annotated
+
+import strawberry
+
+from db.enums import Scope
+from gql.clients.inputs import NO_ROW, ClientCreateInput, ClientUpdateInput
+from gql.clients.types import Client, client_from_row
+from gql.context import Info
+from gql.enums import ClientStatus
+from gql.errors import UserError, attempt
+from gql.node import pk_of, to_global_id
+from gql.permissions import HasScope
+from services import clients
+
+IdArg = Annotated[strawberry.ID, strawberry.argument(description="The client's global ID.")]
+IdsArg = Annotated[
+    list[strawberry.ID],
+    strawberry.argument(
+        description=f"Global IDs of the selected clients (at most {clients.MAX_BULK})."
+    ),
+]
+
+
+@strawberry.type(description="The result of a mutation on one client.")
+class ClientPayload:
+    client: Client | None = strawberry.field(
+        description="The client as it is now; null if the mutation was refused."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why the mutation was refused; empty on success."
+    )
+
+
+@strawberry.type(description="The result of `clientsSetStatus`.")
+class ClientsSetStatusPayload:
+    clients: list[Client] = strawberry.field(
+        description="The selected clients as they are now; empty if refused."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why it was refused (`field` points at the id); then nothing changed."
+    )
+
+
+@strawberry.type(description="The result of `clientsDelete`.")
+class ClientsDeletePayload:
+    deleted_ids: list[strawberry.ID] = strawberry.field(
+        description="Global IDs of the deleted clients; empty if refused."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why it was refused (`field` points at the id); then nothing was deleted."
+    )
+
+
+def client_pk(value: strawberry.ID) -> int:
+    """The primary key of a client's ID; another type's ID finds nothing."""
+    return pk_of(value, "Client") or NO_ROW
+
+
+async def client_payload(info: Info, pk: int | None, errors: list[UserError]) -> ClientPayload:
+    if pk is None:
+        return ClientPayload(client=None, user_errors=errors)
+    row = await info.context.loaders.client_by_id.load(pk)
+    return ClientPayload(client=client_from_row(info, row) if row else None, user_errors=errors)
+
+
+WRITE = [HasScope(Scope.CLIENTS_WRITE)]
+
+
+@strawberry.type
+class ClientMutation:
+    @strawberry.mutation(
+        description="Open a client account. Required: login, password, currency and an e-mail "
+        "or phone. With `sendLoginDetails` the client gets an e-mail with their login and a "
+        "one-time link to set their own password.",
+        permission_classes=WRITE,
+    )
+    async def client_create(
+        self,
+        info: Info,
+        input: Annotated[ClientCreateInput, strawberry.argument(description="The new account.")],
+    ) -> ClientPayload:
+        settings = info.context.settings
+        client, errors = await attempt(
+            info,
+            clients.create_client,
+            values=input.values(),
+            min_score=settings.password_min_score,
+            cabinet_base_url=settings.cabinet_base_url,
+            link_valid_for=timedelta(hours=settings.set_password_link_hours),
+        )
+        return await client_payload(info, client.id if client else None, errors)
+
+    @strawberry.mutation(
+        description="Change a client's details; fields left out of `input` stay as they are.",
+        permission_classes=WRITE,
+    )
+    async def client_update(
+        self,
+        info: Info,
+        id: IdArg,
+        input: Annotated[ClientUpdateInput, strawberry.argument(description="The changes.")],
+    ) -> ClientPayload:
+        client, errors = await attempt(
+            info,
+            clients.update_client,
+            client_id=client_pk(id),
+            values=input.values(),
+            min_score=info.context.settings.password_min_score,
+        )
+        return await client_payload(info, client.id if client else None, errors)
+
+    @strawberry.mutation(
+        description="Set a new password for the client (at least 8 characters, hard to guess).",
+        permission_classes=WRITE,
+    )
+    async def client_password_change(
+        self,
+        info: Info,
+        id: IdArg,
+        password: Annotated[str, strawberry.argument(description="The new password.")],
+    ) -> ClientPayload:
+        client, errors = await attempt(
+            info,
+            clients.change_password,
+            prefix=(),
+            client_id=client_pk(id),
+            password=password,
+            min_score=info.context.settings.password_min_score,
+        )
+        return await client_payload(info, client.id if client else None, errors)
+
+    @strawberry.mutation(description="Go back to the default avatar.", permission_classes=WRITE)
+    async def client_avatar_reset(self, info: Info, id: IdArg) -> ClientPayload:
+        client, errors = await attempt(
+            info, clients.reset_avatar, prefix=(), client_id=client_pk(id)
+        )
+        return await client_payload(info, client.id if client else None, errors)
+
+    @strawberry.mutation(
+        description="Enable (ACTIVE) or disable (INACTIVE) access for the selected clients: "
+        "all of them, or none if any of them cannot be changed.",
+        permission_classes=WRITE,
+    )
+    async def clients_set_status(
+        self,
+        info: Info,
+        ids: IdsArg,
+        status: Annotated[ClientStatus, strawberry.argument(description="The new status.")],
+    ) -> ClientsSetStatusPayload:
+        changed, errors = await attempt(
+            info, clients.set_status, prefix=(), ids=[client_pk(i) for i in ids], status=status
+        )
+        rows = await info.context.loaders.client_by_id.load_many([c.id for c in changed or []])
+        return ClientsSetStatusPayload(
+            clients=[client_from_row(info, row) for row in rows if row is not None],
+            user_errors=errors,
+        )
+
+    @strawberry.mutation(
+        description="Delete the selected clients for good (their ledgers too). Refused, "
+        "naming each, while a client has a non-zero balance or sub-accounts; then none is "
+        "deleted. Each deletion keeps a full snapshot in the audit log.",
+        permission_classes=[HasScope(Scope.CLIENTS_DELETE)],
+    )
+    async def clients_delete(
+        self,
+        info: Info,
+        ids: IdsArg,
+        confirm: Annotated[
+            bool, strawberry.argument(description="Must be true: deleting cannot be undone.")
+        ],
+    ) -> ClientsDeletePayload:
+        deleted, errors = await attempt(
+            info,
+            clients.delete_clients,
+            prefix=(),
+            ids=[client_pk(i) for i in ids],
+            confirm=confirm,
+        )
+        return ClientsDeletePayload(
+            deleted_ids=[to_global_id("Client", pk) for pk in deleted or []], user_errors=errors
+        )

@@ -1,0 +1,622 @@
+"""Client accounts: create, change, disable and delete them, by the rules.
+
+Every function checks all of its input first and reports every problem together
+(ValidationFailed); only then does it write, in one transaction with its audit entries.
+Field paths in errors are the snake_case names of the values given.
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.enums import ClientStatus
+from db.models import (
+    Category,
+    Client,
+    ClientConnection,
+    CreditEntry,
+    CustomFieldDefinition,
+    CustomFieldValue,
+    Department,
+    StaffUser,
+    client_categories,
+    client_departments,
+)
+from db.session import transaction
+from services import audit
+from services.actors import Actor
+from services.auth import hash_password
+from services.custom_fields import check_value
+from services.errors import DomainError, ErrorCode, PermissionDenied
+from services.languages import normalize_language
+from services.login_details import send_login_details
+from services.money import check_amount, format_money
+from services.passwords import check_password
+from services.validation import (
+    Checks,
+    normalize_country,
+    normalize_currency,
+    normalize_email,
+    normalize_login,
+    normalize_phone,
+    text,
+)
+
+MAX_BULK = 500
+PERCENT_LIMITS = (Decimal(-100), Decimal(1000))  # (exclusive, inclusive)
+# What create and update accept (create also takes password, parent_id, send_login_details).
+EDITABLE = frozenset(
+    {
+        "login",
+        "name",
+        "email",
+        "phone",
+        "country",
+        "currency",
+        "language",
+        "status",
+        "manager_id",
+        "credit_limit",
+        "moderation",
+        "valid_till",
+        "department_ids",
+        "category_ids",
+        "custom_fields",
+        "price_adjustment_percent",
+    }
+)
+
+
+async def may_change(session: AsyncSession, actor: Actor, clients: Sequence[Client]) -> list[bool]:
+    """Admins change every client; managers their own clients and those clients' sub-accounts."""
+    if actor.is_admin:
+        return [True] * len(clients)
+    parent_ids = {c.parent_id for c in clients if c.parent_id is not None}
+    parent_managers: dict[int, int | None] = {}
+    if parent_ids:
+        rows = await session.execute(
+            select(Client.id, Client.manager_id).where(Client.id.in_(parent_ids))
+        )
+        parent_managers = {row.id: row.manager_id for row in rows}
+    return [
+        client.manager_id == actor.staff_id
+        or (
+            client.parent_id is not None and parent_managers.get(client.parent_id) == actor.staff_id
+        )
+        for client in clients
+    ]
+
+
+async def client_for_change(session: AsyncSession, *, actor: Actor, client_id: int) -> Client:
+    """The client, if the actor may change it (PermissionDenied otherwise)."""
+    client = await session.get(Client, client_id)
+    if client is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["id"])
+    if not (await may_change(session, actor, [client]))[0]:
+        raise PermissionDenied("Managers change only their own clients and their sub-accounts")
+    return client
+
+
+def _percent(value: Decimal, *, field: list[str]) -> Decimal:
+    low, high = PERCENT_LIMITS
+    if not value.is_finite() or "e" in getattr(value, "written", "").lower():
+        raise DomainError(ErrorCode.INVALID_AMOUNT, "Not a plain decimal number", field)
+    if value != value.quantize(Decimal("0.01")):
+        raise DomainError(ErrorCode.INVALID_AMOUNT_PRECISION, "At most 2 decimals", field)
+    if not low < value <= high:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, "Above -100 and at most 1000 (percent)", field)
+    return value
+
+
+async def _existing_ids(
+    session: AsyncSession,
+    model: type[Department] | type[Category],
+    ids: list[int],
+    field: str,
+    checks: Checks,
+) -> list[int]:
+    found = set(await session.scalars(select(model.id).where(model.id.in_(ids))))
+    for n, pk in enumerate(ids):
+        if pk not in found:
+            checks.add(ErrorCode.NOT_FOUND, f"No such {model.__name__.lower()}", [field, str(n)])
+    return list(dict.fromkeys(ids))
+
+
+async def _clean(
+    session: AsyncSession,
+    values: dict[str, Any],
+    *,
+    current: Client | None,
+    actor: Actor,
+    min_score: int,
+) -> dict[str, Any]:
+    """Validate and normalize the given values against the rules; raise every error found."""
+    checks = Checks()
+    clean: dict[str, Any] = {}
+
+    def value(name: str) -> Any:
+        return clean[name] if name in clean else values.get(name, getattr(current, name, None))
+
+    if current is None:
+        for name in ("login", "password", "currency"):
+            if not values.get(name):
+                checks.add(ErrorCode.REQUIRED, "This is required", [name])
+    if values.get("login"):
+        login = checks.run(normalize_login, values["login"], field=["login"])
+        if login is not None and (current is None or login != current.login):
+            if await session.scalar(select(Client.id).where(Client.login == login)):
+                checks.add(ErrorCode.LOGIN_TAKEN, f"The login {login!r} is taken", ["login"])
+        clean["login"] = login
+    if "name" in values:
+        clean["name"] = checks.run(text, values["name"], field=["name"], maximum=200)
+    if "country" in values:
+        country = values["country"]
+        clean["country"] = country and checks.run(normalize_country, country, field=["country"])
+    if "email" in values:
+        email = values["email"]
+        clean["email"] = (email or "").strip() and checks.run(
+            normalize_email, email, field=["email"]
+        )
+        clean["email"] = clean["email"] or None
+    if "phone" in values:
+        phone = (values["phone"] or "").strip()
+        clean["phone"] = phone and checks.run(
+            normalize_phone, phone, country=value("country"), field=["phone"]
+        )
+        clean["phone"] = clean["phone"] or None
+    if "language" in values:
+        language = (values["language"] or "").strip()
+        clean["language"] = (
+            language and checks.run(normalize_language, language, field=["language"])
+        ) or None
+    if values.get("currency"):
+        currency = checks.run(normalize_currency, values["currency"], field=["currency"])
+        if currency is not None and current is not None and currency != current.currency:
+            entries = await session.scalar(
+                select(func.count())
+                .select_from(CreditEntry)
+                .where(CreditEntry.client_id == current.id)
+            )
+            subs = await session.scalar(
+                select(func.count()).select_from(Client).where(Client.parent_id == current.id)
+            )
+            if entries or subs or current.parent_id is not None:
+                checks.add(
+                    ErrorCode.CURRENCY_LOCKED,
+                    "The currency is fixed once the client has ledger entries or linked accounts",
+                    ["currency"],
+                )
+        clean["currency"] = currency
+    currency = value("currency")
+    if "status" in values:
+        clean["status"] = values["status"] or ClientStatus.ACTIVE
+    if "moderation" in values:
+        clean["moderation"] = bool(values["moderation"])
+    if "valid_till" in values:
+        clean["valid_till"] = values["valid_till"]
+    if "manager_id" in values:
+        manager_id = values["manager_id"]
+        if manager_id is not None:
+            manager = await session.get(StaffUser, manager_id)
+            if manager is None or not manager.is_active:
+                checks.add(ErrorCode.NOT_FOUND, "No such staff user", ["manager_id"])
+        if not actor.is_admin and manager_id != actor.staff_id:
+            checks.add(
+                ErrorCode.NOT_ALLOWED,
+                "Managers cannot give clients to others (ask an admin)",
+                ["manager_id"],
+            )
+        clean["manager_id"] = manager_id
+    if "credit_limit" in values and currency is not None:
+        limit = checks.run(check_amount, values["credit_limit"], currency, field=["credit_limit"])
+        if limit is not None and limit < 0:
+            checks.add(ErrorCode.INVALID_AMOUNT, "A credit limit is zero or more", ["credit_limit"])
+        elif limit is not None and current is not None and current.balance + limit < 0:
+            checks.add(
+                ErrorCode.CREDIT_LIMIT_BELOW_DEBT,
+                f"The client owes {format_money(-current.balance, currency)}; "
+                "the limit cannot be lower",
+                ["credit_limit"],
+            )
+        clean["credit_limit"] = limit
+    if "price_adjustment_percent" in values:
+        clean["price_adjustment_percent"] = checks.run(
+            _percent, values["price_adjustment_percent"], field=["price_adjustment_percent"]
+        )
+    if "parent_id" in values and values["parent_id"] is not None:
+        parent = await session.get(Client, values["parent_id"])
+        if parent is None:
+            checks.add(ErrorCode.NOT_FOUND, "No such client", ["parent_id"])
+        elif parent.parent_id is not None:
+            checks.add(
+                ErrorCode.PARENT_INVALID, f"{parent.login} is itself a sub-account", ["parent_id"]
+            )
+        elif currency is not None and parent.currency != currency:
+            checks.add(
+                ErrorCode.PARENT_INVALID,
+                f"{parent.login} uses {parent.currency}; a sub-account uses its parent's currency",
+                ["parent_id"],
+            )
+        elif not (await may_change(session, actor, [parent]))[0]:
+            checks.add(ErrorCode.NOT_ALLOWED, "Not one of your clients", ["parent_id"])
+        clean["parent_id"] = values["parent_id"]
+    for name, model in (("department_ids", Department), ("category_ids", Category)):
+        if name in values:
+            clean[name] = await _existing_ids(session, model, values[name] or [], name, checks)
+    if "custom_fields" in values:
+        clean["custom_fields"] = await _custom_values(
+            session, values["custom_fields"] or {}, checks, creating=current is None
+        )
+    if values.get("password"):
+        inputs = [value("login") or "", value("name") or "", value("email") or ""]
+        checks.run(
+            check_password,
+            values["password"] or "",
+            field=["password"],
+            user_inputs=inputs,
+            min_score=min_score,
+        )
+    if (
+        value("email") is None
+        and value("phone") is None
+        and not any(e.field in (["email"], ["phone"]) for e in checks.errors)
+    ):
+        checks.add(
+            ErrorCode.CONTACT_REQUIRED, "Give an e-mail address or a phone number", ["email"]
+        )
+    if values.get("send_login_details") and value("email") is None:
+        checks.add(
+            ErrorCode.CONTACT_REQUIRED,
+            "Login details go by e-mail: give an e-mail address",
+            ["send_login_details"],
+        )
+    checks.raise_if_any()
+    return clean
+
+
+async def _custom_values(
+    session: AsyncSession, given: dict[str, Any], checks: Checks, *, creating: bool
+) -> dict[int, Any]:
+    definitions = {d.key: d for d in await session.scalars(select(CustomFieldDefinition))}
+    values: dict[int, Any] = {}
+    for key, raw in given.items():
+        definition = definitions.get(key)
+        if definition is None:
+            checks.add(
+                ErrorCode.CUSTOM_FIELD_UNKNOWN, f"No custom field {key!r}", ["custom_fields", key]
+            )
+            continue
+        checked = checks.run(check_value, definition, raw, field=["custom_fields", key])
+        values[definition.id] = checked
+    if creating:
+        for key, definition in definitions.items():
+            if definition.required and values.get(definition.id) is None and key not in given:
+                checks.add(
+                    ErrorCode.CUSTOM_FIELD_REQUIRED,
+                    f"{definition.label} is required",
+                    ["custom_fields", key],
+                )
+    return values
+
+
+async def _related(session: AsyncSession, client_id: int) -> dict[str, Any]:
+    """A client's access lists and custom values, for audit snapshots."""
+    departments = list(
+        await session.scalars(
+            select(client_departments.c.department_id)
+            .where(client_departments.c.client_id == client_id)
+            .order_by(client_departments.c.department_id)
+        )
+    )
+    categories = list(
+        await session.scalars(
+            select(client_categories.c.category_id)
+            .where(client_categories.c.client_id == client_id)
+            .order_by(client_categories.c.category_id)
+        )
+    )
+    custom = {
+        row.key: row.value
+        for row in await session.execute(
+            select(CustomFieldDefinition.key, CustomFieldValue.value)
+            .join(CustomFieldValue, CustomFieldValue.definition_id == CustomFieldDefinition.id)
+            .where(CustomFieldValue.client_id == client_id)
+        )
+    }
+    return {"department_ids": departments, "category_ids": categories, "custom_fields": custom}
+
+
+async def _write_related(session: AsyncSession, client_id: int, clean: dict[str, Any]) -> None:
+    for name, table, column in (
+        ("department_ids", client_departments, "department_id"),
+        ("category_ids", client_categories, "category_id"),
+    ):
+        if name in clean:
+            await session.execute(delete(table).where(table.c.client_id == client_id))
+            if clean[name]:
+                await session.execute(
+                    insert(table), [{"client_id": client_id, column: pk} for pk in clean[name]]
+                )
+    for definition_id, value in clean.get("custom_fields", {}).items():
+        await session.execute(
+            delete(CustomFieldValue).where(
+                CustomFieldValue.client_id == client_id,
+                CustomFieldValue.definition_id == definition_id,
+            )
+        )
+        if value is not None:
+            session.add(
+                CustomFieldValue(client_id=client_id, definition_id=definition_id, value=value)
+            )
+    await session.flush()  # the session does not autoflush; snapshots read these rows back
+
+
+async def create_client(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    values: dict[str, Any],
+    min_score: int,
+    cabinet_base_url: str,
+    link_valid_for: timedelta,
+) -> Client:
+    """Open an account: login, password, currency and a contact are required."""
+    if not actor.is_admin and values.get("manager_id") is None:
+        values = {**values, "manager_id": actor.staff_id}  # a manager's new client is theirs
+    clean = await _clean(session, values, current=None, actor=actor, min_score=min_score)
+    related = ("department_ids", "category_ids", "custom_fields")
+    columns: dict[str, Any] = {
+        "status": ClientStatus.ACTIVE,
+        "balance": Decimal(0),
+        "credit_limit": Decimal(0),
+        "price_adjustment_percent": Decimal(0),
+        "moderation": False,
+        **{k: v for k, v in clean.items() if k not in related and v is not None},
+    }
+    async with transaction(session):
+        client = Client(
+            **columns,
+            password_hash=hash_password(values["password"]),
+            created_at=actor.now,
+            updated_at=actor.now,
+        )
+        session.add(client)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise DomainError(ErrorCode.LOGIN_TAKEN, "The login is taken", ["login"]) from None
+        await _write_related(session, client.id, clean)
+        if values.get("send_login_details"):
+            await send_login_details(
+                session,
+                client=client,
+                now=actor.now,
+                cabinet_base_url=cabinet_base_url,
+                valid_for=link_valid_for,
+            )
+        await audit.record(
+            session,
+            actor=actor,
+            action="client.create",
+            target_type="Client",
+            target_id=client.id,
+            target_label=client.login,
+            after={
+                **audit.client_snapshot(client),
+                **await _related(session, client.id),
+                "login_details_sent": bool(values.get("send_login_details")),
+            },
+        )
+    return client
+
+
+async def update_client(
+    session: AsyncSession, *, actor: Actor, client_id: int, values: dict[str, Any], min_score: int
+) -> Client:
+    """Change the given fields; fields not given stay; None clears an optional one."""
+    client = await client_for_change(session, actor=actor, client_id=client_id)
+    unknown = set(values) - EDITABLE
+    if unknown:
+        raise ValueError(f"not editable here: {sorted(unknown)}")
+    clean = await _clean(session, values, current=client, actor=actor, min_score=min_score)
+    before = {**audit.client_snapshot(client), **await _related(session, client.id)}
+    async with transaction(session):
+        for name, new in clean.items():
+            if name not in ("department_ids", "category_ids", "custom_fields"):
+                setattr(client, name, new)
+        await _write_related(session, client.id, clean)
+        after = {**audit.client_snapshot(client), **await _related(session, client.id)}
+        old, new_values = audit.changed(
+            {k: v for k, v in before.items() if k != "updated_at"},
+            {k: v for k, v in after.items() if k != "updated_at"},
+        )
+        if new_values:
+            client.updated_at = actor.now
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise DomainError(ErrorCode.LOGIN_TAKEN, "The login is taken", ["login"]) from None
+            await audit.record(
+                session,
+                actor=actor,
+                action="client.update",
+                target_type="Client",
+                target_id=client.id,
+                target_label=client.login,
+                before=old,
+                after=new_values,
+            )
+    return client
+
+
+async def change_password(
+    session: AsyncSession, *, actor: Actor, client_id: int, password: str, min_score: int
+) -> Client:
+    """Set a new password for the client (audited, without the password)."""
+    client = await client_for_change(session, actor=actor, client_id=client_id)
+    inputs = [client.login, client.name or "", client.email or ""]
+    check_password(password, field=["password"], user_inputs=inputs, min_score=min_score)
+    async with transaction(session):
+        client.password_hash = hash_password(password)
+        client.updated_at = actor.now
+        await audit.record(
+            session,
+            actor=actor,
+            action="client.password_change",
+            target_type="Client",
+            target_id=client.id,
+            target_label=client.login,
+        )
+    return client
+
+
+async def reset_avatar(session: AsyncSession, *, actor: Actor, client_id: int) -> Client:
+    """Go back to the default avatar."""
+    client = await client_for_change(session, actor=actor, client_id=client_id)
+    async with transaction(session):
+        if client.avatar_url is not None:
+            await audit.record(
+                session,
+                actor=actor,
+                action="client.avatar_reset",
+                target_type="Client",
+                target_id=client.id,
+                target_label=client.login,
+                before={"avatar_url": client.avatar_url},
+                after={"avatar_url": None},
+            )
+            client.avatar_url = None
+            client.updated_at = actor.now
+    return client
+
+
+async def _clients_for_bulk(
+    session: AsyncSession, actor: Actor, ids: Sequence[int], checks: Checks
+) -> list[Client]:
+    if not ids:
+        checks.add(ErrorCode.REQUIRED, "Select at least one client", ["ids"])
+    if len(ids) > MAX_BULK:
+        checks.add(ErrorCode.TOO_MANY, f"At most {MAX_BULK} clients at a time", ["ids"])
+        return []
+    found = {c.id: c for c in await session.scalars(select(Client).where(Client.id.in_(ids)))}
+    clients: list[Client] = []
+    for n, pk in enumerate(ids):
+        if pk not in found:
+            checks.add(ErrorCode.NOT_FOUND, "No such client", ["ids", str(n)])
+        elif found[pk] not in clients:
+            clients.append(found[pk])
+    allowed = await may_change(session, actor, clients)
+    for client, ok in zip(clients, allowed, strict=True):
+        if not ok:
+            checks.add(
+                ErrorCode.NOT_ALLOWED,
+                f"{client.login} is not one of your clients",
+                ["ids", str(ids.index(client.id))],
+            )
+    return clients
+
+
+async def set_status(
+    session: AsyncSession, *, actor: Actor, ids: Sequence[int], status: ClientStatus
+) -> list[Client]:
+    """Enable or disable the selected clients: all of them, or none if any cannot be."""
+    checks = Checks()
+    clients = await _clients_for_bulk(session, actor, ids, checks)
+    checks.raise_if_any()
+    async with transaction(session):
+        for client in clients:
+            if client.status is status:
+                continue
+            await audit.record(
+                session,
+                actor=actor,
+                action="client.status_change",
+                target_type="Client",
+                target_id=client.id,
+                target_label=client.login,
+                before={"status": client.status},
+                after={"status": status},
+            )
+            client.status = status
+            client.updated_at = actor.now
+    return clients
+
+
+async def delete_clients(
+    session: AsyncSession, *, actor: Actor, ids: Sequence[int], confirm: bool
+) -> list[int]:
+    """Delete the selected clients for good, with a full snapshot in the audit log each.
+
+    Refused, naming each, while a client has a non-zero balance or sub-accounts that stay;
+    one refusal deletes nothing."""
+    checks = Checks()
+    if not confirm:
+        checks.add(
+            ErrorCode.CONFIRMATION_REQUIRED,
+            "Deleting cannot be undone: pass confirm: true",
+            ["confirm"],
+        )
+    clients = await _clients_for_bulk(session, actor, ids, checks)
+    leaving = {c.id for c in clients}
+    subs: dict[int, int] = {}
+    if clients:
+        rows = await session.execute(
+            select(Client.parent_id, func.count())
+            .where(Client.parent_id.in_(leaving), Client.id.not_in(leaving))
+            .group_by(Client.parent_id)
+        )
+        subs = {parent: n for parent, n in rows if parent is not None}
+    for client in clients:
+        where = ["ids", str(ids.index(client.id))]
+        if client.balance != 0:
+            checks.add(
+                ErrorCode.HAS_BALANCE,
+                f"{client.login} has a balance of {format_money(client.balance, client.currency)}",
+                where,
+            )
+        if subs.get(client.id):
+            checks.add(
+                ErrorCode.HAS_SUB_ACCOUNTS,
+                f"{client.login} has {subs[client.id]} sub-accounts",
+                where,
+            )
+    checks.raise_if_any()
+    async with transaction(session):
+        # sub-accounts before their parents
+        for client in sorted(clients, key=lambda c: c.parent_id is None):
+            snapshot = {
+                **audit.client_snapshot(client),
+                **await _related(session, client.id),
+                "connections": [
+                    {"type": c.type, "status": c.status}
+                    for c in await session.scalars(
+                        select(ClientConnection).where(ClientConnection.client_id == client.id)
+                    )
+                ],
+                "ledger": (
+                    await session.execute(
+                        select(
+                            func.count().label("entries"),
+                            func.coalesce(func.sum(CreditEntry.amount), 0).label("sum"),
+                        ).where(CreditEntry.client_id == client.id)
+                    )
+                )
+                .one()
+                ._asdict(),
+            }
+            await audit.record(
+                session,
+                actor=actor,
+                action="client.delete",
+                target_type="Client",
+                target_id=client.id,
+                target_label=client.login,
+                before=snapshot,
+            )
+            await session.execute(delete(Client).where(Client.id == client.id))
+    return [client.id for client in clients]

@@ -1,0 +1,86 @@
+"""Telling a new client how to sign in: a one-time link to set their own password.
+
+The e-mail never carries a password: the link's token is stored as SHA-256 only, works once,
+and expires.
+"""
+
+import secrets
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Client, ClientPasswordToken
+from db.session import transaction
+from services import mail
+from services.auth import hash_password, token_digest
+from services.errors import DomainError, ErrorCode
+from services.passwords import check_password
+
+SUBJECT = "Your new account"
+
+
+async def send_login_details(
+    session: AsyncSession,
+    *,
+    client: Client,
+    now: datetime,
+    cabinet_base_url: str,
+    valid_for: timedelta,
+) -> None:
+    """Queue the login e-mail with a fresh set-password link, in the caller's transaction."""
+    assert client.email is not None
+    token = secrets.token_urlsafe(32)
+    expires_at = now + valid_for
+    session.add(
+        ClientPasswordToken(
+            client_id=client.id,
+            token_hash=token_digest(token),
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    link = f"{cabinet_base_url.rstrip('/')}/set-password?{urlencode({'token': token})}"
+    greeting = f"Hello {client.name}," if client.name else "Hello,"
+    body = (
+        f"{greeting}\n\n"
+        f"an account has been opened for you.\n\n"
+        f"Login: {client.login}\n\n"
+        f"Choose your password here (the link works once, until "
+        f"{expires_at:%Y-%m-%d %H:%M} UTC):\n{link}\n"
+    )
+    await mail.enqueue(
+        session, recipient=client.email, subject=SUBJECT, body=body, now=now, client_id=client.id
+    )
+
+
+async def set_password_with_token(
+    session: AsyncSession, *, token: str, password: str, now: datetime, min_score: int
+) -> Client:
+    """Set the password of the client a valid, unused link belongs to, and spend the link."""
+    digest = token_digest(token)
+    row = await session.scalar(
+        select(ClientPasswordToken).where(ClientPasswordToken.token_hash == digest)
+    )
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise DomainError(ErrorCode.INVALID, "This link is unknown, used or expired", ["token"])
+    client = await session.get(Client, row.client_id)
+    assert client is not None  # tokens go with their client
+    check_password(
+        password,
+        field=["password"],
+        user_inputs=[client.login, client.name or "", client.email or ""],
+        min_score=min_score,
+    )
+    async with transaction(session):
+        spent = await session.execute(
+            update(ClientPasswordToken)
+            .where(ClientPasswordToken.id == row.id, ClientPasswordToken.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if spent.rowcount != 1:  # type: ignore[attr-defined]  # a concurrent use won
+            raise DomainError(ErrorCode.INVALID, "This link is unknown, used or expired", ["token"])
+        client.password_hash = hash_password(password)
+        client.updated_at = now
+    return client

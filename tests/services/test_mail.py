@@ -1,0 +1,257 @@
+"""The outbox delivered over SMTP to a real local server (aiosmtpd), with retries; and the
+login e-mail's one-time link, spent on a password through the cabinet endpoint."""
+
+import re
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.enums import MailStatus
+from db.models import Client, MailMessage
+from services import mail
+from services.auth import verify_password
+from tests.api import GraphQLClient
+from tests.conftest import FakeClock
+from tests.factories import Factory
+
+STRONG = "correct horse battery staple"
+NEW_PASSWORD = "violet tractor humming quietly"
+
+
+class Inbox:
+    """An SMTP server's handler that keeps what it accepts, or answers with `reply`."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.reply = "250 Message accepted"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.reply.startswith("250"):
+            self.messages.append(message_from_bytes(envelope.content))
+        return self.reply
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def smtp_at(port: int) -> mail.Smtp:
+    return mail.Smtp(
+        host="127.0.0.1", port=port, sender="Clientdesk <no-reply@example.com>", timeout=5
+    )
+
+
+async def test_message_goes_out_over_smtp(
+    inbox: tuple[Inbox, int],
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    handler, port = inbox
+    message = await mail.enqueue(
+        session, recipient="ada@example.com", subject="Hi", body="Hello Ada", now=clock()
+    )
+    await session.commit()
+    done = await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=3)
+    assert (done.sent, done.retrying, done.failed) == (1, 0, 0)
+    [received] = handler.messages
+    assert received["To"] == "ada@example.com"
+    assert received["Subject"] == "Hi"
+    assert received["From"] == "Clientdesk <no-reply@example.com>"
+    assert received.get_payload().strip() == "Hello Ada"
+    await session.refresh(message)
+    assert (message.status, message.attempts, message.sent_at) == (MailStatus.SENT, 1, clock())
+    # nothing is sent twice
+    again = await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=3)
+    assert again.sent == 0
+    assert len(handler.messages) == 1
+
+
+async def test_failures_are_retried_with_backoff_then_given_up(
+    inbox: tuple[Inbox, int],
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    handler, port = inbox
+    handler.reply = "451 4.3.0 Try again later"
+    message = await mail.enqueue(
+        session, recipient="ada@example.com", subject="Hi", body="x", now=clock()
+    )
+    await session.commit()
+    smtp = smtp_at(port)
+    # first attempt: refused, retried in a minute
+    first = await mail.deliver_due(sessionmaker, smtp=smtp, now=clock(), max_attempts=3)
+    assert (first.sent, first.retrying) == (0, 1)
+    await session.refresh(message)
+    assert message.next_attempt_at == clock() + timedelta(minutes=1)
+    assert "451" in (message.last_error or "")
+    # not due yet: nothing happens
+    assert (
+        await mail.deliver_due(sessionmaker, smtp=smtp, now=clock(), max_attempts=3)
+    ).retrying == 0
+    # second attempt after a minute: refused again, retried in two
+    clock.advance(timedelta(minutes=1))
+    await mail.deliver_due(sessionmaker, smtp=smtp, now=clock(), max_attempts=3)
+    await session.refresh(message)
+    assert message.next_attempt_at == clock() + timedelta(minutes=2)
+    # third and last attempt: given up
+    clock.advance(timedelta(minutes=2))
+    last = await mail.deliver_due(sessionmaker, smtp=smtp, now=clock(), max_attempts=3)
+    assert last.failed == 1
+    await session.refresh(message)
+    assert (message.status, message.attempts) == (MailStatus.FAILED, 3)
+    assert handler.messages == []
+
+
+async def test_a_server_that_answers_later_gets_the_message(
+    inbox: tuple[Inbox, int],
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    handler, port = inbox
+    await mail.enqueue(session, recipient="ada@example.com", subject="Hi", body="x", now=clock())
+    await session.commit()
+    # nothing listens on this port: the connection is refused
+    refused = await mail.deliver_due(
+        sessionmaker, smtp=smtp_at(free_port()), now=clock(), max_attempts=5
+    )
+    assert refused.retrying == 1
+    clock.advance(timedelta(minutes=1))
+    delivered = await mail.deliver_due(
+        sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=5
+    )
+    assert delivered.sent == 1
+    assert len(handler.messages) == 1
+
+
+async def test_login_details_email_and_one_time_link(
+    inbox: tuple[Inbox, int],
+    api: GraphQLClient,
+    http: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    handler, port = inbox
+    api.token = await factory.admin_token()
+    # given a client created with "send login details"
+    create = """mutation($input: ClientCreateInput!) {
+      clientCreate(input: $input) { client { login } userErrors { code } } }"""
+    payload = (
+        await api(
+            create,
+            {
+                "input": {
+                    "login": "Acme",
+                    "name": "Acme Ltd",
+                    "password": STRONG,
+                    "currency": "EUR",
+                    "email": "owner@example.com",
+                    "sendLoginDetails": True,
+                }
+            },
+        )
+    )["clientCreate"]
+    assert payload["userErrors"] == []
+    # when the outbox is delivered
+    await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=3)
+    # then the client gets their login and a link, and never a password
+    [received] = handler.messages
+    assert received["To"] == "owner@example.com"
+    body = received.get_payload(decode=True).decode()
+    assert "Hello Acme Ltd," in body
+    assert "Login: acme" in body
+    assert STRONG not in body
+    link = re.search(r"http://127\.0\.0\.1:8000/cabinet/set-password\?token=([\w-]+)", body)
+    assert link is not None
+    token = link.group(1)
+    # and the outbox no longer keeps the link's secret
+    stored = await session.scalar(select(MailMessage))
+    assert stored is not None
+    assert token not in stored.body
+    assert "token=[redacted]" in stored.body
+    # a weak password is refused and the link stays usable
+    weak = await http.post("/cabinet/set-password", json={"token": token, "password": "acme1234"})
+    assert (weak.status_code, weak.json()["error"]["code"]) == (400, "PASSWORD_TOO_WEAK")
+    # the client sets their password with the link
+    done = await http.post("/cabinet/set-password", json={"token": token, "password": NEW_PASSWORD})
+    assert done.status_code == 200
+    assert done.json() == {"login": "acme", "passwordSet": True}
+    client = await session.scalar(select(Client).where(Client.login == "acme"))
+    assert client is not None
+    await session.refresh(client)
+    assert verify_password(client.password_hash, NEW_PASSWORD)
+    # the link works once
+    again = await http.post(
+        "/cabinet/set-password", json={"token": token, "password": NEW_PASSWORD}
+    )
+    assert (again.status_code, again.json()["error"]["code"]) == (400, "INVALID")
+
+
+async def test_set_password_link_expires(
+    api: GraphQLClient,
+    http: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    clock: FakeClock,
+) -> None:
+    from services.login_details import send_login_details
+
+    client = await factory.client(login="late", email="late@example.com")
+    await send_login_details(
+        session,
+        client=client,
+        now=clock(),
+        cabinet_base_url="https://cabinet.example.com",
+        valid_for=timedelta(hours=72),
+    )
+    await session.commit()
+    message = await session.scalar(select(MailMessage))
+    assert message is not None
+    token = re.search(r"token=([\w-]+)", message.body).group(1)  # type: ignore[union-attr]
+    assert message.body.count("https://cabinet.example.com/set-password?token=") == 1
+    clock.advance(timedelta(hours=72))
+    expired = await http.post(
+        "/cabinet/set-password", json={"token": token, "password": NEW_PASSWORD}
+    )
+    assert (expired.status_code, expired.json()["error"]["code"]) == (400, "INVALID")
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status"),
+    [
+        (b"token=x&password=y", {"content-type": "application/x-www-form-urlencoded"}, 415),
+        (b"{not json", {"content-type": "application/json"}, 400),
+        (b'{"token": 1, "password": "x"}', {"content-type": "application/json"}, 400),
+    ],
+)
+async def test_set_password_refuses_malformed_requests(
+    http: httpx.AsyncClient, content: bytes, headers: dict[str, str], status: int
+) -> None:
+    response = await http.post("/cabinet/set-password", content=content, headers=headers)
+    assert response.status_code == status
+    assert "error" in response.json()
