@@ -24,6 +24,7 @@ from db.enums import (
     ConnectionType,
     CustomFieldType,
     EntryKind,
+    PaymentMethod,
     StaffRole,
 )
 from db.models import (
@@ -95,7 +96,7 @@ COMPANY_WORDS = (
 ).split()
 COMPANY_KINDS = "Telecom Travel Retail Logistics Health Media Bank Foods Labs Studio".split()
 DOMAINS = "example.com example.org example.net mail.test corp.test".split()
-PAYMENT_METHODS = ("bank_transfer", "card", "paypal", "cash", "crypto")
+PAYMENT_METHODS = tuple(PaymentMethod)
 PACKAGES: dict[str, Decimal] = {  # name: base price in USD
     "SMS Starter 1k": Decimal("9.90"),
     "SMS Business 10k": Decimal("79.00"),

@@ -37,6 +37,16 @@ class EntryKind(StrEnum):
     REVERSAL = "REVERSAL"
 
 
+class PaymentMethod(StrEnum):
+    BANK_TRANSFER = "BANK_TRANSFER"
+    CARD = "CARD"
+    PAYPAL = "PAYPAL"
+    CASH = "CASH"
+    CHECK = "CHECK"
+    CRYPTO = "CRYPTO"
+    OTHER = "OTHER"
+
+
 class CustomFieldType(StrEnum):
     TEXT = "TEXT"
     NUMBER = "NUMBER"

@@ -30,6 +30,7 @@ from db.enums import (
     CustomFieldType,
     EntryKind,
     MailStatus,
+    PaymentMethod,
     StaffRole,
     TokenKind,
 )
@@ -220,9 +221,13 @@ class CreditEntry(Base):
     amount: Mapped[Decimal] = mapped_column(Amount())
     currency: Mapped[str] = mapped_column(String(3))
     balance_after: Mapped[Decimal] = mapped_column(Amount())
-    payment_method: Mapped[str | None] = mapped_column(String(50))
+    payment_method: Mapped[PaymentMethod | None] = mapped_column(
+        enum_type(PaymentMethod, "payment_method")
+    )
     payment_reference: Mapped[str | None] = mapped_column(String(200))
     comment: Mapped[str | None] = mapped_column(String(1000))
+    # A payment may pay for access until a later date; the client's validTill moved here.
+    valid_till_set: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # NO ACTION (checked at the end of the statement): deleting a client removes an entry
     # and its reversal together, in whatever order the cascade visits them.
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("credit_entries.id"), unique=True)
@@ -256,7 +261,8 @@ class CreditNoteLine(Base):
 
     __table_args__ = (
         UniqueConstraint("entry_id", "position"),
-        CheckConstraint("quantity > 0", name="quantity_positive"),
+        # -1 x a package takes one back; so does 1 x a negative unit amount
+        CheckConstraint("quantity <> 0", name="quantity_not_zero"),
     )
 
 

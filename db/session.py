@@ -65,7 +65,25 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # A transaction that will write takes the write lock up front (see begin_write).
+        immediate = connection.get_execution_options().get(WRITE_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+WRITE_OPTION = "clientdesk_writes"
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Start the transaction of a change.
+
+    On SQLite, a transaction that reads and then writes cannot get the write lock if another
+    connection wrote in between (it fails at once, "database is locked"); so a change begins
+    with BEGIN IMMEDIATE and waits its turn instead. PostgreSQL needs nothing: its changes
+    lock rows.
+    """
+    if session.in_transaction():
+        await session.commit()
+    await session.connection(execution_options={WRITE_OPTION: True})
 
 
 def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:

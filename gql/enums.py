@@ -8,6 +8,7 @@ from db.enums import (
     ConnectionType,
     CustomFieldType,
     EntryKind,
+    PaymentMethod,
     Scope,
     StaffRole,
 )
@@ -35,6 +36,7 @@ strawberry.enum(
     description="PAYMENT adds money; DEDUCTION takes it; CREDIT_NOTE is the total of a note's "
     "lines (either sign); REVERSAL undoes an incorrect entry.",
 )
+strawberry.enum(PaymentMethod, description="How a payment was made.")
 # The GraphQL error enum is the domain's, under its API name.
 UserErrorCode = ErrorCode
 strawberry.enum(
@@ -47,6 +49,7 @@ __all__ = [
     "ConnectionType",
     "CustomFieldType",
     "EntryKind",
+    "PaymentMethod",
     "Scope",
     "StaffRole",
     "UserErrorCode",

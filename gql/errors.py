@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
+from db.session import begin_write
 from gql.enums import UserErrorCode
 from services.actors import Actor
 from services.errors import DomainError, PermissionDenied, ValidationFailed
@@ -30,12 +31,12 @@ class UserError:
 def user_errors(
     error: DomainError | ValidationFailed, *, prefix: Sequence[str] = ("input",)
 ) -> list[UserError]:
-    """The userErrors entries for a refused mutation. Services name fields in snake_case;
-    the path's first step becomes the API's camelCase argument name under `prefix`."""
+    """The userErrors entries for a refused mutation. Services name fields in snake_case and
+    list positions as numbers; the path becomes the API's camelCase names under `prefix`."""
     errors = error.errors if isinstance(error, ValidationFailed) else [error]
     return [
         UserError(
-            field=[*prefix, to_camel_case(e.field[0]), *e.field[1:]] if e.field else None,
+            field=[*prefix, *(to_camel_case(step) for step in e.field)] if e.field else None,
             code=e.code,
             message=e.message,
         )
@@ -59,6 +60,7 @@ async def attempt(
     actor = Actor.of(context.viewer, now=context.now, request_id=context.request_id)
     try:
         async with context.db.exclusive() as session:
+            await begin_write(session)
             result = await service(session, actor=actor, **arguments)
     except (DomainError, ValidationFailed) as error:
         return None, user_errors(error, prefix=prefix)

@@ -12,10 +12,12 @@ from gql.clients.mutations import ClientMutation
 from gql.clients.queries import ClientQuery, PasswordQuery
 from gql.clients.types import Client
 from gql.context import Info
+from gql.credits.mutations import CreditMutation
 from gql.credits.types import CreditEntry
 from gql.errors import BadUserInput, ErrorMasking
 from gql.node import Node, fetch_nodes
 from gql.permissions import AuthenticationGate, IsAuthenticated
+from gql.pricing.mutations import PricingMutation
 from gql.pricing.queries import PricingQuery
 from gql.pricing.types import Package
 from gql.reference.mutations import CustomFieldMutation
@@ -68,7 +70,7 @@ class Query(
     description="Everything that can be changed. All fields but `staffLogin` need a token; "
     "rule violations come back as `userErrors` and change nothing."
 )
-class Mutation(StaffMutation, ClientMutation, CustomFieldMutation):
+class Mutation(StaffMutation, ClientMutation, CreditMutation, PricingMutation, CustomFieldMutation):
     pass
 
 

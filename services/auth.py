@@ -165,6 +165,7 @@ async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> V
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
+        await session.commit()  # end the read first: on SQLite a read cannot turn into a write
         await session.execute(
             update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
         )

@@ -93,8 +93,8 @@ async def may_change(session: AsyncSession, actor: Actor, clients: Sequence[Clie
 
 
 async def client_for_change(session: AsyncSession, *, actor: Actor, client_id: int) -> Client:
-    """The client, if the actor may change it (PermissionDenied otherwise)."""
-    client = await session.get(Client, client_id)
+    """The client, if the actor may change it (PermissionDenied otherwise); read afresh."""
+    client = await session.get(Client, client_id, populate_existing=True)
     if client is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["id"])
     if not (await may_change(session, actor, [client]))[0]:
@@ -102,7 +102,8 @@ async def client_for_change(session: AsyncSession, *, actor: Actor, client_id: i
     return client
 
 
-def _percent(value: Decimal, *, field: list[str]) -> Decimal:
+def check_percent(value: Decimal, *, field: list[str]) -> Decimal:
+    """A price adjustment: above -100 and at most 1000 percent, two decimals."""
     low, high = PERCENT_LIMITS
     if not value.is_finite() or "e" in getattr(value, "written", "").lower():
         raise DomainError(ErrorCode.INVALID_AMOUNT, "Not a plain decimal number", field)
@@ -226,7 +227,7 @@ async def _clean(
         clean["credit_limit"] = limit
     if "price_adjustment_percent" in values:
         clean["price_adjustment_percent"] = checks.run(
-            _percent, values["price_adjustment_percent"], field=["price_adjustment_percent"]
+            check_percent, values["price_adjustment_percent"], field=["price_adjustment_percent"]
         )
     if "parent_id" in values and values["parent_id"] is not None:
         parent = await session.get(Client, values["parent_id"])
@@ -282,24 +283,27 @@ async def _clean(
 async def _custom_values(
     session: AsyncSession, given: dict[str, Any], checks: Checks, *, creating: bool
 ) -> dict[int, Any]:
+    """Values by definition id; errors point at the position of the value given."""
     definitions = {d.key: d for d in await session.scalars(select(CustomFieldDefinition))}
     values: dict[int, Any] = {}
-    for key, raw in given.items():
+    for n, (key, raw) in enumerate(given.items()):
         definition = definitions.get(key)
         if definition is None:
             checks.add(
-                ErrorCode.CUSTOM_FIELD_UNKNOWN, f"No custom field {key!r}", ["custom_fields", key]
+                ErrorCode.CUSTOM_FIELD_UNKNOWN,
+                f"No custom field {key!r}",
+                ["custom_fields", str(n)],
             )
             continue
-        checked = checks.run(check_value, definition, raw, field=["custom_fields", key])
+        checked = checks.run(check_value, definition, raw, field=["custom_fields", str(n)])
         values[definition.id] = checked
     if creating:
         for key, definition in definitions.items():
             if definition.required and values.get(definition.id) is None and key not in given:
                 checks.add(
                     ErrorCode.CUSTOM_FIELD_REQUIRED,
-                    f"{definition.label} is required",
-                    ["custom_fields", key],
+                    f"{definition.label} ({key}) is required",
+                    ["custom_fields"],
                 )
     return values
 

@@ -8,7 +8,7 @@ import strawberry
 
 from db.queries import AnyRow
 from gql.context import Info
-from gql.enums import EntryKind, Scope
+from gql.enums import EntryKind, PaymentMethod, Scope
 from gql.node import Node, register_node, to_global_id
 from gql.pricing.types import Package
 from gql.scalars import Money
@@ -39,11 +39,16 @@ class CreditEntry(Node):
     kind: EntryKind = strawberry.field(description="What moved the money.")
     amount: Money = strawberry.field(description="Signed: positive adds to the balance.")
     balance_after: Money = strawberry.field(description="The client's balance after this entry.")
-    payment_method: str | None = strawberry.field(description="For payments: how it was paid.")
+    payment_method: PaymentMethod | None = strawberry.field(
+        description="For payments: how it was paid."
+    )
     payment_reference: str | None = strawberry.field(
         description="For payments: the bank or processor reference."
     )
     comment: str | None = strawberry.field(description="Note by the staff user, or the reason.")
+    valid_till_set: datetime | None = strawberry.field(
+        description="For payments that paid for access: the client's validTill they set."
+    )
     created_at: datetime = strawberry.field(description="When the entry was made.")
     pk: strawberry.Private[int]
     client_id: strawberry.Private[int]
@@ -61,6 +66,7 @@ class CreditEntry(Node):
             payment_method=row.payment_method,
             payment_reference=row.payment_reference,
             comment=row.comment,
+            valid_till_set=row.valid_till_set,
             created_at=row.created_at,
             pk=row.id,
             client_id=row.client_id,

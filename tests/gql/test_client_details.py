@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.enums import ConnectionStatus, ConnectionType, CustomFieldType, EntryKind, StaffRole
+from db.enums import (
+    ConnectionStatus,
+    ConnectionType,
+    CustomFieldType,
+    EntryKind,
+    PaymentMethod,
+    StaffRole,
+)
 from db.models import (
     Category,
     ClientConnection,
@@ -128,7 +135,7 @@ async def test_ledger_with_credit_note_lines_and_a_reversal(
         amount=Decimal(5000),
         currency="JPY",
         balance_after=Decimal(5000),
-        payment_method="card",
+        payment_method=PaymentMethod.CARD,
         created_by_id=staff.id,
         created_at=clock(),
     )

@@ -199,7 +199,7 @@ async def test_create_reports_every_error_together_and_writes_nothing(
             (["input", "priceAdjustmentPercent"], "OUT_OF_RANGE"),
             (["input", "managerId"], "NOT_FOUND"),
             (["input", "departmentIds", "0"], "NOT_FOUND"),
-            (["input", "customFields", "nope"], "CUSTOM_FIELD_UNKNOWN"),
+            (["input", "customFields", "0"], "CUSTOM_FIELD_UNKNOWN"),
         ],
         key=str,
     )
@@ -299,10 +299,10 @@ async def test_custom_field_values_are_checked_by_type(
     )
     assert sorted(codes(bad), key=str) == sorted(
         [
-            (["input", "customFields", "employees"], "CUSTOM_FIELD_INVALID"),
-            (["input", "customFields", "signed"], "CUSTOM_FIELD_INVALID"),
-            (["input", "customFields", "tier"], "CUSTOM_FIELD_INVALID"),
-            (["input", "customFields", "vip"], "CUSTOM_FIELD_REQUIRED"),
+            (["input", "customFields", "0"], "CUSTOM_FIELD_INVALID"),
+            (["input", "customFields", "1"], "CUSTOM_FIELD_INVALID"),
+            (["input", "customFields", "2"], "CUSTOM_FIELD_INVALID"),
+            (["input", "customFields"], "CUSTOM_FIELD_REQUIRED"),
         ],
         key=str,
     )

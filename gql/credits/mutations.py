@@ -1,0 +1,203 @@
+"""Moving money: payments, deductions, credit notes and reversals, each exactly once."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import strawberry
+
+from db.enums import Scope
+from gql.clients.inputs import NO_ROW
+from gql.clients.types import Client, client_from_row
+from gql.context import Info
+from gql.credits.types import CreditEntry
+from gql.enums import PaymentMethod
+from gql.errors import UserError, attempt
+from gql.node import pk_of
+from gql.permissions import HasScope
+from services import ledger
+
+KEY_DESCRIPTION = (
+    "Any unique string (a UUID, say). A retry with the same key and the same input applies "
+    "once and answers `replayed: true`; the same key with another input is refused. Kept 24 h."
+)
+
+
+@strawberry.type(description="The result of a money mutation.")
+class CreditEntryPayload:
+    entry: CreditEntry | None = strawberry.field(
+        description="The ledger entry made (or made before, for a replay); null if refused."
+    )
+    client: Client | None = strawberry.field(description="The client as it is now.")
+    replayed: bool = strawberry.field(
+        description="True when an earlier request with this idempotency key made the entry."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why it was refused; then nothing changed."
+    )
+
+
+@strawberry.input(description="A payment received from a client.")
+class CreditAddInput:
+    client_id: strawberry.ID = strawberry.field(description="The client.")
+    amount: Decimal = strawberry.field(description="More than 0, in the client's currency.")
+    payment_method: PaymentMethod = strawberry.field(description="How it was paid.")
+    payment_reference: str | None = strawberry.field(
+        default=None, description="Bank or processor reference."
+    )
+    comment: str | None = strawberry.field(default=None, description="A note.")
+    valid_till: datetime | None = strawberry.field(
+        default=None,
+        description="Billing mode: the payment buys access until this time; it must be later "
+        "than the client's current validTill (a payment never shortens access).",
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=KEY_DESCRIPTION)
+
+
+@strawberry.input(description="Money taken from a client.")
+class CreditDeductInput:
+    client_id: strawberry.ID = strawberry.field(description="The client.")
+    amount: Decimal = strawberry.field(description="More than 0; recorded as negative.")
+    reason: str = strawberry.field(description="Why (required).")
+    idempotency_key: str | None = strawberry.field(default=None, description=KEY_DESCRIPTION)
+
+
+@strawberry.input(description="A credit note line: quantity x unit amount, either may be negative.")
+class CreditNoteLineInput:
+    description: str | None = strawberry.field(
+        default=None, description="What it is for (default: the package's name)."
+    )
+    quantity: int = strawberry.field(default=1, description="Not zero; -1 takes a package back.")
+    unit_amount: Decimal | None = strawberry.field(
+        default=None,
+        description="Price of one unit; with a package and no amount, the client's price for it.",
+    )
+    package_id: strawberry.ID | None = strawberry.field(default=None, description="A package.")
+
+
+@strawberry.input(description="A credit note for a client; its total is one ledger entry.")
+class CreditNoteCreateInput:
+    client_id: strawberry.ID = strawberry.field(description="The client.")
+    lines: list[CreditNoteLineInput] = strawberry.field(description="1 to 100 lines.")
+    comment: str | None = strawberry.field(default=None, description="A note.")
+    idempotency_key: str | None = strawberry.field(default=None, description=KEY_DESCRIPTION)
+
+
+async def entry_payload(
+    info: Info, posted: ledger.Posted | None, errors: list[UserError]
+) -> CreditEntryPayload:
+    if posted is None:
+        return CreditEntryPayload(entry=None, client=None, replayed=False, user_errors=errors)
+    loaders = info.context.loaders
+    entry = await loaders.credit_entry_by_id.load(posted.entry_id)
+    client = await loaders.client_by_id.load(posted.client_id)
+    return CreditEntryPayload(
+        entry=CreditEntry.from_row(entry) if entry else None,
+        client=client_from_row(info, client) if client else None,
+        replayed=posted.replayed,
+        user_errors=errors,
+    )
+
+
+def _client(value: strawberry.ID) -> int:
+    return pk_of(value, "Client") or NO_ROW
+
+
+MONEY = [HasScope(Scope.CREDITS_WRITE)]
+
+
+@strawberry.type
+class CreditMutation:
+    @strawberry.mutation(
+        description="Record a payment (Add Credits): the balance goes up by `amount`.",
+        permission_classes=MONEY,
+    )
+    async def credit_add(
+        self,
+        info: Info,
+        input: Annotated[CreditAddInput, strawberry.argument(description="The payment.")],
+    ) -> CreditEntryPayload:
+        posted, errors = await attempt(
+            info,
+            ledger.add_credit,
+            client_id=_client(input.client_id),
+            amount=input.amount,
+            payment_method=input.payment_method,
+            payment_reference=input.payment_reference,
+            comment=input.comment,
+            valid_till=input.valid_till,
+            idempotency_key=input.idempotency_key,
+        )
+        return await entry_payload(info, posted, errors)
+
+    @strawberry.mutation(
+        description="Take money from the balance; refused if it would go below -creditLimit.",
+        permission_classes=MONEY,
+    )
+    async def credit_deduct(
+        self,
+        info: Info,
+        input: Annotated[CreditDeductInput, strawberry.argument(description="The deduction.")],
+    ) -> CreditEntryPayload:
+        posted, errors = await attempt(
+            info,
+            ledger.deduct,
+            client_id=_client(input.client_id),
+            amount=input.amount,
+            reason=input.reason,
+            idempotency_key=input.idempotency_key,
+        )
+        return await entry_payload(info, posted, errors)
+
+    @strawberry.mutation(
+        description="A credit note with lines of either sign (negative packages included); its "
+        "total moves the balance, and a negative total is refused past the credit limit.",
+        permission_classes=MONEY,
+    )
+    async def credit_note_create(
+        self,
+        info: Info,
+        input: Annotated[CreditNoteCreateInput, strawberry.argument(description="The note.")],
+    ) -> CreditEntryPayload:
+        lines = [
+            ledger.NoteLine(
+                description=line.description,
+                quantity=line.quantity,
+                unit_amount=line.unit_amount,
+                package_id=(pk_of(line.package_id, "Package") or NO_ROW)
+                if line.package_id
+                else None,
+            )
+            for line in input.lines
+        ]
+        posted, errors = await attempt(
+            info,
+            ledger.create_credit_note,
+            client_id=_client(input.client_id),
+            lines=lines,
+            comment=input.comment,
+            idempotency_key=input.idempotency_key,
+        )
+        return await entry_payload(info, posted, errors)
+
+    @strawberry.mutation(
+        description="Undo an incorrect entry (a payment, say) exactly, once, with an entry of "
+        "the opposite amount that points at it. Reversals cannot be reversed.",
+        permission_classes=MONEY,
+    )
+    async def credit_entry_reverse(
+        self,
+        info: Info,
+        entry_id: Annotated[strawberry.ID, strawberry.argument(description="The entry to undo.")],
+        reason: Annotated[str, strawberry.argument(description="Why (required).")],
+        idempotency_key: Annotated[
+            str | None, strawberry.argument(description=KEY_DESCRIPTION)
+        ] = None,
+    ) -> CreditEntryPayload:
+        arguments: dict[str, Any] = {
+            "entry_id": pk_of(entry_id, "CreditEntry") or NO_ROW,
+            "reason": reason,
+            "idempotency_key": idempotency_key,
+        }
+        posted, errors = await attempt(info, ledger.reverse, prefix=(), **arguments)
+        return await entry_payload(info, posted, errors)

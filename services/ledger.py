@@ -1,0 +1,408 @@
+"""The credit ledger: every change of a client's balance is an immutable entry.
+
+One function per operation, each in one transaction: check the input, claim the idempotency
+key, lock the client's row, check the credit limit against the locked balance, insert the
+entry, move the stored balance, write the audit entry, remember the response.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.enums import EntryKind, PaymentMethod
+from db.models import Client, CreditEntry, CreditNoteLine, Package, PackagePrice
+from db.session import transaction
+from services import audit, idempotency
+from services.actors import Actor
+from services.clients import client_for_change
+from services.errors import DomainError, ErrorCode
+from services.money import MAX_AMOUNT, check_amount, format_money
+from services.pricing import adjusted_price
+from services.validation import Checks, text
+
+MAX_LINES = 100
+MAX_QUANTITY = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The entry an operation made (or made before, when `replayed`)."""
+
+    entry_id: int
+    client_id: int
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NoteLine:
+    """A credit note line as given: a unit amount, or a package priced for the client."""
+
+    description: str | None
+    quantity: int
+    unit_amount: Decimal | None = None
+    package_id: int | None = None
+
+
+@dataclass
+class _Entry:
+    """What an operation will post, once checked."""
+
+    kind: EntryKind
+    amount: Decimal
+    payment_method: PaymentMethod | None = None
+    payment_reference: str | None = None
+    comment: str | None = None
+    reverses_id: int | None = None
+    valid_till: datetime | None = None
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def _post(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    operation: str,
+    client_id: int,
+    request: dict[str, Any],
+    idempotency_key: str | None,
+    build: Callable[[Client, Checks], Awaitable[_Entry]],
+) -> Posted:
+    """Check, claim the key, lock, check the limit, post, audit: one transaction."""
+    client = await client_for_change(session, actor=actor, client_id=client_id)
+    checks = Checks()
+    if idempotency_key is not None:
+        checks.run(idempotency.check_key, idempotency_key, field=["idempotency_key"])
+    entry = await build(client, checks)
+    checks.raise_if_any()
+    async with transaction(session):
+        if idempotency_key is not None:
+            request_hash = idempotency.fingerprint(operation, {"client_id": client_id, **request})
+            earlier = await idempotency.claim(
+                session,
+                staff_id=actor.staff_id,
+                key=idempotency_key,
+                operation=operation,
+                request_hash=request_hash,
+                now=actor.now,
+            )
+            if earlier is not None:
+                return Posted(earlier["entry_id"], earlier["client_id"], replayed=True)
+        # The row lock: concurrent operations on one client queue here, and each sees the
+        # balance the one before it left (an UPDATE locks on PostgreSQL and takes SQLite's
+        # write lock, both before anything is read).
+        locked = (
+            await session.execute(
+                update(Client)
+                .where(Client.id == client_id)
+                .values(updated_at=actor.now)
+                .returning(Client.balance, Client.credit_limit, Client.valid_till)
+            )
+        ).one()
+        balance = locked.balance + entry.amount
+        if entry.amount < 0 and balance < -locked.credit_limit:
+            raise DomainError(
+                ErrorCode.CREDIT_LIMIT_EXCEEDED,
+                f"This would take the balance to {format_money(balance, client.currency)}, below "
+                f"the credit limit of {format_money(-locked.credit_limit, client.currency)}",
+                ["amount"],
+            )
+        changes: dict[str, Any] = {"balance": balance}
+        if entry.valid_till is not None:
+            if locked.valid_till is not None and entry.valid_till <= locked.valid_till:
+                raise DomainError(
+                    ErrorCode.INVALID,
+                    f"A payment only extends access; it already lasts until "
+                    f"{locked.valid_till:%Y-%m-%d %H:%M} UTC",
+                    ["valid_till"],
+                )
+            changes["valid_till"] = entry.valid_till
+        row = CreditEntry(
+            client_id=client_id,
+            kind=entry.kind,
+            amount=entry.amount,
+            currency=client.currency,
+            balance_after=balance,
+            payment_method=entry.payment_method,
+            payment_reference=entry.payment_reference,
+            comment=entry.comment,
+            reverses_id=entry.reverses_id,
+            valid_till_set=entry.valid_till,
+            created_by_id=actor.staff_id,
+            created_at=actor.now,
+        )
+        session.add(row)
+        try:
+            await session.flush()
+        except IntegrityError:  # the unique reverses_id: a concurrent reversal won
+            raise DomainError(
+                ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]
+            ) from None
+        for position, line in enumerate(entry.lines):
+            session.add(CreditNoteLine(entry_id=row.id, position=position, **line))
+        await session.execute(update(Client).where(Client.id == client_id).values(**changes))
+        await audit.record(
+            session,
+            actor=actor,
+            action=operation,
+            target_type="Client",
+            target_id=client_id,
+            target_label=client.login,
+            before={
+                "balance": locked.balance,
+                **({"valid_till": locked.valid_till} if entry.valid_till else {}),
+            },
+            after={
+                "balance": balance,
+                "entry_id": row.id,
+                "kind": entry.kind,
+                "amount": entry.amount,
+                **({"valid_till": entry.valid_till} if entry.valid_till else {}),
+            },
+            reason=entry.comment,
+        )
+        if idempotency_key is not None:
+            await idempotency.remember(
+                session,
+                staff_id=actor.staff_id,
+                key=idempotency_key,
+                response={"entry_id": row.id, "client_id": client_id},
+            )
+    return Posted(row.id, client_id)
+
+
+def _text(
+    checks: Checks, value: str | None, name: str, maximum: int, required: bool = False
+) -> str | None:
+    return checks.run(text, value, field=[name], maximum=maximum, required=required)
+
+
+async def add_credit(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client_id: int,
+    amount: Decimal,
+    payment_method: PaymentMethod,
+    payment_reference: str | None = None,
+    comment: str | None = None,
+    valid_till: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> Posted:
+    """A payment: amount > 0, with how it was paid; it may extend paid access (validTill)."""
+
+    async def build(client: Client, checks: Checks) -> _Entry:
+        checked = checks.run(check_amount, amount, client.currency, field=["amount"], positive=True)
+        return _Entry(
+            kind=EntryKind.PAYMENT,
+            amount=checked or Decimal(0),
+            payment_method=payment_method,
+            payment_reference=_text(checks, payment_reference, "payment_reference", 200),
+            comment=_text(checks, comment, "comment", 1000),
+            valid_till=valid_till,
+        )
+
+    request = {
+        "amount": amount,
+        "payment_method": payment_method,
+        "payment_reference": payment_reference,
+        "comment": comment,
+        "valid_till": valid_till,
+    }
+    return await _post(
+        session,
+        actor=actor,
+        operation="credit.add",
+        client_id=client_id,
+        request=request,
+        idempotency_key=idempotency_key,
+        build=build,
+    )
+
+
+async def deduct(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client_id: int,
+    amount: Decimal,
+    reason: str,
+    idempotency_key: str | None = None,
+) -> Posted:
+    """Take money: amount > 0, recorded negative, with the reason; refused past the limit."""
+
+    async def build(client: Client, checks: Checks) -> _Entry:
+        checked = checks.run(check_amount, amount, client.currency, field=["amount"], positive=True)
+        return _Entry(
+            kind=EntryKind.DEDUCTION,
+            amount=-(checked or Decimal(0)),
+            comment=_text(checks, reason, "reason", 1000, required=True),
+        )
+
+    return await _post(
+        session,
+        actor=actor,
+        operation="credit.deduct",
+        client_id=client_id,
+        request={"amount": amount, "reason": reason},
+        idempotency_key=idempotency_key,
+        build=build,
+    )
+
+
+async def create_credit_note(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client_id: int,
+    lines: Sequence[NoteLine],
+    comment: str | None = None,
+    idempotency_key: str | None = None,
+) -> Posted:
+    """A credit note: lines of either sign (a package taken back is negative); its total is one
+    ledger entry, which may be negative too."""
+
+    async def build(client: Client, checks: Checks) -> _Entry:
+        if not 1 <= len(lines) <= MAX_LINES:
+            checks.add(ErrorCode.INVALID, f"A credit note has 1 to {MAX_LINES} lines", ["lines"])
+        package_ids = {line.package_id for line in lines if line.package_id is not None}
+        prices: dict[int, tuple[str, Decimal]] = {}
+        if package_ids:
+            rows = await session.execute(
+                select(Package.id, Package.name, PackagePrice.amount)
+                .outerjoin(
+                    PackagePrice,
+                    (PackagePrice.package_id == Package.id)
+                    & (PackagePrice.currency == client.currency),
+                )
+                .where(Package.id.in_(package_ids))
+            )
+            prices = {row.id: (row.name, row.amount) for row in rows}
+        written: list[dict[str, Any]] = []
+        for n, line in enumerate(lines):
+            where = ["lines", str(n)]
+            if line.quantity == 0 or abs(line.quantity) > MAX_QUANTITY:
+                checks.add(
+                    ErrorCode.INVALID,
+                    f"Quantity is not zero and at most {MAX_QUANTITY} either way",
+                    [*where, "quantity"],
+                )
+            unit = line.unit_amount
+            name = None
+            if line.package_id is not None:
+                if line.package_id not in prices:
+                    checks.add(ErrorCode.NOT_FOUND, "No such package", [*where, "package_id"])
+                    continue
+                name, base = prices[line.package_id]
+                if unit is None:
+                    if base is None:
+                        checks.add(
+                            ErrorCode.NOT_FOUND,
+                            f"The package has no price in {client.currency}; give unitAmount",
+                            [*where, "unit_amount"],
+                        )
+                        continue
+                    unit = adjusted_price(base, client.price_adjustment_percent, client.currency)
+            if unit is None:
+                checks.add(
+                    ErrorCode.REQUIRED, "Give a unit amount or a package", [*where, "unit_amount"]
+                )
+                continue
+            unit = checks.run(check_amount, unit, client.currency, field=[*where, "unit_amount"])
+            description = checks.run(
+                text,
+                line.description or name,
+                field=[*where, "description"],
+                maximum=500,
+                required=True,
+            )
+            if unit is None or description is None:
+                continue
+            written.append(
+                {
+                    "description": description,
+                    "package_id": line.package_id,
+                    "quantity": line.quantity,
+                    "unit_amount": unit,
+                    "amount": unit * line.quantity,
+                }
+            )
+        total = sum((line["amount"] for line in written), Decimal(0))
+        if abs(total) > MAX_AMOUNT:
+            checks.add(
+                ErrorCode.AMOUNT_TOO_LARGE,
+                f"The total is at most {MAX_AMOUNT} either way",
+                ["lines"],
+            )
+        return _Entry(
+            kind=EntryKind.CREDIT_NOTE,
+            amount=total,
+            comment=_text(checks, comment, "comment", 1000),
+            lines=written,
+        )
+
+    request = {
+        "lines": [
+            [line.description, line.quantity, line.unit_amount, line.package_id] for line in lines
+        ],
+        "comment": comment,
+    }
+    return await _post(
+        session,
+        actor=actor,
+        operation="credit.note",
+        client_id=client_id,
+        request=request,
+        idempotency_key=idempotency_key,
+        build=build,
+    )
+
+
+async def reverse(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    entry_id: int,
+    reason: str,
+    idempotency_key: str | None = None,
+) -> Posted:
+    """Undo an incorrect entry exactly, once: a reversal of the opposite amount that points at
+    it. A reversal cannot itself be reversed."""
+    original = await session.get(CreditEntry, entry_id)
+    if original is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such ledger entry", ["entry_id"])
+
+    async def build(client: Client, checks: Checks) -> _Entry:
+        if original.kind is EntryKind.REVERSAL:
+            checks.add(ErrorCode.NOT_REVERSIBLE, "A reversal cannot be reversed", ["entry_id"])
+        elif await session.scalar(
+            select(CreditEntry.id).where(CreditEntry.reverses_id == original.id)
+        ):
+            checks.add(
+                ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]
+            )
+        elif original.amount == 0:
+            checks.add(
+                ErrorCode.NOT_REVERSIBLE, "A zero entry has nothing to reverse", ["entry_id"]
+            )
+        return _Entry(
+            kind=EntryKind.REVERSAL,
+            amount=-original.amount,
+            reverses_id=original.id,
+            comment=_text(checks, reason, "reason", 1000, required=True),
+        )
+
+    return await _post(
+        session,
+        actor=actor,
+        operation="credit.reverse",
+        client_id=original.client_id,
+        request={"entry_id": entry_id, "reason": reason},
+        idempotency_key=idempotency_key,
+        build=build,
+    )
