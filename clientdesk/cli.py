@@ -206,7 +206,7 @@ def token_create(
 @click.option("--once", is_flag=True, help="One pass over the outbox, then exit.")
 def send_mail(once: bool) -> None:
     """Deliver the e-mail outbox over SMTP (servers do it too; see CLIENTDESK_MAIL_SENDER)."""
-    from gql.app import run_mail_sender, smtp_of
+    from gql.app import run_background_jobs, smtp_of
     from services import mail
 
     settings = get_settings()
@@ -226,7 +226,7 @@ def send_mail(once: bool) -> None:
                     f"sent {done.sent}, retrying {done.retrying}, failed {done.failed}", err=True
                 )
             else:
-                await run_mail_sender(sessions, settings, system_clock, asyncio.Event())
+                await run_background_jobs(sessions, settings, system_clock, asyncio.Event())
         finally:
             await engine.dispose()
 

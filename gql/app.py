@@ -27,7 +27,7 @@ from gql.cabinet import set_password
 from gql.context import Context
 from gql.loaders import create_loaders
 from gql.schema import schema
-from services import auth, mail
+from services import auth, idempotency, mail
 from services.clock import Clock, system_clock
 
 log = structlog.get_logger("clientdesk.http")
@@ -148,21 +148,24 @@ def smtp_of(settings: Settings) -> mail.Smtp:
     )
 
 
-async def run_mail_sender(
+async def run_background_jobs(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     clock: Clock,
     stop: asyncio.Event,
 ) -> None:
-    """Deliver the outbox every few seconds until `stop` is set."""
+    """Every few seconds until `stop` is set: deliver the outbox, forget expired idempotency
+    keys. Safe in every process at once (outbox rows are claimed with SKIP LOCKED)."""
     smtp = smtp_of(settings)
     while not stop.is_set():
         try:
             await mail.deliver_due(
                 sessions, smtp=smtp, now=clock(), max_attempts=settings.mail_max_attempts
             )
-        except Exception:
-            log.exception("mail_sender_failed")
+            async with sessions() as session, session.begin():
+                await idempotency.forget_expired(session, now=clock())
+        except Exception:  # the loop must outlive a bad pass; the error is logged
+            log.exception("background_jobs_failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.mail_poll_seconds)
 
@@ -188,7 +191,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         sender = (
-            asyncio.create_task(run_mail_sender(app.state.sessionmaker, settings, clock, stop))
+            asyncio.create_task(run_background_jobs(app.state.sessionmaker, settings, clock, stop))
             if settings.mail_sender
             else None
         )

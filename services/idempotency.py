@@ -101,6 +101,6 @@ async def remember(
 
 
 async def forget_expired(session: AsyncSession, *, now: datetime) -> int:
-    """Delete keys past their 24 hours (housekeeping; the mail sender's loop calls it)."""
+    """Delete keys past their 24 hours (the servers' background jobs do it)."""
     result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

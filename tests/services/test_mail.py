@@ -255,3 +255,53 @@ async def test_set_password_refuses_malformed_requests(
     response = await http.post("/cabinet/set-password", content=content, headers=headers)
     assert response.status_code == status
     assert "error" in response.json()
+
+
+async def test_background_jobs_deliver_and_forget_expired_keys(
+    inbox: tuple[Inbox, int],
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    factory: Factory,
+) -> None:
+    import asyncio
+    import threading
+
+    from clientdesk.settings import Settings
+    from db.models import IdempotencyKey
+    from gql.app import run_background_jobs
+
+    handler, port = inbox
+    arrived = threading.Event()
+    original = handler.handle_DATA
+
+    async def handle_and_signal(server: Any, smtp_session: Any, envelope: Any) -> str:
+        reply = await original(server, smtp_session, envelope)
+        arrived.set()
+        return reply
+
+    handler.handle_DATA = handle_and_signal  # type: ignore[method-assign]
+    staff = await factory.staff()
+    session.add(
+        IdempotencyKey(
+            staff_id=staff.id,
+            key="old",
+            operation="credit.add",
+            request_hash="x",
+            response={},
+            created_at=clock() - timedelta(days=2),
+            expires_at=clock() - timedelta(days=1),
+        )
+    )
+    await mail.enqueue(session, recipient="ada@example.com", subject="Hi", body="x", now=clock())
+    await session.commit()
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, mail_poll_seconds=60)
+    stop = asyncio.Event()
+    jobs = asyncio.create_task(run_background_jobs(sessionmaker, settings, clock, stop))
+    assert await asyncio.to_thread(arrived.wait, 10)
+    stop.set()
+    await jobs
+    assert len(handler.messages) == 1
+    assert (
+        await session.scalar(select(IdempotencyKey.id).where(IdempotencyKey.key == "old")) is None
+    )
