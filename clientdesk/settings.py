@@ -1,10 +1,13 @@
 """Process settings, read once from the environment (and an optional `.env` file)."""
 
+import secrets
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEVELOPMENT_KEY = secrets.token_urlsafe(32)
 
 
 class Settings(BaseSettings):
@@ -56,7 +59,30 @@ class Settings(BaseSettings):
     )
     mail_poll_seconds: float = 5.0
     mail_max_attempts: int = 8
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs cabinet (impersonation) tokens; the same on every replica. "
+        "Required in production; in development a random key per process is used.",
+    )
+    impersonation_minutes: int = Field(
+        default=15, ge=1, le=240, description="Lifetime of an 'In cabinet' token."
+    )
     session_token_ttl_hours: int = Field(default=12, description="Lifetime of staffLogin tokens.")
+
+    @model_validator(mode="after")
+    def _production_needs_a_secret(self) -> "Settings":
+        if self.environment == "production" and self.secret_key is None:
+            raise ValueError("CLIENTDESK_SECRET_KEY is required in production")
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("CLIENTDESK_SECRET_KEY needs at least 32 characters")
+        return self
+
+    @property
+    def signing_key(self) -> str:
+        """The key for cabinet tokens (a random one per process in development)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _DEVELOPMENT_KEY
 
     @property
     def graphiql_enabled(self) -> bool:

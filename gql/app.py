@@ -23,7 +23,7 @@ from strawberry.asgi import GraphQL
 
 from clientdesk.settings import Settings, get_settings
 from db.session import SharedSession, create_engine, create_sessionmaker
-from gql.cabinet import set_password
+from gql.cabinet import session_info, set_password
 from gql.context import Context
 from gql.loaders import create_loaders
 from gql.schema import schema
@@ -208,6 +208,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/cabinet/set-password", set_password, methods=["POST"]),
+            Route("/cabinet/session", session_info, methods=["GET"]),
         ],
         lifespan=lifespan,
         middleware=[Middleware(RequestContextMiddleware)],

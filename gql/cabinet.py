@@ -1,12 +1,16 @@
 """HTTP endpoints for the client cabinet (the clients' own app), outside the staff GraphQL API."""
 
 import orjson
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from db.models import Client, StaffUser
 from db.session import transaction
+from services import cabinet
 from services.errors import DomainError, ValidationFailed
 from services.login_details import set_password_with_token
+from services.money import quantum
 
 MAX_BODY = 16 * 1024
 
@@ -46,3 +50,34 @@ async def set_password(request: Request) -> Response:
             first = failed.errors[0]
             return _error(first.code.value, first.message)
     return JSONResponse({"login": client.login, "passwordSet": True})
+
+
+async def session_info(request: Request) -> Response:
+    """GET with `Authorization: Bearer <token from clientImpersonate>`: who the cabinet is
+    open for, and for whom (401 for a tampered, foreign or expired token)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _error("UNAUTHENTICATED", "Send Authorization: Bearer <cabinet token>.", 401)
+    state = request.app.state
+    try:
+        found = cabinet.verify(token.strip(), secret=state.settings.signing_key, now=state.clock())
+    except DomainError as error:
+        return _error(error.code.value, error.message, 401)
+    async with state.sessionmaker() as session:
+        client = await session.get(Client, found.client_id)
+        staff = await session.scalar(select(StaffUser.email).where(StaffUser.id == found.staff_id))
+    if client is None:
+        return _error("INVALID_TOKEN", "The client no longer exists.", 401)
+    return JSONResponse(
+        {
+            "client": {
+                "login": client.login,
+                "name": client.name,
+                "currency": client.currency,
+                "balance": str(client.balance.quantize(quantum(client.currency))),
+                "language": client.language,
+            },
+            "impersonatedBy": staff,
+            "expiresAt": found.expires_at.isoformat(),
+        }
+    )

@@ -8,6 +8,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from gql.audit.queries import AuditQuery
 from gql.audit.types import AuditEntry
+from gql.clients.actions import ClientActionMutation
 from gql.clients.mutations import ClientMutation
 from gql.clients.queries import ClientQuery, PasswordQuery
 from gql.clients.types import Client
@@ -70,7 +71,14 @@ class Query(
     description="Everything that can be changed. All fields but `staffLogin` need a token; "
     "rule violations come back as `userErrors` and change nothing."
 )
-class Mutation(StaffMutation, ClientMutation, CreditMutation, PricingMutation, CustomFieldMutation):
+class Mutation(
+    StaffMutation,
+    ClientMutation,
+    ClientActionMutation,
+    CreditMutation,
+    PricingMutation,
+    CustomFieldMutation,
+):
     pass
 
 

@@ -1,0 +1,121 @@
+""" "In cabinet": a short-lived, signed token that opens one client's own interface for a
+staff user, audited with the reason; and checking such a token on the cabinet's side."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.enums import ClientStatus
+from db.models import Client
+from db.session import transaction
+from services import audit
+from services.actors import Actor
+from services.blocking import is_blocked
+from services.clients import client_for_change
+from services.errors import DomainError, ErrorCode
+from services.validation import text
+
+ALGORITHM = "HS256"
+AUDIENCE = "clientdesk-cabinet"
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetPass:
+    """An issued token and where it opens the cabinet."""
+
+    token: str
+    expires_at: datetime
+    url: str
+    client: Client
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetSession:
+    """What a valid token says: which client, opened by whom, until when."""
+
+    client_id: int
+    staff_id: int
+    expires_at: datetime
+    token_id: str
+
+
+async def impersonate(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client_id: int,
+    reason: str,
+    force: bool,
+    secret: str,
+    lifetime: timedelta,
+    cabinet_base_url: str,
+) -> CabinetPass:
+    """A token for the client's cabinet; refused for a client who cannot sign in (blocked or
+    inactive) unless an admin forces it."""
+    client = await client_for_change(session, actor=actor, client_id=client_id)
+    cleaned = text(reason, field=["reason"], maximum=500, required=True)
+    locked_out = client.status is not ClientStatus.ACTIVE or is_blocked(client, actor.now)
+    if locked_out and not force:
+        raise DomainError(
+            ErrorCode.CLIENT_CANNOT_LOGIN,
+            f"{client.login} is blocked or inactive; an admin may open the cabinet with force",
+            ["id"],
+        )
+    if force and locked_out and not actor.is_admin:
+        raise DomainError(ErrorCode.NOT_ALLOWED, "Only admins may force it", ["force"])
+    token_id = secrets.token_urlsafe(12)
+    expires_at = actor.now + lifetime
+    token = jwt.encode(
+        {
+            "sub": str(client.id),
+            "act": {"sub": str(actor.staff_id), "email": actor.email},
+            "aud": AUDIENCE,
+            "iat": int(actor.now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "jti": token_id,
+        },
+        secret,
+        algorithm=ALGORITHM,
+    )
+    async with transaction(session):
+        await audit.record(
+            session,
+            actor=actor,
+            action="client.impersonate",
+            target_type="Client",
+            target_id=client.id,
+            target_label=client.login,
+            reason=cleaned,
+            after={"token_id": token_id, "expires_at": expires_at, "forced": force and locked_out},
+        )
+    # The token goes in the fragment: browsers do not send it to servers or in Referer headers.
+    url = f"{cabinet_base_url.rstrip('/')}/impersonate#token={token}"
+    return CabinetPass(token=token, expires_at=expires_at, url=url, client=client)
+
+
+def verify(token: str, *, secret: str, now: datetime) -> CabinetSession:
+    """The session a token stands for; a tampered, foreign or expired one is refused."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            # expiry is checked below against the injected clock, not the system's
+            options={"verify_exp": False, "require": ["sub", "act", "exp", "jti", "aud"]},
+        )
+        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        found = CabinetSession(
+            client_id=int(claims["sub"]),
+            staff_id=int(claims["act"]["sub"]),
+            expires_at=expires_at,
+            token_id=str(claims["jti"]),
+        )
+    except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
+        raise DomainError(ErrorCode.INVALID_TOKEN, "The token is not valid", ["token"]) from None
+    if expires_at <= now:
+        raise DomainError(ErrorCode.TOKEN_EXPIRED, "The token has expired", ["token"])
+    return found
