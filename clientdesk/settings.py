@@ -67,6 +67,35 @@ class Settings(BaseSettings):
     impersonation_minutes: int = Field(
         default=15, ge=1, le=240, description="Lifetime of an 'In cabinet' token."
     )
+    redis_url: str | None = Field(
+        default=None, description="Redis for shared fast state (rate limits); else the database."
+    )
+    rate_limit_points_per_minute: int = Field(
+        default=1_000,
+        ge=0,
+        description="Each token's budget: a query costs a point per 100 nodes (at least 1), a "
+        "mutation field 10; 0 turns the limit off.",
+    )
+    login_attempts_per_account: int = Field(
+        default=10, description="staffLogin attempts per e-mail address per 15 minutes."
+    )
+    login_attempts_per_address: int = Field(
+        default=50, description="staffLogin attempts per client IP address per 15 minutes."
+    )
+    max_query_depth: int = 12
+    max_query_aliases: int = 15
+    max_query_tokens: int = 1_000
+    max_query_directives: int = 50
+    max_query_nodes: int = 50_000
+    max_body_bytes: int = Field(default=100_000, description="Largest request body accepted.")
+    cors_origins: list[str] = Field(
+        default=[], description="Browser origins allowed to call the API (CORS)."
+    )
+    introspection: bool | None = Field(
+        default=None,
+        description="Answer introspection (authenticated staff only): default on in "
+        "development, off in production.",
+    )
     session_token_ttl_hours: int = Field(default=12, description="Lifetime of staffLogin tokens.")
 
     @model_validator(mode="after")
@@ -83,6 +112,12 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         return _DEVELOPMENT_KEY
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.introspection is not None:
+            return self.introspection
+        return self.environment == "development"
 
     @property
     def graphiql_enabled(self) -> bool:

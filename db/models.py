@@ -10,6 +10,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -412,6 +413,16 @@ class AuditEntry(Base):
         Index(None, "action", "id"),
         Index(None, "occurred_at", "id"),
     )
+
+
+class RateLimitBucket(Base):
+    """A token bucket of the rate limiter, when it keeps its counters in the database."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class MailMessage(Base):

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -25,10 +27,12 @@ from clientdesk.settings import Settings, get_settings
 from db.session import SharedSession, create_engine, create_sessionmaker
 from gql.cabinet import session_info, set_password
 from gql.context import Context
+from gql.limits import Limits
 from gql.loaders import create_loaders
 from gql.schema import schema
 from services import auth, idempotency, mail
 from services.clock import Clock, system_clock
+from services.ratelimit import DatabaseRateLimiter, RedisRateLimiter
 
 log = structlog.get_logger("clientdesk.http")
 
@@ -47,21 +51,41 @@ def bearer_token(request: Request) -> str | None:
 
 async def graphql_endpoint(request: Request) -> Response:
     state = request.app.state
+    settings: Settings = state.settings
+    declared = request.headers.get("content-length", "0")
+    if (declared.isdigit() and int(declared) > settings.max_body_bytes) or (
+        len(await request.body()) > settings.max_body_bytes
+    ):
+        return JSONResponse(
+            {
+                "errors": [
+                    {
+                        "message": f"The request body is larger than {settings.max_body_bytes} "
+                        "bytes.",
+                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                    }
+                ]
+            },
+            status_code=413,
+        )
     async with state.sessionmaker() as session:
-        context = await build_context(request, session, state.settings, state.clock)
+        context = await build_context(request, session, state)
         try:
             response: Response = await state.graphql_view.run(request, context=context)
         except HTTPException as error:
             response = PlainTextResponse(error.reason, status_code=error.status_code)
         finally:
             await context.db.finish()
+        if context.retry_after is not None:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(max(1, math.ceil(context.retry_after)))
         return response
 
 
-async def build_context(
-    request: Request, session: AsyncSession, settings: Settings, clock: Clock
-) -> Context:
+async def build_context(request: Request, session: AsyncSession, state: Any) -> Context:
     """The request's context: it authenticates the bearer token, if one was sent."""
+    settings: Settings = state.settings
+    clock: Clock = state.clock
     now = clock()
     token = bearer_token(request)
     viewer = await auth.authenticate(session, token=token, now=now) if token else None
@@ -76,6 +100,9 @@ async def build_context(
         credentials_given=token is not None,
         loaders=create_loaders(db),
         now=now,
+        limits=state.limits,
+        rate_limiter=state.rate_limiter.bound(db.exclusive),
+        client_address=request.client.host if request.client else "unknown",
     )
 
 
@@ -199,6 +226,7 @@ def create_app(
         stop.set()
         if sender is not None:
             await sender
+        await app.state.rate_limiter.close()
         if owns_engine:
             await engine.dispose()
 
@@ -211,12 +239,34 @@ def create_app(
             Route("/cabinet/session", session_info, methods=["GET"]),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "Retry-After"],
+                max_age=600,
+            ),
+        ],
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker or create_sessionmaker(engine)
     app.state.clock = clock
+    app.state.limits = Limits(
+        max_tokens=settings.max_query_tokens,
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_directives=settings.max_query_directives,
+        max_nodes=settings.max_query_nodes,
+    )
+    app.state.rate_limiter = (
+        RedisRateLimiter(settings.redis_url)
+        if settings.redis_url
+        else DatabaseRateLimiter(app.state.sessionmaker)
+    )
     app.state.graphql_view = GraphQLView(
         schema, graphql_ide="graphiql" if settings.graphiql_enabled else None
     )

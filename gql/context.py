@@ -2,16 +2,21 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
 from starlette.requests import Request
 
 from clientdesk.settings import Settings
 from db.session import SharedSession
+from gql.limits import Limits
 from gql.loaders import Loaders
 from services.auth import Viewer
 from services.clock import Clock
+from services.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from gql.throttling import Cost
 
 
 @dataclass(slots=True)
@@ -27,6 +32,11 @@ class Context:
     credentials_given: bool  # a token was sent (even if it turned out invalid)
     loaders: Loaders
     now: datetime  # one instant for the whole request, so every field agrees on "expired"
+    limits: Limits
+    rate_limiter: RateLimiter
+    client_address: str
+    cost: "Cost | None" = None  # set before execution (gql/throttling.py)
+    retry_after: float | None = None  # set when the rate limit refused the request
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

@@ -16,6 +16,7 @@ from gql.context import Info
 from gql.credits.mutations import CreditMutation
 from gql.credits.types import CreditEntry
 from gql.errors import BadUserInput, ErrorMasking
+from gql.limits import QueryLimits, ValidationErrorLimit
 from gql.node import Node, fetch_nodes
 from gql.permissions import AuthenticationGate, IsAuthenticated
 from gql.pricing.mutations import PricingMutation
@@ -28,6 +29,7 @@ from gql.scalars import SCALAR_MAP
 from gql.staff.mutations import StaffMutation
 from gql.staff.queries import StaffQuery
 from gql.staff.types import StaffUser
+from gql.throttling import Throttle
 
 MAX_NODES = 100
 
@@ -98,8 +100,11 @@ schema = strawberry.Schema(
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         ErrorMasking,
+        QueryLimits,  # before parsing: adds the token limit and the limit rules
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         AuthenticationGate,  # after ValidationCache: see its docstring
+        ValidationErrorLimit,  # after ValidationCache, too
+        Throttle,  # before execution: node limit, rate limit
     ],
 )

@@ -135,7 +135,13 @@ async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(database_url="sqlite+aiosqlite:///:memory:", log_format="console")
+    # The rate limit has tests of its own; elsewhere the clock stands still and would run
+    # the buckets dry.
+    return Settings(
+        database_url="sqlite+aiosqlite:///:memory:",
+        log_format="console",
+        rate_limit_points_per_minute=0,
+    )
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Signing in."""
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -9,7 +9,8 @@ from gql.context import Info
 from gql.errors import UserError, user_errors
 from gql.staff.types import Viewer
 from services import auth
-from services.errors import DomainError
+from services.errors import DomainError, ErrorCode
+from services.ratelimit import Rate
 
 
 @strawberry.type(description="The result of `staffLogin`.")
@@ -22,6 +23,27 @@ class StaffLoginPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why signing in failed; empty on success."
     )
+
+
+LOGIN_WINDOW = timedelta(minutes=15)
+
+
+async def login_throttle(context: Any, email: str) -> float | None:
+    """Count a sign-in attempt against the account and the caller's address (every alias
+    counts); the seconds to wait when either has had too many, else None."""
+    settings = context.settings
+    buckets = (
+        (f"login:account:{email.strip().lower()}", settings.login_attempts_per_account),
+        (f"login:address:{context.client_address}", settings.login_attempts_per_address),
+    )
+    waits = []
+    for key, attempts in buckets:
+        decision = await context.rate_limiter.take(
+            key, 1, Rate(attempts, LOGIN_WINDOW), context.now
+        )
+        if not decision.allowed:
+            waits.append(decision.retry_after)
+    return max(waits) if waits else None
 
 
 @strawberry.type
@@ -38,6 +60,20 @@ class StaffMutation:
     ) -> StaffLoginPayload:
         context = info.context
         ttl = timedelta(hours=context.settings.session_token_ttl_hours)
+        waiting = await login_throttle(context, email)
+        if waiting is not None:
+            return StaffLoginPayload(
+                token=None,
+                expires_at=None,
+                viewer=None,
+                user_errors=[
+                    UserError(
+                        field=None,
+                        code=ErrorCode.TOO_MANY_ATTEMPTS,
+                        message=f"Too many sign-in attempts; try again in {waiting:.0f} s.",
+                    )
+                ],
+            )
         try:
             async with context.db.exclusive() as session:
                 staff, issued = await auth.login(
