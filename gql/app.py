@@ -32,7 +32,7 @@ from gql.loaders import create_loaders
 from gql.schema import schema
 from services import auth, idempotency, mail
 from services.clock import Clock, system_clock
-from services.ratelimit import DatabaseRateLimiter, RedisRateLimiter
+from services.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
 
 log = structlog.get_logger("clientdesk.http")
 
@@ -203,8 +203,9 @@ def create_app(
     engine: AsyncEngine | None = None,
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
     clock: Clock = system_clock,
+    rate_limiter: RateLimiter | None = None,
 ) -> Starlette:
-    """The application; tests pass their own engine, sessionmaker and clock."""
+    """The application; tests pass their own engine, sessionmaker, clock and rate limiter."""
     settings = settings or get_settings()
     owns_engine = engine is None
     engine = engine or create_engine(
@@ -262,7 +263,7 @@ def create_app(
         max_directives=settings.max_query_directives,
         max_nodes=settings.max_query_nodes,
     )
-    app.state.rate_limiter = (
+    app.state.rate_limiter = rate_limiter or (
         RedisRateLimiter(settings.redis_url)
         if settings.redis_url
         else DatabaseRateLimiter(app.state.sessionmaker)

@@ -109,6 +109,8 @@ class ErrorMasking(SchemaExtension):
     def _present(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
         if original is None:  # syntax and validation: about the request, safe to show
+            if "Document contains more than" in error.message:  # graphql-core's token limit
+                return _with_code(error, "TOO_MANY_TOKENS")
             syntax = error.message.startswith("Syntax Error")
             return _with_code(
                 error, "GRAPHQL_PARSE_FAILED" if syntax else "GRAPHQL_VALIDATION_FAILED"

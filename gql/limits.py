@@ -12,6 +12,7 @@ Each refusal is a top-level error with its own `extensions.code`:
 | validation errors reported | 3 | (the rest are dropped) |
 """
 
+import contextlib
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,7 @@ from graphql import (
     SelectionSetNode,
     ValidationRule,
     get_named_type,
+    parse,
     value_from_ast_untyped,
 )
 from strawberry.extensions import SchemaExtension
@@ -242,6 +244,25 @@ def points(*, mutation: bool, nodes: int, fields: int) -> int:
     if mutation:
         return max(1, fields) * MUTATION_POINTS
     return max(1, math.ceil(nodes / NODES_PER_POINT))
+
+
+@lru_cache(maxsize=1024)
+def _parse(query: str, max_tokens: int) -> DocumentNode:
+    return parse(query, max_tokens=max_tokens)
+
+
+class ParseCache(SchemaExtension):
+    """Parsed documents, cached. Unlike strawberry's ParserCache it leaves a document that does
+    not parse to strawberry, which parses it again inside its own error handling (an error
+    raised here would escape the other extensions' `on_operation`, ErrorMasking's included)."""
+
+    def on_parse(self) -> Iterator[None]:
+        execution = self.execution_context
+        if execution.query is not None:
+            with contextlib.suppress(GraphQLError):
+                max_tokens = execution.context.limits.max_tokens
+                execution.graphql_document = _parse(execution.query, max_tokens)
+        yield
 
 
 class QueryLimits(SchemaExtension):

@@ -1,9 +1,9 @@
 """The schema: domain Query/Mutation pieces merged, plus the extensions every request runs."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from gql.audit.queries import AuditQuery
@@ -16,7 +16,7 @@ from gql.context import Info
 from gql.credits.mutations import CreditMutation
 from gql.credits.types import CreditEntry
 from gql.errors import BadUserInput, ErrorMasking
-from gql.limits import QueryLimits, ValidationErrorLimit
+from gql.limits import ParseCache, QueryLimits, ValidationErrorLimit
 from gql.node import Node, fetch_nodes
 from gql.permissions import AuthenticationGate, IsAuthenticated
 from gql.pricing.mutations import PricingMutation
@@ -84,7 +84,13 @@ class Mutation(
     pass
 
 
-schema = strawberry.Schema(
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        """Strawberry logs every error; ErrorMasking logs the unexpected ones, with the request
+        id, and the rest are the caller's mistakes."""
+
+
+schema = Schema(
     query=Query,
     mutation=Mutation,
     types=[
@@ -101,7 +107,7 @@ schema = strawberry.Schema(
     extensions=[
         ErrorMasking,
         QueryLimits,  # before parsing: adds the token limit and the limit rules
-        lambda: ParserCache(maxsize=512),
+        ParseCache,
         lambda: ValidationCache(maxsize=512),
         AuthenticationGate,  # after ValidationCache: see its docstring
         ValidationErrorLimit,  # after ValidationCache, too

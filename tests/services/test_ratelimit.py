@@ -1,0 +1,133 @@
+"""Rate limits: token buckets shared through Redis or the database, 429 when empty, and
+sign-in attempts throttled per account and per address (aliases count)."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from clientdesk.settings import Settings
+from db.enums import StaffRole
+from gql.app import create_app
+from services.ratelimit import DatabaseRateLimiter, Rate, RateLimiter, RedisRateLimiter
+from tests.api import GraphQLClient, error_codes
+from tests.conftest import FakeClock
+from tests.factories import Factory
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(params=["redis", "database"])
+async def limiter(
+    request: pytest.FixtureRequest, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[RateLimiter]:
+    if request.param == "redis":
+        limiter: RateLimiter = RedisRateLimiter(REDIS_URL, prefix=f"test:{uuid.uuid4().hex}:")
+    else:
+        limiter = DatabaseRateLimiter(sessionmaker)
+    yield limiter
+    if isinstance(limiter, RedisRateLimiter):
+        keys = [key async for key in limiter.redis.scan_iter(f"{limiter.prefix}*")]
+        if keys:
+            await limiter.redis.delete(*keys)
+    await limiter.close()
+
+
+async def test_token_bucket(limiter: RateLimiter, clock: FakeClock) -> None:
+    rate = Rate(10, timedelta(minutes=1))  # 10 points, one back every 6 seconds
+    first = await limiter.take("k", 7, rate, clock())
+    assert (first.allowed, first.remaining) == (True, 3)
+    refused = await limiter.take("k", 5, rate, clock())
+    assert refused.allowed is False
+    assert refused.retry_after == pytest.approx(12.0)  # 2 more points: 12 seconds
+    clock.advance(timedelta(seconds=12))
+    assert (await limiter.take("k", 5, rate, clock())).allowed is True
+    clock.advance(timedelta(hours=1))  # never more than the capacity
+    full = await limiter.take("k", 1, rate, clock())
+    assert full.remaining == 9
+    other = await limiter.take("another", 10, rate, clock())
+    assert other.allowed is True
+
+
+@pytest.fixture
+async def throttled_api(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: FakeClock,
+    limiter: RateLimiter,
+) -> AsyncIterator[GraphQLClient]:
+    tight = settings.model_copy(
+        update={
+            "rate_limit_points_per_minute": 30,
+            "login_attempts_per_account": 3,
+            "login_attempts_per_address": 5,
+        }
+    )
+    app = create_app(
+        tight, engine=engine, sessionmaker=sessionmaker, clock=clock, rate_limiter=limiter
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://clientdesk.test") as http:
+        yield GraphQLClient(http)
+
+
+async def test_each_token_has_a_budget_and_429_says_when_to_retry(
+    throttled_api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    token = await factory.admin_token()
+    other = await factory.admin_token()
+    # 10 points per mutation: three fit in 30
+    mutation = 'mutation { clientAvatarReset(id: "Q2xpZW50OjA=") { userErrors { code } } }'
+    for left in (20, 10, 0):
+        response = await throttled_api.post(mutation, token=token)
+        assert response.status_code == 200
+        status = response.json()["extensions"]["cost"]["throttleStatus"]
+        assert status == {"maximumAvailable": 30, "currentlyAvailable": left, "restoreRate": 0.5}
+    refused = await throttled_api.post(mutation, token=token)
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "20"  # 10 points at half a point a second
+    assert error_codes(refused.json()["errors"]) == ["RATE_LIMITED"]
+    assert refused.json()["data"] is None
+    # another token is not affected; a small query costs one point
+    assert (await throttled_api.post("{ viewer { name } }", token=other)).status_code == 200
+    clock.advance(timedelta(seconds=20))
+    assert (await throttled_api.post(mutation, token=token)).status_code == 200
+
+
+async def test_sign_in_is_throttled_per_account_and_aliases_count(
+    throttled_api: GraphQLClient, factory: Factory
+) -> None:
+    await factory.staff(role=StaffRole.ADMIN, email="ada@example.com", password="the right one")
+    aliased = (
+        "mutation { "
+        + " ".join(
+            f'a{n}: staffLogin(email: "ada@example.com", password: "guess{n}") '
+            "{ userErrors { code } }"
+            for n in range(4)
+        )
+        + " }"
+    )
+    data = await throttled_api(aliased)
+    # three attempts per account: the fourth alias is refused without checking the password
+    codes = [data[f"a{n}"]["userErrors"][0]["code"] for n in range(4)]
+    assert codes == ["INVALID_CREDENTIALS"] * 3 + ["TOO_MANY_ATTEMPTS"]
+    right = """mutation {
+      staffLogin(email: "ada@example.com", password: "the right one") { token userErrors { code } }
+    }"""
+    locked = (await throttled_api(right))["staffLogin"]
+    assert locked["token"] is None
+    assert locked["userErrors"][0]["code"] == "TOO_MANY_ATTEMPTS"
+
+
+async def test_sign_in_is_throttled_per_address(throttled_api: GraphQLClient) -> None:
+    attempts: list[Any] = []
+    for n in range(6):
+        login = f'staffLogin(email: "user{n}@example.com", password: "x")'
+        mutation = f"mutation {{ {login} {{ userErrors {{ code }} }} }}"
+        attempts.append((await throttled_api(mutation))["staffLogin"]["userErrors"][0]["code"])
+    assert attempts == ["INVALID_CREDENTIALS"] * 5 + ["TOO_MANY_ATTEMPTS"]
