@@ -233,6 +233,31 @@ def send_mail(once: bool) -> None:
     asyncio.run(run())
 
 
+@main.command("export-matrix")
+@click.option(
+    "--readme",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Rewrite the matrix between the markers in this README instead of printing.",
+)
+def export_matrix(readme: Path | None) -> None:
+    """Print who may use which operation, as the permission classes declare it."""
+    from gql.permissions import authorization_matrix, matrix_table
+    from gql.schema import schema
+
+    table = matrix_table(authorization_matrix(schema))
+    if readme is None:
+        click.echo(table, nl=False)
+        return
+    start, end = "<!-- authorization matrix: start -->\n", "<!-- authorization matrix: end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise click.ClickException(f"{readme} has no matrix markers")
+    before, rest = text.split(start, 1)
+    readme.write_text(before + start + table + end + rest.split(end, 1)[1])
+    click.echo(f"Updated the matrix in {readme}", err=True)
+
+
 @main.command("export-schema")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def export_schema(output: Path | None) -> None:

@@ -26,9 +26,9 @@ from gql.reference.mutations import CustomFieldMutation
 from gql.reference.queries import ReferenceQuery
 from gql.reference.types import Category, CustomFieldDefinition, Department
 from gql.scalars import SCALAR_MAP
-from gql.staff.mutations import StaffMutation
+from gql.staff.mutations import StaffMutation, TokenMutation
 from gql.staff.queries import StaffQuery
-from gql.staff.types import StaffUser
+from gql.staff.types import ApiToken, StaffUser
 from gql.throttling import Throttle
 
 MAX_NODES = 100
@@ -75,6 +75,7 @@ class Query(
 )
 class Mutation(
     StaffMutation,
+    TokenMutation,
     ClientMutation,
     ClientActionMutation,
     CreditMutation,
@@ -102,6 +103,7 @@ schema = Schema(
         Category,
         CustomFieldDefinition,
         AuditEntry,
+        ApiToken,
     ],
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[

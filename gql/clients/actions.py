@@ -20,9 +20,13 @@ WRITE = [HasScope(Scope.CLIENTS_WRITE)]
 @strawberry.type(description="The result of linking or unlinking a sub-account.")
 class ClientLinkPayload:
     parent: Client | None = strawberry.field(
-        description="The parent (for clientUnlink: the former parent) as it is now."
+        description="The parent (for clientUnlink: the former parent) as it is now.",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
     )
-    child: Client | None = strawberry.field(description="The sub-account as it is now.")
+    child: Client | None = strawberry.field(
+        description="The sub-account as it is now.",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
+    )
     user_errors: list[UserError] = strawberry.field(description="Why it was refused.")
 
 
@@ -36,7 +40,9 @@ class ClientImpersonatePayload:
     cabinet_url: str | None = strawberry.field(
         description="Opens the cabinet with the token (in the URL fragment, never sent to servers)."
     )
-    client: Client | None = strawberry.field(description="The client.")
+    client: Client | None = strawberry.field(
+        description="The client.", permission_classes=[HasScope(Scope.CLIENTS_READ)]
+    )
     user_errors: list[UserError] = strawberry.field(description="Why it was refused.")
 
 

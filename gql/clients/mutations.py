@@ -27,7 +27,8 @@ IdsArg = Annotated[
 @strawberry.type(description="The result of a mutation on one client.")
 class ClientPayload:
     client: Client | None = strawberry.field(
-        description="The client as it is now; null if the mutation was refused."
+        description="The client as it is now; null if the mutation was refused.",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
     )
     user_errors: list[UserError] = strawberry.field(
         description="Why the mutation was refused; empty on success."
@@ -36,8 +37,9 @@ class ClientPayload:
 
 @strawberry.type(description="The result of `clientsSetStatus`.")
 class ClientsSetStatusPayload:
-    clients: list[Client] = strawberry.field(
-        description="The selected clients as they are now; empty if refused."
+    clients: list[Client] | None = strawberry.field(
+        description="The selected clients as they are now; empty if refused.",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
     )
     user_errors: list[UserError] = strawberry.field(
         description="Why it was refused (`field` points at the id); then nothing changed."

@@ -28,7 +28,10 @@ class CreditEntryPayload:
     entry: CreditEntry | None = strawberry.field(
         description="The ledger entry made (or made before, for a replay); null if refused."
     )
-    client: Client | None = strawberry.field(description="The client as it is now.")
+    client: Client | None = strawberry.field(
+        description="The client as it is now (needs clients:read).",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
+    )
     replayed: bool = strawberry.field(
         description="True when an earlier request with this idempotency key made the entry."
     )

@@ -10,6 +10,7 @@ from db.queries import AnyRow
 from gql.context import Info
 from gql.enums import EntryKind, PaymentMethod, Scope
 from gql.node import Node, register_node, to_global_id
+from gql.permissions import HasScope
 from gql.pricing.types import Package
 from gql.scalars import Money
 from gql.staff.types import StaffUser
@@ -75,13 +76,17 @@ class CreditEntry(Node):
             currency=row.currency,
         )
 
-    @strawberry.field(description="The client whose ledger this is.")
-    async def client(self, info: Info) -> Annotated["Client", strawberry.lazy("gql.clients.types")]:
+    @strawberry.field(
+        description="The client whose ledger this is (null, with an error, without clients:read).",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
+    )
+    async def client(
+        self, info: Info
+    ) -> Annotated["Client", strawberry.lazy("gql.clients.types")] | None:
         from gql.clients.types import client_from_row
 
         row = await info.context.loaders.client_by_id.load(self.client_id)
-        assert row is not None  # entries go with their client
-        return client_from_row(info, row)
+        return client_from_row(info, row) if row is not None else None
 
     @strawberry.field(description="Who made the entry; null if that user was removed.")
     async def created_by(self, info: Info) -> StaffUser | None:

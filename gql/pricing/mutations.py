@@ -10,7 +10,7 @@ from gql.clients.mutations import ClientPayload, client_payload, client_pk
 from gql.context import Info
 from gql.errors import UserError, attempt
 from gql.node import pk_of
-from gql.permissions import HasScope
+from gql.permissions import AdminsOnly, HasScope
 from gql.pricing.types import Package
 from services import pricing
 
@@ -76,7 +76,8 @@ class PricingMutation:
         return await client_payload(info, client.id if client else None, errors)
 
     @strawberry.mutation(
-        description="Add a package to the price list (admins).", permission_classes=PRICING
+        description="Add a package to the price list (admins).",
+        permission_classes=[*PRICING, AdminsOnly],
     )
     async def package_create(
         self,
@@ -93,7 +94,9 @@ class PricingMutation:
         )
         return await package_payload(info, package.id if package else None, errors)
 
-    @strawberry.mutation(description="Change a package (admins).", permission_classes=PRICING)
+    @strawberry.mutation(
+        description="Change a package (admins).", permission_classes=[*PRICING, AdminsOnly]
+    )
     async def package_update(
         self,
         info: Info,

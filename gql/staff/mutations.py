@@ -6,9 +6,12 @@ from typing import Annotated, Any
 import strawberry
 
 from gql.context import Info
-from gql.errors import UserError, user_errors
-from gql.staff.types import Viewer
-from services import auth
+from gql.enums import Scope
+from gql.errors import UserError, attempt, user_errors
+from gql.node import pk_of
+from gql.permissions import IsAuthenticated
+from gql.staff.types import ApiToken, Viewer
+from services import auth, tokens
 from services.errors import DomainError, ErrorCode
 from services.ratelimit import Rate
 
@@ -97,4 +100,88 @@ class StaffMutation:
             expires_at=issued.expires_at,
             viewer=Viewer.from_model(viewer),
             user_errors=[],
+        )
+
+
+@strawberry.input(description="A new API token for an integration.")
+class TokenCreateInput:
+    name: str = strawberry.field(description='What it is for, e.g. "billing sync".')
+    scopes: list[Scope] = strawberry.field(
+        description="What it may do: a subset of the scopes of the token in use."
+    )
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="When it stops working (default: never)."
+    )
+    staff_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Admins (staff:admin): create it for another staff user."
+    )
+
+
+@strawberry.type(description="The result of `tokenCreate`.")
+class TokenCreatePayload:
+    token: str | None = strawberry.field(
+        description="The secret, for `Authorization: Bearer`: shown only this once."
+    )
+    api_token: ApiToken | None = strawberry.field(description="The token's details.")
+    user_errors: list[UserError] = strawberry.field(description="Why it was refused.")
+
+
+@strawberry.type(description="The result of `tokenRevoke`.")
+class TokenRevokePayload:
+    api_token: ApiToken | None = strawberry.field(description="The revoked token.")
+    user_errors: list[UserError] = strawberry.field(description="Why it was refused.")
+
+
+@strawberry.type
+class TokenMutation:
+    @strawberry.mutation(
+        description="Create an API token (256 random bits, stored as SHA-256).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def token_create(
+        self,
+        info: Info,
+        input: Annotated[TokenCreateInput, strawberry.argument(description="The token.")],
+    ) -> TokenCreatePayload:
+        viewer = info.context.viewer
+        assert viewer is not None  # IsAuthenticated
+        owner = (
+            viewer.staff_id if input.staff_id is None else pk_of(input.staff_id, "StaffUser") or 0
+        )
+        created, errors = await attempt(
+            info,
+            tokens.create_token,
+            actor_scopes=viewer.scopes,
+            owner_id=owner,
+            name=input.name,
+            scopes=frozenset(input.scopes),
+            expires_at=input.expires_at,
+        )
+        if created is None:
+            return TokenCreatePayload(token=None, api_token=None, user_errors=errors)
+        row, issued = created
+        return TokenCreatePayload(
+            token=issued.token, api_token=ApiToken.from_row(row), user_errors=[]
+        )
+
+    @strawberry.mutation(
+        description="Revoke an API token: it stops working at once.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def token_revoke(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The token's global ID.")],
+    ) -> TokenRevokePayload:
+        viewer = info.context.viewer
+        assert viewer is not None  # IsAuthenticated
+        revoked, errors = await attempt(
+            info,
+            tokens.revoke_token,
+            prefix=(),
+            actor_scopes=viewer.scopes,
+            token_id=pk_of(id, "ApiToken") or 0,
+        )
+        return TokenRevokePayload(
+            api_token=ApiToken.from_row(revoked) if revoked else None, user_errors=errors
         )

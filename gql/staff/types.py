@@ -4,7 +4,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import strawberry
+from sqlalchemy import select
 
+from db.models import ApiToken as ApiTokenModel
 from db.queries import AnyRow
 from gql.context import Info
 from gql.enums import Scope, StaffRole
@@ -60,3 +62,60 @@ class Viewer:
             scopes=sorted(viewer.scopes, key=lambda scope: scope.value),
             token_expires_at=viewer.token_expires_at,
         )
+
+
+@strawberry.type(description="An API token (its secret is shown only when it is created).")
+class ApiToken(Node):
+    name: str = strawberry.field(description="What it is for.")
+    prefix: str = strawberry.field(description="Its first characters, to recognise it.")
+    scopes: list[Scope] = strawberry.field(description="What it may do.")
+    created_at: datetime = strawberry.field(description="When it was created.")
+    expires_at: datetime | None = strawberry.field(description="When it stops working, if ever.")
+    last_used_at: datetime | None = strawberry.field(
+        description="When it was last used (to the minute)."
+    )
+    revoked_at: datetime | None = strawberry.field(description="When it was revoked, if it was.")
+    staff_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: AnyRow | ApiTokenModel) -> "ApiToken":
+        return cls(
+            id=to_global_id("ApiToken", row.id),
+            name=row.name,
+            prefix=row.prefix,
+            scopes=sorted((Scope(value) for value in row.scopes), key=lambda s: s.value),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+            staff_id=row.staff_id,
+        )
+
+    @strawberry.field(description="Whose token it is.")
+    async def owner(self, info: Info) -> StaffUser | None:
+        row = await info.context.loaders.staff_user_by_id.load(self.staff_id)
+        return StaffUser.from_row(row) if row is not None else None
+
+
+async def fetch_api_tokens(info: Info, ids: Sequence[int]) -> list[ApiToken | None]:
+    """Tokens by primary key: the viewer's own, or anyone's with staff:admin."""
+    viewer = info.context.viewer
+    if viewer is None:
+        return [None] * len(ids)
+    rows = {
+        row.id: row
+        for row in await info.context.db.execute(
+            select(ApiTokenModel.__table__).where(ApiTokenModel.id.in_(ids))
+        )
+    }
+    visible = [
+        row
+        if row is not None
+        and (row.staff_id == viewer.staff_id or viewer.has_scope(Scope.STAFF_ADMIN))
+        else None
+        for row in (rows.get(pk) for pk in ids)
+    ]
+    return [ApiToken.from_row(row) if row is not None else None for row in visible]
+
+
+register_node("ApiToken", fetch_api_tokens)
