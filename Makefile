@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint check lock schema clean
+AUDIT := tools/graphql-http-audit
+AUDIT_STAMP := $(AUDIT)/node_modules/.installed
+
+.PHONY: run test tools lint check lock schema clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +23,16 @@ run: $(STAMP)
 	$(BIN)/clientdesk token create --staff admin@clientdesk.test --name "make run" --replace
 	$(BIN)/clientdesk serve
 
+## tools: the outside test tools from npm (graphql-http's audit), when npm is there
+$(AUDIT_STAMP): $(AUDIT)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(AUDIT) --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: the graphql-http audit test will be skipped" >&2; fi
+
+tools: $(AUDIT_STAMP)
+
 ## test: the whole suite on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set
-test: $(STAMP)
+test: $(STAMP) $(AUDIT_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff and mypy --strict
@@ -44,4 +55,4 @@ lock: $(STAMP)
 		-c requirements.lock -o requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) clientdesk.db .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) clientdesk.db .mypy_cache .ruff_cache .pytest_cache $(AUDIT)/node_modules

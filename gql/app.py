@@ -79,7 +79,23 @@ async def graphql_endpoint(request: Request) -> Response:
         if context.retry_after is not None:
             response.status_code = 429
             response.headers["Retry-After"] = str(max(1, math.ceil(context.retry_after)))
+        elif GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.status_code == 200:
+            response = graphql_response(response, request_error=context.request_error)
         return response
+
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def graphql_response(response: Response, *, request_error: bool) -> Response:
+    """The GraphQL-over-HTTP media type, for callers that ask for it: a request that could not
+    run is a 400 without `data` (with application/json it stays 200)."""
+    if not request_error:
+        response.headers["content-type"] = GRAPHQL_RESPONSE
+        return response
+    body = orjson.loads(response.body)
+    body.pop("data", None)
+    return Response(orjson.dumps(body), status_code=400, media_type=GRAPHQL_RESPONSE)
 
 
 async def build_context(request: Request, session: AsyncSession, state: Any) -> Context:

@@ -37,6 +37,7 @@ class Context:
     client_address: str
     cost: "Cost | None" = None  # set before execution (gql/throttling.py)
     retry_after: float | None = None  # set when the rate limit refused the request
+    request_error: bool = False  # set when nothing ran because the request was malformed
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

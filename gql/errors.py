@@ -105,6 +105,11 @@ class ErrorMasking(SchemaExtension):
         if result is None or not result.errors:
             return
         result.errors = [self._present(error) for error in result.errors]
+        if result.data is None and all(
+            (error.extensions or {}).get("code") in REQUEST_ERRORS for error in result.errors
+        ):
+            # nothing ran: the request itself was wrong (see gql/app.py for what that changes)
+            self.execution_context.context.request_error = True
 
     def _present(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
@@ -132,6 +137,21 @@ class ErrorMasking(SchemaExtension):
             path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
+
+
+# Codes of errors found before execution, in the request itself.
+REQUEST_ERRORS = frozenset(
+    {
+        "GRAPHQL_PARSE_FAILED",
+        "GRAPHQL_VALIDATION_FAILED",
+        "TOO_MANY_TOKENS",
+        "QUERY_TOO_DEEP",
+        "TOO_MANY_ALIASES",
+        "TOO_MANY_DIRECTIVES",
+        "QUERY_TOO_COSTLY",
+        "BAD_USER_INPUT",
+    }
+)
 
 
 def _with_code(error: GraphQLError, code: str) -> GraphQLError:

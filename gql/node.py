@@ -1,7 +1,6 @@
 """Relay global object identification: opaque IDs, the Node interface, `node` and `nodes`."""
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,7 +25,7 @@ def parse_global_id(value: str) -> tuple[str, int]:
         type_name, _, pk = base64.b64decode(value, validate=True).decode().partition(":")
         if type_name and pk.isdigit() and len(pk) <= 18:
             return type_name, int(pk)
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 inside
         pass
     raise BadUserInput(f"{value!r} is not a valid ID", field="id")
 

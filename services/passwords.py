@@ -28,6 +28,8 @@ def strength(
     password: str, *, user_inputs: Sequence[str] = (), min_score: int = DEFAULT_MIN_SCORE
 ) -> Strength:
     """Score 0-4 and advice; words in `user_inputs` (login, name, e-mail) count as guessable."""
+    if not password:  # zxcvbn fails on an empty string
+        return Strength(0, False, None, [f"Use at least {MIN_LENGTH} characters."], "instant")
     result = zxcvbn(password[:SCORED_PREFIX], user_inputs=[i for i in user_inputs if i])
     score = int(result["score"])
     feedback = result["feedback"]

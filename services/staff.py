@@ -7,6 +7,7 @@ from db.enums import StaffRole
 from db.models import StaffUser
 from services.auth import hash_password
 from services.errors import DomainError, ErrorCode
+from services.passwords import check_password
 from services.validation import normalize_email
 
 
@@ -20,6 +21,8 @@ async def create_staff(
     taken = await session.scalar(select(StaffUser.id).where(StaffUser.email == email))
     if taken is not None:
         raise DomainError(ErrorCode.INVALID, f"{email} is already a staff user", ["email"])
+    if password:
+        check_password(password, field=["password"], user_inputs=[email, name])
     staff = StaffUser(
         email=email,
         name=name.strip(),

@@ -84,6 +84,21 @@ async def test_staff_and_token_commands(scratch_url: str) -> None:
             "Not a valid e-mail address",
         ),
         (("token", "create", "--staff", "nobody@example.com"), "No staff user nobody@example.com"),
+        (
+            (
+                "staff",
+                "create",
+                "--email",
+                "a@example.com",
+                "--name",
+                "A",
+                "--role",
+                "ADMIN",
+                "--password",
+                "password1",
+            ),
+            "Too easy to guess",
+        ),
     ],
 )
 async def test_command_errors_are_one_clear_line(

@@ -159,3 +159,29 @@ async def test_anonymous_may_not_mix_login_with_other_fields(api: GraphQLClient)
     query += "query Q { viewer { id } }"
     response = await api.post(query)
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_sign_in_rehashes_a_password_made_with_older_parameters(
+    api: GraphQLClient, factory: Factory, session: AsyncSession
+) -> None:
+    from db.models import StaffUser
+    from services.auth import configure_password_hasher
+
+    # given a password hashed with weaker parameters than today's
+    configure_password_hasher(time_cost=1, memory_kib=512, parallelism=1)
+    staff = await factory.staff(email="old@clientdesk.test", password="an old passphrase here")
+    old_hash = staff.password_hash
+    configure_password_hasher(time_cost=1, memory_kib=1024, parallelism=1)  # the suite's
+    # when the user signs in
+    payload = await api(
+        LOGIN, {"email": "old@clientdesk.test", "password": "an old passphrase here"}
+    )
+    assert payload["staffLogin"]["token"]
+    # then the stored hash was made again with today's parameters
+    refreshed = await session.scalar(
+        select(StaffUser.password_hash)
+        .where(StaffUser.id == staff.id)
+        .execution_options(populate_existing=True)
+    )
+    assert refreshed != old_hash
+    assert "m=1024" in (refreshed or "")

@@ -127,3 +127,22 @@ def test_strength_for_a_strength_bar() -> None:
     assert short.suggestions[0] == "Use at least 8 characters."
     strong = strength("correct horse battery staple")
     assert (strong.score, strong.meets_policy) == (4, True)
+
+
+def test_long_passwords_are_not_truncated() -> None:
+    from services.auth import hash_password, verify_password
+
+    long = "correct horse battery staple " * 8
+    stored = hash_password(long + "A")
+    assert verify_password(stored, long + "A")
+    assert not verify_password(stored, long + "B")  # the last character still counts
+
+
+def test_the_default_hashing_meets_owasp() -> None:
+    from argon2 import PasswordHasher, Type
+
+    defaults = PasswordHasher()
+    # OWASP: argon2id with at least 19 MiB, 2 iterations, 1 lane (or stronger trade-offs)
+    assert defaults.type is Type.ID
+    assert defaults.memory_cost >= 19 * 1024
+    assert defaults.time_cost >= 2
