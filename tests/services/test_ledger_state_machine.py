@@ -3,6 +3,7 @@ deductions, credit notes, reversals and credit limit changes; after every step t
 balance is the ledger's sum, matches a plain model, and never goes below -creditLimit."""
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from services.errors import DomainError, ErrorCode, ValidationFailed
 
 T = TypeVar("T")
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+RUN_NUMBERS = itertools.count(1)
 CENTS = st.integers(min_value=1, max_value=50_000).map(lambda cents: Decimal(cents).scaleb(-2))
 
 
@@ -86,7 +88,7 @@ def test_ledger_state_machine(
             async def create() -> int:
                 async with sessions() as session:
                     client = Client(
-                        login=f"c{id(self)}",
+                        login=f"c{next(RUN_NUMBERS)}",
                         password_hash="x",
                         email="c@example.com",
                         currency=currency,
