@@ -88,7 +88,7 @@ def test_ledger_state_machine(
             async def create() -> int:
                 async with sessions() as session:
                     client = Client(
-                        login=f"c{next(RUN_NUMBERS)}",
+                        login=f"client{next(RUN_NUMBERS)}",
                         password_hash="x",
                         email="c@example.com",
                         currency=currency,
