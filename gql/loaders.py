@@ -35,12 +35,27 @@ from gql.pagination import PageRequest, fetch_pages
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 Rows = list[AnyRow]
 # aiodataloader's batch function: keys in, results in key order out.
 BatchFn = Callable[[list[Any]], Coroutine[Any, Any, list[Any]]]
 # (owner id, page arguments, ordering) -> (rows of that page, whether more follow)
 PageKey = tuple[int, PageRequest, Ordering]
 Page = tuple[Rows, bool]
+
+
+def now_or_later(loader: DataLoader[K, V], key: K, convert: Callable[[V], T]) -> Any:
+    """`convert(value)` for `key`: at once if the loader already holds the value (loaded or
+    primed earlier in the request), else an awaitable of it. A resolver that answers at once
+    spares graphql-core a task per object, which for a page of 100 rows is most of its time."""
+    future = loader.load(key)
+    if future.done() and not future.cancelled() and future.exception() is None:
+        return convert(future.result())
+
+    async def later() -> T:
+        return convert(await future)
+
+    return later()
 
 
 def in_key_order(keys: Sequence[K], rows: Sequence[V], key: Callable[[V], K]) -> list[V | None]:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
+import orjson
 import strawberry
 from sqlalchemy import ColumnElement, func, select, union_all
 from sqlalchemy.sql.elements import KeyedColumnElement
@@ -33,16 +34,21 @@ MAX_PAGE_SIZE = 100
 class PageInfo:
     start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
     end_cursor: str | None = strawberry.field(description="Cursor of the last edge.")
+    # Each direction is either known from the page's own query, or asked of the database
+    # (only if selected): resolvers answer at once when they can, which keeps the whole
+    # response synchronous.
+    next_known: strawberry.Private[bool | None]
     next_check: strawberry.Private[Callable[[], Awaitable[bool]]]
+    previous_known: strawberry.Private[bool | None]
     previous_check: strawberry.Private[Callable[[], Awaitable[bool]]]
 
     @strawberry.field(description="Whether rows follow this page (exact in both directions).")
-    async def has_next_page(self) -> bool:
-        return await self.next_check()
+    def has_next_page(self) -> bool:
+        return self.next_check() if self.next_known is None else self.next_known  # type: ignore[return-value]
 
     @strawberry.field(description="Whether rows precede this page (exact in both directions).")
-    async def has_previous_page(self) -> bool:
-        return await self.previous_check()
+    def has_previous_page(self) -> bool:
+        return self.previous_check() if self.previous_known is None else self.previous_known  # type: ignore[return-value]
 
 
 @strawberry.type(description="One row of a page, with the cursor to continue from it.")
@@ -125,8 +131,7 @@ def encode_cursor(ordering: Ordering, row: AnyRow) -> str:
         [_json_value(mapping[key.field]) for key in ordering.keys],
         mapping[ordering.tiebreaker.key],
     ]
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, ordering: Ordering, *, field: str) -> Position:
@@ -218,21 +223,25 @@ def build_connection(
     async def exists(condition: ColumnElement[bool]) -> bool:
         return bool(await db.scalar(select(query.where(condition).exists())))
 
-    async def rows_before() -> bool:
+    def before_known() -> bool | None:
         if page.backwards and more:
             return True
-        if page.after is None:
-            return False
+        return False if page.after is None else None
+
+    async def rows_before() -> bool:
+        assert page.after is not None
         position = page.after
         return await exists(
             ordering.after(position.values, position.id, backwards=True, inclusive=True)
         )
 
-    async def rows_after() -> bool:
+    def after_known() -> bool | None:
         if not page.backwards and more:
             return True
-        if page.before is None:
-            return False
+        return False if page.before is None else None
+
+    async def rows_after() -> bool:
+        assert page.before is not None
         position = page.before
         return await exists(ordering.after(position.values, position.id, inclusive=True))
 
@@ -245,7 +254,9 @@ def build_connection(
         page_info=PageInfo(
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
+            next_known=after_known(),
             next_check=rows_after,
+            previous_known=before_known(),
             previous_check=rows_before,
         ),
         counter=counter or count,

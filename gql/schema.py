@@ -16,6 +16,7 @@ from gql.context import Info
 from gql.credits.mutations import CreditMutation
 from gql.credits.types import CreditEntry
 from gql.errors import BadUserInput, ErrorMasking
+from gql.execution import FastExecutionContext
 from gql.limits import ParseCache, QueryLimits, ValidationErrorLimit
 from gql.node import Node, fetch_nodes
 from gql.permissions import AuthenticationGate, IsAuthenticated
@@ -106,6 +107,7 @@ schema = Schema(
         ApiToken,
     ],
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    execution_context_class=FastExecutionContext,
     extensions=[
         ErrorMasking,
         QueryLimits,  # before parsing: adds the token limit and the limit rules

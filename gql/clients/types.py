@@ -17,6 +17,7 @@ from gql.clients.sorters import ClientOrder, client_ordering
 from gql.context import Info
 from gql.credits.types import CreditEntry
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType, Scope
+from gql.loaders import now_or_later
 from gql.node import Node, register_node, to_global_id
 from gql.pagination import Connection, build_connection, page_request
 from gql.pricing.types import ClientPackagePrice, Package
@@ -37,11 +38,11 @@ class ClientBlock:
     blocked_by_id: strawberry.Private[int | None]
 
     @strawberry.field(description="Who blocked the client; null if that user was removed.")
-    async def blocked_by(self, info: Info) -> StaffUser | None:
+    def blocked_by(self, info: Info) -> StaffUser | None:
         if self.blocked_by_id is None:
             return None
-        row = await info.context.loaders.staff_user_by_id.load(self.blocked_by_id)
-        return StaffUser.from_row(row) if row is not None else None
+        loader = info.context.loaders.staff_user_by_id
+        return now_or_later(loader, self.blocked_by_id, StaffUser.from_optional_row)  # type: ignore[no-any-return]
 
 
 def active_block(row: AnyRow, now: datetime) -> ClientBlock | None:
@@ -162,18 +163,20 @@ class Client(Node):
         )
 
     @strawberry.field(description="The account manager responsible for the client, if any.")
-    async def manager(self, info: Info) -> StaffUser | None:
+    def manager(self, info: Info) -> StaffUser | None:
         if self.manager_id is None:
             return None
-        row = await info.context.loaders.staff_user_by_id.load(self.manager_id)
-        return StaffUser.from_row(row) if row is not None else None
+        loader = info.context.loaders.staff_user_by_id
+        return now_or_later(loader, self.manager_id, StaffUser.from_optional_row)  # type: ignore[no-any-return]
 
     @strawberry.field(description="The client this one is a sub-account of, if any.")
-    async def parent(self, info: Info) -> "Client | None":
+    def parent(self, info: Info) -> "Client | None":
         if self.parent_id is None:
             return None
-        row = await info.context.loaders.client_by_id.load(self.parent_id)
-        return client_from_row(info, row) if row is not None else None
+        loader = info.context.loaders.client_by_id
+        return now_or_later(  # type: ignore[no-any-return]
+            loader, self.parent_id, lambda row: client_from_row(info, row) if row else None
+        )
 
     @strawberry.field(description="Sub-accounts linked to this client (newest first by default).")
     async def sub_accounts(

@@ -31,6 +31,10 @@ class StaffUser(Node):
             created_at=row.created_at,
         )
 
+    @classmethod
+    def from_optional_row(cls, row: AnyRow | None) -> "StaffUser | None":
+        return cls.from_row(row) if row is not None else None
+
 
 async def fetch_staff_users(info: Info, ids: Sequence[int]) -> list[StaffUser | None]:
     """Staff users by primary key; every authenticated viewer may see them."""
