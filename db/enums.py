@@ -69,3 +69,13 @@ class Scope(StrEnum):
     PRICING_WRITE = "pricing:write"
     CLIENTS_IMPERSONATE = "clients:impersonate"
     STAFF_ADMIN = "staff:admin"
+
+
+class TallyDimension(StrEnum):
+    """What the client tallies count by, besides status (see db.models.ClientTally)."""
+
+    ALL = "all"  # value "": every client
+    MANAGER = "manager"  # value: the manager's id, "" for none
+    COUNTRY = "country"  # value: the country code, "" for none
+    CURRENCY = "currency"  # value: the currency code
+    SUB_ACCOUNT = "sub_account"  # value: "1" for sub-accounts, "0" for top-level clients

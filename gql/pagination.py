@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 import strawberry
-from sqlalchemy import ColumnElement, func, select, union_all
+from sqlalchemy import ColumnElement, func, literal_column, select, union_all
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from db.keyset import Ordering
@@ -26,6 +26,7 @@ from db.session import SharedSession
 from gql.errors import BadUserInput
 
 NodeT = TypeVar("NodeT")
+T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 
@@ -126,11 +127,13 @@ def _json_value(value: Any) -> Any:
 def encode_cursor(ordering: Ordering, row: AnyRow) -> str:
     """The cursor of `row` in `ordering`."""
     mapping = row._mapping
-    payload = [
-        ordering.signature,
-        [_json_value(mapping[key.field]) for key in ordering.keys],
-        mapping[ordering.tiebreaker.key],
-    ]
+    values = [mapping[key.field] for key in ordering.keys]
+    return encode_position(ordering.signature, values, mapping[ordering.tiebreaker.key])
+
+
+def encode_position(signature: str, values: Sequence[Any], id_: Any) -> str:
+    """The cursor of the row with sort `values` and id `id_` in the ordering `signature`."""
+    payload = [signature, [_json_value(value) for value in values], id_]
     return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 
@@ -160,7 +163,9 @@ def decode_cursor(cursor: str, ordering: Ordering, *, field: str) -> Position:
 
 def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySelect:
     """The SELECT of one page plus one row (which tells whether more follow)."""
-    limit = page.size + 1
+    # The LIMIT is written into the SQL, not bound: PostgreSQL plans a prepared statement with
+    # `LIMIT $1` for any row count (or plans it anew on every run); pages have few sizes.
+    limit: ColumnElement[int] = literal_column(str(int(page.size) + 1))
     order = ordering.order_by(backwards=page.backwards)
     position = page.after if page.before is None else page.before if page.after is None else None
     branches = None
@@ -197,14 +202,22 @@ async def paginate(
     ordering: Ordering,
     page: PageRequest,
     to_node: Callable[[AnyRow], NodeT],
+    counter: Callable[[], Awaitable[int]] | None = None,
 ) -> Connection[NodeT]:
     """One page of `query` (a filtered SELECT whose columns include the sort keys)."""
     rows = list((await db.execute(page_query(query, ordering, page))).all())
+    rows, more = trim_page(rows, page)
+    return build_connection(db, query, ordering, page, rows, more, to_node, counter)
+
+
+def trim_page(rows: list[T], page: PageRequest) -> tuple[list[T], bool]:
+    """The rows of a page fetched with one row more, in display order, and whether more
+    rows lie in the walking direction."""
     more = len(rows) > page.size
     rows = rows[: page.size]
     if page.backwards:
         rows.reverse()
-    return build_connection(db, query, ordering, page, rows, more, to_node)
+    return rows, more
 
 
 def build_connection(
@@ -220,33 +233,14 @@ def build_connection(
     """The Connection for fetched `rows`; pageInfo's other direction and totalCount are
     asked of the database only if the caller selects them."""
 
-    async def exists(condition: ColumnElement[bool]) -> bool:
-        return bool(await db.scalar(select(query.where(condition).exists())))
-
-    def before_known() -> bool | None:
-        if page.backwards and more:
-            return True
-        return False if page.after is None else None
+    async def rows_after() -> bool:
+        return bool(await db.scalar(rows_after_statement(query, ordering, page)))
 
     async def rows_before() -> bool:
-        assert page.after is not None
-        position = page.after
-        return await exists(
-            ordering.after(position.values, position.id, backwards=True, inclusive=True)
-        )
-
-    def after_known() -> bool | None:
-        if not page.backwards and more:
-            return True
-        return False if page.before is None else None
-
-    async def rows_after() -> bool:
-        assert page.before is not None
-        position = page.before
-        return await exists(ordering.after(position.values, position.id, inclusive=True))
+        return bool(await db.scalar(rows_before_statement(query, ordering, page)))
 
     async def count() -> int:
-        return int(await db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        return int(await db.scalar(count_statement(query)) or 0)
 
     edges = [Edge(cursor=encode_cursor(ordering, row), node=to_node(row)) for row in rows]
     return Connection(
@@ -254,13 +248,48 @@ def build_connection(
         page_info=PageInfo(
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
-            next_known=after_known(),
+            next_known=next_page_known(page, more),
             next_check=rows_after,
-            previous_known=before_known(),
+            previous_known=previous_page_known(page, more),
             previous_check=rows_before,
         ),
         counter=counter or count,
     )
+
+
+def next_page_known(page: PageRequest, more: bool) -> bool | None:
+    """Whether rows follow the page, if the page's own query tells; None when it does not."""
+    if not page.backwards and more:
+        return True
+    return False if page.before is None else None
+
+
+def previous_page_known(page: PageRequest, more: bool) -> bool | None:
+    """Whether rows precede the page, if the page's own query tells; None when it does not."""
+    if page.backwards and more:
+        return True
+    return False if page.after is None else None
+
+
+def rows_after_statement(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySelect:
+    """Whether `query` has rows at or after the page's `before` cursor (EXISTS)."""
+    assert page.before is not None
+    position = page.before
+    condition = ordering.after(position.values, position.id, inclusive=True)
+    return select(query.where(condition).exists())
+
+
+def rows_before_statement(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySelect:
+    """Whether `query` has rows at or before the page's `after` cursor (EXISTS)."""
+    assert page.after is not None
+    position = page.after
+    condition = ordering.after(position.values, position.id, backwards=True, inclusive=True)
+    return select(query.where(condition).exists())
+
+
+def count_statement(query: AnySelect) -> AnySelect:
+    """How many rows `query` has."""
+    return select(func.count()).select_from(query.subquery())
 
 
 async def fetch_pages(
@@ -291,9 +320,5 @@ async def fetch_pages(
     for row in rows:
         pages[row._mapping[partition.key]][0].append(row)
     for owner, (owned, _) in pages.items():
-        more = len(owned) > page.size
-        del owned[page.size :]
-        if page.backwards:
-            owned.reverse()
-        pages[owner] = (owned, more)
+        pages[owner] = trim_page(owned, page)
     return pages

@@ -13,9 +13,10 @@ from enum import Enum
 from typing import Any
 
 import strawberry
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
 
-from db.models import Client, ClientConnection
+from db.enums import TallyDimension
+from db.models import Client, ClientConnection, ClientTally
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
 from gql.errors import BadUserInput
 from gql.node import pk_of
@@ -264,6 +265,92 @@ def client_conditions(
     if search is not None:
         conditions.append(by_search(search))
     return conditions
+
+
+# The filter fields the tallies can answer, by the dimension they count: a condition on the
+# tally's `value` with the same meaning as the field's condition on clients.
+Tally = ClientTally.value
+TALLIED: dict[str, tuple[TallyDimension, Callable[[Any, FilterScope], ColumnElement[bool]]]] = {
+    "manager_ids": (
+        TallyDimension.MANAGER,
+        lambda values, scope: Tally.in_(
+            [str(pk) for pk in (pk_of(value, "StaffUser") for value in values) if pk is not None]
+        ),
+    ),
+    "ownership": (
+        TallyDimension.MANAGER,
+        lambda values, scope: or_(
+            *(
+                {
+                    ClientOwnership.OWN: Tally == str(scope.viewer_id),
+                    ClientOwnership.OTHERS: and_(Tally != "", Tally != str(scope.viewer_id)),
+                    ClientOwnership.UNASSIGNED: Tally == "",
+                }[value]
+                for value in set(values)
+            )
+        ),
+    ),
+    "countries": (
+        TallyDimension.COUNTRY,
+        lambda values, scope: Tally.in_(
+            [normalize_country(value, field=["filter", "countries"]) for value in values]
+        ),
+    ),
+    "currencies": (
+        TallyDimension.CURRENCY,
+        lambda values, scope: Tally.in_(
+            [normalize_currency(value, field=["filter", "currencies"]) for value in values]
+        ),
+    ),
+    "has_parent": (
+        TallyDimension.SUB_ACCOUNT,
+        lambda value, scope: Tally == ("1" if value else "0"),
+    ),
+}
+
+
+def tally_conditions(
+    filter: ClientFilter | None, search: str | None, scope: FilterScope
+) -> list[ColumnElement[bool]] | None:
+    """Conditions on `client_tallies` whose rows add up to the number of clients that
+    `client_conditions` selects, or None when the tallies cannot tell: a search, or a filter
+    on anything but status and one of manager, country, currency and sub-accounts."""
+    if search is not None and search.strip():
+        return None
+    given = {}
+    if filter is not None:
+        given = {
+            name: value
+            for name in FILTERS
+            if (value := getattr(filter, name)) is not None and value != []
+        }
+        if filter.connection_types is not None or filter.connection_status is not None:
+            return None
+    statuses = given.pop("statuses", None)
+    dimensions = {TALLIED[name][0] for name in given if name in TALLIED}
+    if len(dimensions) > 1 or any(name not in TALLIED for name in given):
+        return None
+    dimension = dimensions.pop() if dimensions else TallyDimension.ALL
+    conditions = [ClientTally.dimension == dimension]
+    if statuses is not None:
+        conditions.append(ClientTally.status.in_(statuses))
+    conditions += [TALLIED[name][1](value, scope) for name, value in given.items()]
+    return conditions
+
+
+def count_clients(
+    filter: ClientFilter | None, search: str | None, scope: FilterScope
+) -> Select[int]:
+    """How many clients a filter and search select: a sum of tallies where they can tell,
+    else a count of the matching rows."""
+    conditions = tally_conditions(filter, search, scope)
+    if conditions is None:
+        return (
+            select(func.count())
+            .select_from(Client)
+            .where(*client_conditions(filter, search, scope))
+        )
+    return select(func.coalesce(func.sum(ClientTally.n), 0)).where(*conditions)
 
 
 def _camel(name: str) -> str:

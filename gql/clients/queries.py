@@ -10,7 +10,13 @@ from sqlalchemy import func, select
 from db.enums import ClientStatus, Scope
 from db.models import Client as ClientModel
 from db.queries import select_clients
-from gql.clients.filters import ClientFilter, FilterScope, client_conditions, is_blocked
+from gql.clients.filters import (
+    ClientFilter,
+    FilterScope,
+    client_conditions,
+    count_clients,
+    is_blocked,
+)
 from gql.clients.sorters import ClientOrder, client_ordering
 from gql.clients.types import (
     AfterArg,
@@ -152,9 +158,15 @@ class ClientQuery:
     ) -> Connection[Client]:
         ordering = client_ordering(order_by)
         page = page_request(ordering, first=first, after=after, last=last, before=before)
-        query = select_clients().where(*client_conditions(filter, search, _scope(info)))
+        scope = _scope(info)
+        query = select_clients().where(*client_conditions(filter, search, scope))
+        db = info.context.db
+
+        async def count() -> int:
+            return int(await db.scalar(count_clients(filter, search, scope)) or 0)
+
         connection = await paginate(
-            info.context.db, query, ordering, page, lambda row: client_from_row(info, row)
+            db, query, ordering, page, lambda row: client_from_row(info, row), count
         )
         await prefetch_related(info, [edge.node for edge in connection.edges])
         return connection
