@@ -28,8 +28,16 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    db_pool_size: int = Field(
+        default=20,
+        description="PostgreSQL connections each server process keeps; a request holds one "
+        "while it runs, and requests beyond wait for one.",
+    )
+    db_max_overflow: int = Field(
+        default=0,
+        description="Extra connections opened under load and closed when returned (a new "
+        "connection costs more than a wait for a pooled one: keep 0 unless bursts need it).",
+    )
     db_statement_timeout_ms: int = 15_000
     default_language: str = Field(
         default="en", description="Language shown to clients whose language has no translation."
@@ -97,6 +105,11 @@ class Settings(BaseSettings):
         "development, off in production.",
     )
     session_token_ttl_hours: int = Field(default=12, description="Lifetime of staffLogin tokens.")
+    compiled_operations: bool = Field(
+        default=True,
+        description="Answer repeated read queries the compiler knows without graphql-core's "
+        "executor (gql/compiled); false sends every request through the executor.",
+    )
 
     @model_validator(mode="after")
     def _production_needs_a_secret(self) -> "Settings":

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.direct import fetch_all
 from db.enums import Scope, StaffRole, TokenKind
 from db.models import ApiToken, StaffUser
 from services.errors import DomainError, ErrorCode
@@ -138,46 +139,53 @@ async def issue_token(
     return IssuedToken(token, row.id, row.prefix, expires_at, scopes)
 
 
+# The token behind a digest, if it is in force, with its owner (built once: it runs per request).
+TOKEN_OWNER = (
+    select(
+        ApiToken.id,
+        ApiToken.scopes,
+        ApiToken.expires_at,
+        ApiToken.last_used_at,
+        StaffUser.id,
+        StaffUser.email,
+        StaffUser.name,
+        StaffUser.role,
+    )
+    .join(StaffUser, StaffUser.id == ApiToken.staff_id)
+    .where(
+        ApiToken.token_hash == bindparam("digest"),
+        ApiToken.revoked_at.is_(None),
+        StaffUser.is_active.is_(True),
+    )
+)
+
+
 async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> Viewer | None:
     """The viewer a bearer token stands for, or None when it is unknown, expired or revoked."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = (
-        await session.execute(
-            select(
-                ApiToken.id,
-                ApiToken.scopes,
-                ApiToken.expires_at,
-                ApiToken.last_used_at,
-                StaffUser.id.label("staff_id"),
-                StaffUser.email,
-                StaffUser.name,
-                StaffUser.role,
-            )
-            .join(StaffUser, StaffUser.id == ApiToken.staff_id)
-            .where(
-                ApiToken.token_hash == token_digest(token),
-                ApiToken.revoked_at.is_(None),
-                StaffUser.is_active.is_(True),
-            )
-        )
-    ).one_or_none()
-    if row is None or (row.expires_at is not None and row.expires_at <= now):
+    found = await fetch_all(  # every request asks this: straight through the driver
+        await session.connection(), TOKEN_OWNER, {"digest": token_digest(token)}
+    )
+    if not found:
         return None
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
+    token_id, scopes, expires_at, last_used_at, staff_id, email, name, role = found[0]
+    if expires_at is not None and expires_at <= now:
+        return None
+    if last_used_at is None or now - last_used_at >= LAST_USED_PRECISION:
         await session.commit()  # end the read first: on SQLite a read cannot turn into a write
         await session.execute(
-            update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
         )
         await session.commit()
     return Viewer(
-        staff_id=row.staff_id,
-        email=row.email,
-        name=row.name,
-        role=row.role,
-        scopes=frozenset(Scope(value) for value in row.scopes),
-        token_id=row.id,
-        token_expires_at=row.expires_at,
+        staff_id=staff_id,
+        email=email,
+        name=name,
+        role=role,
+        scopes=frozenset(Scope(value) for value in scopes),
+        token_id=token_id,
+        token_expires_at=expires_at,
     )
 
 
