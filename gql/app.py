@@ -26,9 +26,9 @@ from strawberry.asgi import GraphQL
 from clientdesk.settings import Settings, get_settings
 from db.session import SharedSession, create_engine, create_sessionmaker
 from gql.cabinet import session_info, set_password
+from gql.compiled import CompiledOperations
 from gql.context import Context
 from gql.limits import Limits
-from gql.loaders import create_loaders
 from gql.schema import schema
 from services import auth, idempotency, mail
 from services.clock import Clock, system_clock
@@ -71,7 +71,8 @@ async def graphql_endpoint(request: Request) -> Response:
     async with state.sessionmaker() as session:
         context = await build_context(request, session, state)
         try:
-            response: Response = await state.graphql_view.run(request, context=context)
+            compiled = await state.compiled.respond(request, context) if state.compiled else None
+            response: Response = compiled or await state.graphql_view.run(request, context=context)
         except HTTPException as error:
             response = PlainTextResponse(error.reason, status_code=error.status_code)
         finally:
@@ -114,7 +115,6 @@ async def build_context(request: Request, session: AsyncSession, state: Any) -> 
         clock=clock,
         viewer=viewer,
         credentials_given=token is not None,
-        loaders=create_loaders(db),
         now=now,
         limits=state.limits,
         rate_limiter=state.rate_limiter.bound(db.exclusive),
@@ -258,13 +258,19 @@ def create_app(
         lifespan=lifespan,
         middleware=[
             Middleware(RequestContextMiddleware),
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                expose_headers=["X-Request-ID", "Retry-After"],
-                max_age=600,
+            *(  # no origins, no CORS: browsers keep other sites' pages out by default
+                [
+                    Middleware(
+                        CORSMiddleware,
+                        allow_origins=settings.cors_origins,
+                        allow_methods=["GET", "POST"],
+                        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                        expose_headers=["X-Request-ID", "Retry-After"],
+                        max_age=600,
+                    )
+                ]
+                if settings.cors_origins
+                else []
             ),
         ],
     )
@@ -283,6 +289,11 @@ def create_app(
         RedisRateLimiter(settings.redis_url)
         if settings.redis_url
         else DatabaseRateLimiter(app.state.sessionmaker)
+    )
+    app.state.compiled = (
+        CompiledOperations(schema, app.state.limits, settings)
+        if settings.compiled_operations
+        else None
     )
     app.state.graphql_view = GraphQLView(
         schema, graphql_ide="graphiql" if settings.graphiql_enabled else None

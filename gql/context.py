@@ -10,7 +10,7 @@ from starlette.requests import Request
 from clientdesk.settings import Settings
 from db.session import SharedSession
 from gql.limits import Limits
-from gql.loaders import Loaders
+from gql.loaders import Loaders, create_loaders
 from services.auth import Viewer
 from services.clock import Clock
 from services.ratelimit import RateLimiter
@@ -30,7 +30,6 @@ class Context:
     clock: Clock
     viewer: Viewer | None
     credentials_given: bool  # a token was sent (even if it turned out invalid)
-    loaders: Loaders
     now: datetime  # one instant for the whole request, so every field agrees on "expired"
     limits: Limits
     rate_limiter: RateLimiter
@@ -38,6 +37,15 @@ class Context:
     cost: "Cost | None" = None  # set before execution (gql/throttling.py)
     retry_after: float | None = None  # set when the rate limit refused the request
     request_error: bool = False  # set when nothing ran because the request was malformed
+    _loaders: Loaders | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        """The request's dataloaders, made when a resolver first needs one (the compiled
+        path never does)."""
+        if self._loaders is None:
+            self._loaders = create_loaders(self.db)
+        return self._loaders
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

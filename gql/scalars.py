@@ -61,4 +61,9 @@ class Money:
 
     @classmethod
     def of(cls, amount: decimal.Decimal, currency: str) -> "Money":
-        return cls(amount=amount.quantize(quantum(currency)), currency=currency)
+        return cls(amount=money_amount(amount, currency), currency=currency)
+
+
+def money_amount(amount: decimal.Decimal, currency: str) -> decimal.Decimal:
+    """An amount as the API shows it: with exactly the currency's minor-unit decimals."""
+    return amount.quantize(quantum(currency))

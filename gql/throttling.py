@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+)
 from strawberry.extensions import SchemaExtension
 
 from gql.limits import count_nodes, limit_error, points
@@ -42,45 +48,65 @@ def _mutation_fields(document: Any, operation_name: str | None) -> int:
     return sum(len(o.selection_set.selections) for o in operations[:1])
 
 
+def cost_of(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    *,
+    mutation: bool,
+) -> Cost:
+    """What the operation costs: the nodes it may return, and its points."""
+    nodes = count_nodes(schema, document, operation_name, variables)
+    fields = _mutation_fields(document, operation_name)
+    return Cost(nodes, points(mutation=mutation, nodes=nodes, fields=fields))
+
+
+async def charge(context: Any, cost: Cost) -> GraphQLError | None:
+    """Take the cost's points from the token's bucket and keep the cost in `context.cost`;
+    the error that refuses the operation if it is too costly or over the rate limit."""
+    context.cost = cost
+    limit = context.limits.max_nodes
+    if cost.nodes > limit:
+        message = f"The query may return {cost.nodes:,} nodes; at most {limit:,}: ask for less."
+        return limit_error("QUERY_TOO_COSTLY", message)
+    budget = context.settings.rate_limit_points_per_minute
+    if context.viewer is not None and budget > 0:
+        decision = cost.decision = await context.rate_limiter.take(
+            f"token:{context.viewer.token_id}", cost.points, Rate(budget, MINUTE), context.now
+        )
+        if not decision.allowed:
+            context.retry_after = decision.retry_after
+            message = (
+                f"Rate limit: this costs {cost.points} points and {int(decision.remaining)} "
+                f"are left; try again in {decision.retry_after:.0f} s."
+            )
+            extensions = {"code": "RATE_LIMITED", "retryAfter": round(decision.retry_after, 1)}
+            return GraphQLError(message, extensions=extensions)
+    return None
+
+
 class Throttle(SchemaExtension):
-    """The node limit and the per-token rate limit, checked before execution."""
+    """The node limit and the per-token rate limit, checked before execution (once: a request
+    the compiled path has charged already is not charged again)."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = execution.context
         document = execution.graphql_document
-        if document is None or execution.result is not None:
+        if document is None or execution.result is not None or context.cost is not None:
             yield
             return
-        nodes = count_nodes(
-            execution.schema._schema, document, execution.operation_name, execution.variables
+        cost = cost_of(
+            execution.schema._schema,
+            document,
+            execution.operation_name,
+            execution.variables,
+            mutation=execution.operation_type.value == "mutation",
         )
-        fields = _mutation_fields(document, execution.operation_name)
-        mutation = execution.operation_type.value == "mutation"
-        cost = context.cost = Cost(nodes, points(mutation=mutation, nodes=nodes, fields=fields))
-        limit = context.limits.max_nodes
-        if nodes > limit:
-            message = f"The query may return {nodes:,} nodes; at most {limit:,}: ask for less."
-            execution.result = ExecutionResult(
-                data=None, errors=[limit_error("QUERY_TOO_COSTLY", message)]
-            )
-            yield
-            return
-        budget = context.settings.rate_limit_points_per_minute
-        if context.viewer is not None and budget > 0:
-            decision = cost.decision = await context.rate_limiter.take(
-                f"token:{context.viewer.token_id}", cost.points, Rate(budget, MINUTE), context.now
-            )
-            if not decision.allowed:
-                context.retry_after = decision.retry_after
-                message = (
-                    f"Rate limit: this costs {cost.points} points and {int(decision.remaining)} "
-                    f"are left; try again in {decision.retry_after:.0f} s."
-                )
-                extensions = {"code": "RATE_LIMITED", "retryAfter": round(decision.retry_after, 1)}
-                execution.result = ExecutionResult(
-                    data=None, errors=[GraphQLError(message, extensions=extensions)]
-                )
+        error = await charge(context, cost)
+        if error is not None:
+            execution.result = ExecutionResult(data=None, errors=[error])
         yield
 
     def get_results(self) -> dict[str, Any]:

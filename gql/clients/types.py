@@ -45,9 +45,25 @@ class ClientBlock:
         return now_or_later(loader, self.blocked_by_id, StaffUser.from_optional_row)  # type: ignore[no-any-return]
 
 
+def block_in_force(
+    blocked_at: datetime | None, blocked_until: datetime | None, now: datetime
+) -> bool:
+    """Whether a block is in force at `now`: one was set and its end has not come."""
+    return blocked_at is not None and (blocked_until is None or blocked_until > now)
+
+
+def can_login(
+    status: ClientStatus, blocked: bool, valid_till: datetime | None, now: datetime
+) -> bool:
+    """ACTIVE, not blocked, and paid access not over."""
+    return (
+        status is ClientStatus.ACTIVE and not blocked and (valid_till is None or valid_till > now)
+    )
+
+
 def active_block(row: AnyRow, now: datetime) -> ClientBlock | None:
     """The client's block if one is in force at `now` (an expired block is no block)."""
-    if row.blocked_at is None or (row.blocked_until is not None and row.blocked_until <= now):
+    if not block_in_force(row.blocked_at, row.blocked_until, now):
         return None
     return ClientBlock(
         reason=row.block_reason,
@@ -143,9 +159,7 @@ class Client(Node):
             status=status,
             blocked=block is not None,
             block=block,
-            can_login=status is ClientStatus.ACTIVE
-            and block is None
-            and (row.valid_till is None or row.valid_till > now),
+            can_login=can_login(status, block is not None, row.valid_till, now),
             balance=Money.of(row.balance, row.currency),
             credit_limit=Money.of(row.credit_limit, row.currency),
             valid_till=row.valid_till,

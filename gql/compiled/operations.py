@@ -1,0 +1,230 @@
+"""Which requests the compiled path answers, and the cache of compiled operations."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry import Schema
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.field import StrawberryField
+
+from clientdesk.settings import Settings
+from gql.compiled.clients import ClientsField, Fallback
+from gql.compiled.selections import NotCompilable, Selected, collect
+from gql.compiled.shapes import NullValue
+from gql.context import Context
+from gql.limits import Limits, validation_rules
+from gql.throttling import Cost, charge, cost_of
+
+log = structlog.get_logger("clientdesk.compiled")
+
+# Longer documents are not worth a cache entry (and would make the cache large).
+MAX_QUERY_LENGTH = 10_000
+MAX_CACHED = 512
+MAX_PREPARED = 256  # per operation
+# The root fields the compiler knows.
+ROOT_FIELDS: dict[str, type[ClientsField]] = {"clients": ClientsField}
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What an operation's variables make of it: each root field's arguments (or its constant
+    value), and the operation's cost. Shared by requests with the same variables: never
+    changed after it is made."""
+
+    arguments: list[Any]
+    nodes: int
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledOperation:
+    """A validated query operation whose every root field is compiled."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    roots: list[tuple[str, ClientsField | str]]  # response key, field plan or __typename
+    prepared: dict[bytes, Prepared] = field(default_factory=dict)  # by the variables' JSON
+
+
+class CompiledOperations:
+    """The app's compiled operations, by query text and operation name."""
+
+    def __init__(self, schema: Schema, limits: Limits, settings: Settings) -> None:
+        self.schema = schema
+        self.settings = settings
+        self.graphql_schema: GraphQLSchema = schema._schema
+        self.rules = (*specified_rules, *validation_rules(limits))
+        self.max_tokens = limits.max_tokens
+        self.plans: dict[tuple[str, str | None], CompiledOperation | None] = {}
+        self.answered = 0  # requests answered here, and compiled ones left to the executor
+        self.declined = 0
+        query_type = schema.get_type_by_name("Query")
+        assert isinstance(query_type, StrawberryObjectDefinition)
+        self.root_fields: dict[str, StrawberryField] = {
+            schema.config.name_converter.get_graphql_name(field): field
+            for field in query_type.fields
+        }
+
+    def plan(self, query: str, operation_name: str | None) -> CompiledOperation | None:
+        """The compiled operation for a request, or None when the executor must answer."""
+        key = (query, operation_name)
+        if key in self.plans:
+            return self.plans[key]
+        compiled = self.compile(query, operation_name)
+        if len(self.plans) >= MAX_CACHED:
+            self.plans.clear()
+        self.plans[key] = compiled
+        return compiled
+
+    def compile(self, query: str, operation_name: str | None) -> CompiledOperation | None:
+        try:
+            document = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError:
+            return None
+        if validate(self.graphql_schema, document, self.rules):
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name is not None:
+            operations = [o for o in operations if o.name and o.name.value == operation_name]
+        if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+            return None
+        operation = operations[0]
+        if operation.directives or any(v.directives for v in operation.variable_definitions or ()):
+            return None
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        query_type = self.graphql_schema.query_type
+        assert query_type is not None
+        try:
+            roots: list[tuple[str, ClientsField | str]] = []
+            for selected in collect(query_type, (operation.selection_set,), fragments):
+                roots.append((selected.key, self.root(selected, fragments)))
+        except NotCompilable:
+            return None
+        return CompiledOperation(document, operation, roots)
+
+    def root(
+        self, selected: Selected, fragments: dict[str, FragmentDefinitionNode]
+    ) -> ClientsField | str:
+        if selected.name == "__typename":
+            return "Query"
+        plan = ROOT_FIELDS.get(selected.name)
+        if plan is None or len(selected.nodes) != 1:
+            raise NotCompilable(selected.name)
+        query_type = self.graphql_schema.query_type
+        assert query_type is not None
+        graphql_field: GraphQLField = query_type.fields[selected.name]
+        return plan(
+            selected,
+            graphql_field,
+            self.root_fields[selected.name],
+            self.schema,
+            fragments,
+            self.settings,
+        )
+
+    async def respond(self, request: Request, context: Context) -> Response | None:
+        """The response to a POSTed query the compiler knows, or None to leave it to the
+        executor: other requests, anonymous ones, and any that would end in an error."""
+        if request.method != "POST" or context.viewer is None:
+            return None
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return None
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(payload, dict) or payload.keys() - {
+            "query",
+            "variables",
+            "operationName",
+        }:
+            return None
+        query, name = payload.get("query"), payload.get("operationName")
+        variables = payload.get("variables") or {}
+        if (
+            not isinstance(query, str)
+            or len(query) > MAX_QUERY_LENGTH
+            or not isinstance(name, str | None)
+            or not isinstance(variables, dict)
+        ):
+            return None
+        compiled = self.plan(query, name)
+        if compiled is None:
+            return None
+        response = await self.run(compiled, context, name, variables)
+        if response is None:
+            self.declined += 1
+        else:
+            self.answered += 1
+        return response
+
+    async def run(
+        self,
+        compiled: CompiledOperation,
+        context: Context,
+        operation_name: str | None,
+        variables: dict[str, Any],
+    ) -> Response | None:
+        variables_key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+        prepared = compiled.prepared.get(variables_key)
+        if prepared is None:
+            coerced = get_variable_values(
+                self.graphql_schema, compiled.operation.variable_definitions or (), variables
+            )
+            if isinstance(coerced, list):  # variables that do not fit: the executor says why
+                return None
+            arguments = [
+                plan if isinstance(plan, str) else plan.arguments(coerced)
+                for _, plan in compiled.roots
+            ]
+            cost = cost_of(
+                self.graphql_schema, compiled.document, operation_name, variables, mutation=False
+            )
+            prepared = Prepared(arguments, cost.nodes, cost.points)
+            if len(compiled.prepared) >= MAX_PREPARED:
+                compiled.prepared.clear()
+            compiled.prepared[variables_key] = prepared
+        try:
+            for (_, plan), kwargs in zip(compiled.roots, prepared.arguments, strict=True):
+                if not isinstance(plan, str):
+                    plan.permit(context, kwargs)
+        except Fallback:
+            return None
+        refused = await charge(context, Cost(prepared.nodes, prepared.points))
+        if refused is not None:  # the executor charges again, and reports the refusal
+            context.cost = context.retry_after = None
+            return None
+        data: dict[str, Any] = {}
+        try:
+            for (response_key, plan), kwargs in zip(
+                compiled.roots, prepared.arguments, strict=True
+            ):
+                value = plan if isinstance(plan, str) else await plan.run(context, kwargs)
+                data[response_key] = value
+        except (Fallback, NullValue):
+            return None
+        except Exception:  # the executor runs it again and reports what it finds
+            log.warning("compiled_operation_failed", exc_info=True)
+            return None
+        assert context.cost is not None
+        body = {"data": data, "extensions": {"cost": context.cost.as_extension()}}
+        return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,263 @@
+"""The compiled path answers exactly what graphql-core's executor answers, byte for byte, and
+leaves to the executor everything it does not know or that would end in an error."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clientdesk.settings import Settings
+from gql.app import create_app
+from gql.compiled import CompiledOperations
+from tests.conftest import FakeClock
+from tests.gql.conftest import SEEDED_AT, Listing
+
+LIST = """
+query List($filter: ClientFilter, $search: String, $orderBy: [ClientOrder!],
+           $first: Int, $after: String, $last: Int, $before: String) {
+  clients(filter: $filter, search: $search, orderBy: $orderBy,
+          first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    nodes { id login name email status createdAt balance { amount currency } manager { name } }
+  }
+}
+"""
+CLIENT_FIELDS = """
+  __typename id login name email phone country currency language effectiveLanguage status
+  blocked canLogin validTill moderation avatarUrl priceAdjustmentPercent lastActivityAt
+  chatsCount supportRequestsCount createdAt updatedAt
+  balance { __typename amount currency } creditLimit { amount currency }
+  block { __typename reason blockedAt blockedUntil
+          blockedBy { __typename id email name role createdAt } }
+  manager { __typename id email name role createdAt }
+"""
+EVERYTHING = f"""
+query Everything($first: Int, $filter: ClientFilter, $orderBy: [ClientOrder!], $after: String) {{
+  __typename
+  clients(first: $first, filter: $filter, orderBy: $orderBy, after: $after) {{
+    __typename totalCount
+    pageInfo {{ __typename hasNextPage hasPreviousPage startCursor endCursor }}
+    edges {{
+      __typename cursor
+      node {{ {CLIENT_FIELDS} parent {{ {CLIENT_FIELDS} parent {{ id login }} }} }}
+    }}
+    nodes {{ login parent {{ login manager {{ name }} }} }}
+  }}
+}}
+"""
+FRAGMENTS = """
+query Fragments($first: Int) {
+  mine: clients(first: $first, filter: {ownership: [OWN]}) {
+    ...Page
+    nodes { login ... on Client { name } }
+  }
+  inactive: clients(first: 3, filter: {statuses: [INACTIVE]}, orderBy: [{field: LOGIN}]) {
+    count: totalCount
+    nodes { ...Row ...Row  who: login ... on Node { id } }
+  }
+}
+fragment Page on ClientConnection {
+  totalCount
+  pageInfo { end: endCursor }
+  nodes { ...Row manager { ...Person } }
+}
+fragment Row on Client { login login2: login status balance { amount } }
+fragment Person on StaffUser { name id }
+"""
+
+
+@dataclass
+class Paths:
+    """Two apps over the listing database: one compiles, one always runs the executor."""
+
+    compiled: httpx.AsyncClient
+    executor: httpx.AsyncClient
+    operations: CompiledOperations
+    token: str
+
+    async def both(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> tuple[httpx.Response, httpx.Response]:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        body = {"query": query, "variables": variables or {}}
+        return (
+            await self.compiled.post("/graphql", json=body, headers=headers),
+            await self.executor.post("/graphql", json=body, headers=headers),
+        )
+
+    async def same(
+        self, query: str, variables: dict[str, Any] | None = None, *, compiled: bool = True
+    ) -> dict[str, Any]:
+        """Both answers, which must be identical; and whether the compiled path gave its own."""
+        answered = self.operations.answered
+        fast, slow = await self.both(query, variables)
+        assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
+        assert (self.operations.answered > answered) == compiled
+        return fast.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def paths(listing: Listing) -> AsyncIterator[Paths]:
+    clients = []
+    apps = []
+    for compiled in (True, False):
+        settings = Settings(
+            database_url=str(listing.engine.url),
+            log_format="console",
+            rate_limit_points_per_minute=0,
+            compiled_operations=compiled,
+        )
+        app = create_app(settings, engine=listing.engine, clock=FakeClock(SEEDED_AT))
+        apps.append(app)
+        transport = httpx.ASGITransport(app=app)
+        clients.append(httpx.AsyncClient(transport=transport, base_url="http://compiled.test"))
+    yield Paths(clients[0], clients[1], apps[0].state.compiled, listing.manager_token)
+    for client in clients:
+        await client.aclose()
+
+
+async def test_the_list_page_is_compiled_and_identical(paths: Paths) -> None:
+    body = await paths.same(LIST, {"first": 50, "filter": {"statuses": ["ACTIVE"]}})
+    nodes = body["data"]["clients"]["nodes"]
+    assert len(nodes) == 50
+    assert any(node["manager"] for node in nodes)
+    assert any(node["manager"] is None for node in nodes)
+    assert body["extensions"]["cost"]["nodes"] == 50
+
+
+async def test_every_compiled_field_including_joins_and_blocks(paths: Paths) -> None:
+    body = await paths.same(EVERYTHING, {"first": 100})
+    nodes = [edge["node"] for edge in body["data"]["clients"]["edges"]]
+    assert any(node["parent"] for node in nodes)
+    assert any(node["block"] and node["block"]["blockedBy"] for node in nodes)
+    assert any(node["block"] is None for node in nodes)
+    assert {node["effectiveLanguage"] for node in nodes} > {"en"}
+    for sort in ("LOGIN", "NAME", "BALANCE", "LAST_ACTIVITY_AT", "VALID_TILL"):
+        for direction in ("ASC", "DESC"):
+            order = [{"field": sort, "direction": direction}]
+            page = await paths.same(EVERYTHING, {"first": 7, "orderBy": order})
+            after = page["data"]["clients"]["pageInfo"]["endCursor"]
+            await paths.same(EVERYTHING, {"first": 7, "orderBy": order, "after": after})
+
+
+async def test_fragments_aliases_and_two_lists_in_one_operation(paths: Paths) -> None:
+    body = await paths.same(FRAGMENTS, {"first": 4})
+    inactive = body["data"]["inactive"]["nodes"]
+    assert [set(node) for node in inactive] == [
+        {"login", "login2", "status", "balance", "who", "id"}
+    ] * len(inactive)
+    assert list(body["data"]["mine"]["nodes"][0]) == [
+        "login",
+        "login2",
+        "status",
+        "balance",
+        "manager",
+        "name",
+    ]
+
+
+FILTERS: list[dict[str, Any] | None] = [
+    None,
+    {"statuses": ["INACTIVE"]},
+    {"ownership": ["OWN", "UNASSIGNED"], "statuses": ["ACTIVE"]},
+    {"blocked": True},
+    {"countries": ["de", "JP"], "hasParent": False},
+    {"connectionTypes": ["SMPP"], "connectionStatus": "ONLINE"},
+    {"balanceBelow": "0"},
+    {"login": "acme"},
+]
+ORDERS: list[list[dict[str, str]] | None] = [
+    None,
+    [{"field": "LOGIN"}],
+    [{"field": "NAME", "direction": "DESC"}],
+    [{"field": "COUNTRY"}, {"field": "BALANCE", "direction": "DESC"}],
+    [{"field": "LAST_ACTIVITY_AT"}],
+    [{"field": "STATUS", "direction": "DESC"}, {"field": "VALID_TILL"}],
+]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    filter=st.sampled_from(FILTERS),
+    search=st.sampled_from([None, "", "a", "acme", "ben", "49"]),
+    order_by=st.sampled_from(ORDERS),
+    size=st.integers(min_value=1, max_value=30),
+    backwards=st.booleans(),
+    step=st.integers(min_value=0, max_value=3),
+)
+async def test_any_page_of_any_list_is_identical(
+    paths: Paths,
+    filter: dict[str, Any] | None,
+    search: str | None,
+    order_by: list[dict[str, str]] | None,
+    size: int,
+    backwards: bool,
+    step: int,
+) -> None:
+    variables: dict[str, Any] = {"filter": filter, "search": search, "orderBy": order_by}
+    variables["last" if backwards else "first"] = size
+    for _ in range(step + 1):  # walk a few pages, each compared
+        body = await paths.same(LIST, variables)
+        info = body["data"]["clients"]["pageInfo"]
+        if not (info["hasPreviousPage"] if backwards else info["hasNextPage"]):
+            break
+        variables["before" if backwards else "after"] = (
+            info["startCursor"] if backwards else info["endCursor"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        # directives decide fields at run time: not compiled
+        ("query($x: Boolean!) { clients { nodes { login @include(if: $x) } } }", {"x": True}),
+        # a to-many field the compiler does not know
+        ("{ clients(first: 2) { nodes { login connections { type } } } }", None),
+        # other root fields
+        ("{ viewer { email } clients(first: 1) { nodes { login } } }", None),
+        ("{ __schema { queryType { name } } }", None),
+    ],
+)
+async def test_what_is_not_compiled_runs_on_the_executor(
+    paths: Paths, query: str, variables: dict[str, Any] | None
+) -> None:
+    body = await paths.same(query, variables, compiled=False)
+    assert "errors" not in body
+
+
+@pytest.mark.parametrize(
+    ("variables", "code"),
+    [
+        ({"first": 0}, "BAD_USER_INPUT"),
+        ({"first": 5, "after": "not-a-cursor"}, "BAD_USER_INPUT"),
+        ({"filter": {"countries": ["XX"]}}, "BAD_USER_INPUT"),
+        ({"first": "ten"}, "BAD_USER_INPUT"),  # a variable of the wrong type
+        ({"filter": {"statuses": ["GONE"]}}, "BAD_USER_INPUT"),
+    ],
+)
+async def test_errors_come_from_the_executor(
+    paths: Paths, variables: dict[str, Any], code: str
+) -> None:
+    body = await paths.same(LIST, variables, compiled=False)
+    assert [error["extensions"]["code"] for error in body["errors"]] == [code]
+
+
+async def test_permissions_are_the_fields_own(paths: Paths, listing: Listing) -> None:
+    # given no token, or a token without clients:read
+    anonymous = await paths.compiled.post("/graphql", json={"query": LIST})
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    body = await paths.same("{ viewer { email } }", None, compiled=False)
+    assert body["data"]["viewer"]["email"]
+    answered = paths.operations.answered
+    fast, slow = await paths.both(LIST, {"first": 1}, token="cd_unknown")
+    assert fast.content == slow.content
+    assert paths.operations.answered == answered
