@@ -66,6 +66,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
         super().__init__()
         self.precision = precision
         self.scale = scale
+        self.quantum = Decimal(1).scaleb(-scale)
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
@@ -90,7 +91,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-self.scale)
         # Sums and other expressions come back with their own scale; give every value ours.
-        return Decimal(value).quantize(Decimal(1).scaleb(-self.scale))
+        return (value if isinstance(value, Decimal) else Decimal(value)).quantize(self.quantum)
 
     @property
     def python_type(self) -> type[Decimal]:

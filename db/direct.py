@@ -34,6 +34,11 @@ class _Shape:
 
 _shapes: dict[Any, _Shape] = {}
 
+# Called with (connection, sql, arguments) before each statement sent from here: what
+# SQLAlchemy's before_cursor_execute event is for its own statements (tests count both).
+Observer = Callable[[AsyncConnection, str, Sequence[Any]], None]
+observers: list[Observer] = []
+
 
 def _shape(statement: Select[*tuple[Any, ...]], key: Any, dialect: Dialect) -> _Shape:
     shape = _shapes.get(key.key)
@@ -46,39 +51,51 @@ def _shape(statement: Select[*tuple[Any, ...]], key: Any, dialect: Dialect) -> _
     return shape
 
 
+class Reused:
+    """A statement whose values never change, run again and again (a compiled page for one
+    set of variables): its SQL and arguments are worked out on the first run only."""
+
+    __slots__ = ("_expanded", "statement")
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        self.statement = statement
+        self._expanded: tuple[str, list[Any]] | None = None
+
+
 async def fetch_all(
     connection: AsyncConnection,
-    statement: Select[*tuple[Any, ...]],
+    statement: Select[*tuple[Any, ...]] | Reused,
     parameters: Mapping[str, Any] | None = None,
 ) -> Sequence[Sequence[Any]]:
     """The rows of `statement`, each a sequence of processed column values in select order;
     `parameters` gives values to its `bindparam()`s by name."""
+    reused = statement if isinstance(statement, Reused) else None
+    select_ = reused.statement if reused is not None else statement
+    assert isinstance(select_, Select)
     dialect = connection.dialect
-    key = statement._generate_cache_key() if dialect.driver == "asyncpg" else None
+    key = select_._generate_cache_key() if dialect.driver == "asyncpg" else None
     if key is None:  # another driver, or a statement SQLAlchemy cannot cache
-        result: Sequence[Sequence[Any]] = (await connection.execute(statement, parameters)).all()
+        result: Sequence[Sequence[Any]] = (await connection.execute(select_, parameters)).all()
         return result
-    shape = _shape(statement, key, dialect)
-    compiled = shape.compiled
-    parameters = compiled.construct_params(parameters, extracted_parameters=key.bindparams)
-    state = compiled.construct_expanded_state(parameters)
-    processors = state.processors
-    assert state.positiontup is not None  # asyncpg's paramstyle is positional
-    arguments = [
-        processors[name](state.parameters[name]) if name in processors else state.parameters[name]
-        for name in state.positiontup
-    ]
+    shape = _shape(select_, key, dialect)
+    if reused is not None and reused._expanded is not None:
+        sql, arguments = reused._expanded
+    else:
+        sql, arguments = _expand(shape.compiled, key, parameters)
+        if reused is not None:
+            reused._expanded = (sql, arguments)
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
-    sql = state.statement
     readers = shape.readers.get(sql)
     if readers is None:
         prepared = await driver.prepare(sql)
         types = [attribute.type.oid for attribute in prepared.get_attributes()]
         readers = shape.readers[sql] = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, oid)
-            for column, oid in zip(statement.selected_columns, types, strict=True)
+            for column, oid in zip(select_.selected_columns, types, strict=True)
         )
+    for observe in observers:
+        observe(connection, sql, arguments)
     records = await driver.fetch(sql, *arguments)
     if not any(readers):
         return records  # type: ignore[no-any-return]
@@ -90,3 +107,18 @@ async def fetch_all(
             row[index] = reader(row[index])
         rows.append(row)
     return rows
+
+
+def _expand(
+    compiled: SQLCompiler, key: Any, parameters: Mapping[str, Any] | None
+) -> tuple[str, list[Any]]:
+    """The SQL for these values (IN lists expanded) and its positional arguments, processed."""
+    values = compiled.construct_params(parameters, extracted_parameters=key.bindparams)
+    state = compiled.construct_expanded_state(values)
+    processors = state.processors
+    assert state.positiontup is not None  # asyncpg's paramstyle is positional
+    arguments = [
+        processors[name](state.parameters[name]) if name in processors else state.parameters[name]
+        for name in state.positiontup
+    ]
+    return state.statement, arguments

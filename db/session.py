@@ -5,17 +5,19 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Executable, Result, Select, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
-from db.direct import fetch_all
+from db.direct import Reused, fetch_all
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -85,6 +87,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 WRITE_OPTION = "clientdesk_writes"
+# What asyncpg raises on a connection the server has closed, however it finds out.
+DISCONNECTED = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    ConnectionError,
+)
 
 
 async def begin_write(session: AsyncSession) -> None:
@@ -121,16 +131,24 @@ class SessionFinished(RuntimeError):
 
 
 class SharedSession:
-    """A request's session, shared by resolvers that run concurrently, used by one at a time.
+    """A request's database access, shared by resolvers that run concurrently, used by one at a
+    time.
 
-    GraphQL resolves sibling fields (and dataloader batches) concurrently, while an
-    AsyncSession must only ever run one statement at a time. When a field fails, the response
-    can be complete while sibling resolvers still run: `finish` waits for the statement in
-    flight and then refuses any later one, so no straggler reopens the session.
+    GraphQL resolves sibling fields (and dataloader batches) concurrently, while a connection
+    must only ever run one statement at a time. When a field fails, the response can be
+    complete while sibling resolvers still run: `finish` waits for the statement in flight
+    and then refuses any later one, so no straggler reopens the session.
+
+    Nothing is opened until it is needed. Reads through `fetch_all` (the token look-up, the
+    compiled read path) use a plain connection; the ORM session is made for whatever else runs,
+    after that connection went back to the pool (so a request never holds two, and on SQLite
+    no read transaction is left open under a write).
     """
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+        self._reader: AsyncConnection | None = None
         self._lock = asyncio.Lock()
         self._finished = False
 
@@ -138,10 +156,33 @@ class SharedSession:
         async with self.exclusive() as session:
             return await session.execute(statement)
 
-    async def fetch_all(self, statement: Select[*tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
+    async def fetch_all(
+        self, statement: Select[*tuple[Any, ...]] | Reused, parameters: Any = None
+    ) -> Sequence[Sequence[Any]]:
         """Rows as plain sequences, straight from the driver where it can (db.direct)."""
-        async with self.exclusive() as session:
-            return await fetch_all(await session.connection(), statement)
+        async with self._lock:
+            if self._finished:
+                raise SessionFinished("the request has been answered")
+            if self._session is not None:
+                return await fetch_all(await self._session.connection(), statement, parameters)
+            bind = self._sessions.kw["bind"]
+            if isinstance(bind, AsyncConnection):  # tests: their connection, in a transaction
+                return await fetch_all(bind, statement, parameters)
+            fresh = self._reader is None
+            if self._reader is None:
+                self._reader = await bind.connect()
+            try:
+                return await fetch_all(self._reader, statement, parameters)
+            except DISCONNECTED:
+                if not fresh:
+                    raise
+                # The server closed it while it sat in the pool (a restart, a failover), and
+                # the others may be gone too: start a new pool, and read on a new connection.
+                await self._reader.invalidate()
+                self._reader = None
+                await bind.dispose(close=False)
+                self._reader = await bind.connect()
+                return await fetch_all(self._reader, statement, parameters)
 
     async def scalar(self, statement: Executable) -> Any:
         async with self.exclusive() as session:
@@ -153,9 +194,20 @@ class SharedSession:
         async with self._lock:
             if self._finished:
                 raise SessionFinished("the request has been answered")
+            if self._session is None:
+                await self._release_reader()
+                self._session = self._sessions()
             yield self._session
 
     async def finish(self) -> None:
-        """Wait for the statement in flight, then refuse the rest."""
+        """Wait for the statement in flight, then refuse the rest and close what is open."""
         async with self._lock:
             self._finished = True
+            await self._release_reader()
+            if self._session is not None:
+                await self._session.close()
+
+    async def _release_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not self._sessions.kw["bind"]:
+            await reader.close()

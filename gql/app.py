@@ -6,8 +6,8 @@ import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from secrets import token_hex
 from typing import Any
-from uuid import uuid4
 
 import orjson
 import structlog
@@ -68,21 +68,21 @@ async def graphql_endpoint(request: Request) -> Response:
             },
             status_code=413,
         )
-    async with state.sessionmaker() as session:
-        context = await build_context(request, session, state)
-        try:
-            compiled = await state.compiled.respond(request, context) if state.compiled else None
-            response: Response = compiled or await state.graphql_view.run(request, context=context)
-        except HTTPException as error:
-            response = PlainTextResponse(error.reason, status_code=error.status_code)
-        finally:
-            await context.db.finish()
-        if context.retry_after is not None:
-            response.status_code = 429
-            response.headers["Retry-After"] = str(max(1, math.ceil(context.retry_after)))
-        elif GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.status_code == 200:
-            response = graphql_response(response, request_error=context.request_error)
-        return response
+    db = SharedSession(state.sessionmaker)
+    try:
+        context = await build_context(request, db, state)
+        compiled = await state.compiled.respond(request, context) if state.compiled else None
+        response: Response = compiled or await state.graphql_view.run(request, context=context)
+    except HTTPException as error:
+        response = PlainTextResponse(error.reason, status_code=error.status_code)
+    finally:
+        await db.finish()
+    if context.retry_after is not None:
+        response.status_code = 429
+        response.headers["Retry-After"] = str(max(1, math.ceil(context.retry_after)))
+    elif GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.status_code == 200:
+        response = graphql_response(response, request_error=context.request_error)
+    return response
 
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -99,14 +99,13 @@ def graphql_response(response: Response, *, request_error: bool) -> Response:
     return Response(orjson.dumps(body), status_code=400, media_type=GRAPHQL_RESPONSE)
 
 
-async def build_context(request: Request, session: AsyncSession, state: Any) -> Context:
+async def build_context(request: Request, db: SharedSession, state: Any) -> Context:
     """The request's context: it authenticates the bearer token, if one was sent."""
     settings: Settings = state.settings
     clock: Clock = state.clock
     now = clock()
     token = bearer_token(request)
-    viewer = await auth.authenticate(session, token=token, now=now) if token else None
-    db = SharedSession(session)
+    viewer = await auth.authenticate(db, token=token, now=now) if token else None
     return Context(
         request=request,
         request_id=request.state.request_id,
@@ -151,7 +150,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid4().hex
+        request_id = given if 0 < len(given) <= 64 and given.isprintable() else token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

@@ -39,8 +39,9 @@ DECIMAL_SCALAR = strawberry.scalar(
     serialize=str,
     parse_value=_parse_decimal,
 )
+DATETIME_SCALAR_NAME = "DateTime"
 DATETIME_SCALAR = strawberry.scalar(
-    name="DateTime",
+    name=DATETIME_SCALAR_NAME,
     description='A moment in ISO 8601, e.g. "2026-06-01T12:00:00+00:00"; without an offset '
     "it is read as UTC. Always answered in UTC.",
     serialize=lambda value: value.isoformat(),

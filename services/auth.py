@@ -11,9 +11,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.direct import fetch_all
 from db.enums import Scope, StaffRole, TokenKind
 from db.models import ApiToken, StaffUser
+from db.session import SharedSession, begin_write
 from services.errors import DomainError, ErrorCode
 
 TOKEN_PREFIX = "cd_"
@@ -160,24 +160,24 @@ TOKEN_OWNER = (
 )
 
 
-async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> Viewer | None:
+async def authenticate(db: SharedSession, *, token: str, now: datetime) -> Viewer | None:
     """The viewer a bearer token stands for, or None when it is unknown, expired or revoked."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    found = await fetch_all(  # every request asks this: straight through the driver
-        await session.connection(), TOKEN_OWNER, {"digest": token_digest(token)}
-    )
+    # every request asks this: straight through the driver
+    found = await db.fetch_all(TOKEN_OWNER, {"digest": token_digest(token)})
     if not found:
         return None
     token_id, scopes, expires_at, last_used_at, staff_id, email, name, role = found[0]
     if expires_at is not None and expires_at <= now:
         return None
     if last_used_at is None or now - last_used_at >= LAST_USED_PRECISION:
-        await session.commit()  # end the read first: on SQLite a read cannot turn into a write
-        await session.execute(
-            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
-        )
-        await session.commit()
+        async with db.exclusive() as session:
+            await begin_write(session)
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+            )
+            await session.commit()
     return Viewer(
         staff_id=staff_id,
         email=email,

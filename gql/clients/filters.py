@@ -309,6 +309,11 @@ TALLIED: dict[str, tuple[TallyDimension, Callable[[Any, FilterScope], ColumnElem
 }
 
 
+def uses_scope(filter: ClientFilter | None) -> bool:
+    """Whether the filter's conditions depend on who asks (ownership) or when (blocked)."""
+    return filter is not None and (bool(filter.ownership) or filter.blocked is not None)
+
+
 def tally_conditions(
     filter: ClientFilter | None, search: str | None, scope: FilterScope
 ) -> list[ColumnElement[bool]] | None:

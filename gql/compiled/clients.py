@@ -28,9 +28,11 @@ from strawberry.permission import PermissionExtension
 from strawberry.types.field import StrawberryField
 
 from clientdesk.settings import Settings
+from db.direct import Reused
+from db.keyset import Ordering
 from db.models import Client as ClientModel
 from db.models import StaffUser as StaffModel
-from gql.clients.filters import FilterScope, client_conditions, count_clients
+from gql.clients.filters import FilterScope, client_conditions, count_clients, uses_scope
 from gql.clients.sorters import client_ordering
 from gql.clients.types import block_in_force, can_login
 from gql.compiled.arguments import arguments_converter
@@ -40,6 +42,7 @@ from gql.context import Context
 from gql.errors import ApiError
 from gql.node import to_global_id
 from gql.pagination import (
+    PageRequest,
     encode_position,
     next_page_known,
     page_query,
@@ -239,6 +242,27 @@ class PageParts:
     cursors: bool  # every row's cursor is selected (edges.cursor)
 
 
+@dataclass(frozen=True, slots=True)
+class PageStatements:
+    """The statements of one page: its rows, and its count when selected."""
+
+    ordering: Ordering
+    page: PageRequest
+    query: Select[Any]  # the filtered rows, for pageInfo's checks in the other direction
+    rows: Reused
+    count: Reused | None
+    sort_indexes: list[int]  # where the cursor's values are in a row
+
+
+@dataclass(slots=True)
+class ClientsCall:
+    """One set of arguments of the field, shared by the requests that send the same variables:
+    their statements are kept when they do not depend on the viewer or the instant."""
+
+    kwargs: dict[str, Any]
+    statements: PageStatements | None = None
+
+
 class ClientsField:
     """`clients(filter, search, orderBy, first, after, last, before)`, compiled."""
 
@@ -318,26 +342,27 @@ class ClientsField:
             self.statement.from_clause()
         )
 
-    def arguments(self, variables: VariableValues) -> dict[str, Any]:
+    def arguments(self, variables: VariableValues) -> "ClientsCall":
         """The resolver's keyword arguments (a pure function of the variables)."""
-        return self.convert(get_argument_values(self.graphql_field, self.node, variables))
+        return ClientsCall(
+            self.convert(get_argument_values(self.graphql_field, self.node, variables))
+        )
 
-    def permit(self, context: Context, kwargs: dict[str, Any]) -> None:
+    def permit(self, context: Context, call: "ClientsCall") -> None:
         """Check the field's own permissions; Fallback when they refuse (the executor then
         reports it)."""
         info = SimpleNamespace(context=context)
         for permission in self.permissions:
             try:
-                allowed = permission.has_permission(None, info, **kwargs)  # type: ignore[arg-type]
+                allowed = permission.has_permission(None, info, **call.kwargs)  # type: ignore[arg-type]
             except ApiError:
                 raise Fallback from None
             if not allowed:
                 raise Fallback
 
-    async def run(self, context: Context, kwargs: dict[str, Any]) -> Any:
-        """The field's value in the response."""
-        viewer = context.viewer
-        assert viewer is not None  # the permissions let only authenticated viewers through
+    def statements(self, kwargs: dict[str, Any], scope: FilterScope) -> "PageStatements":
+        """The SQL of a page for these arguments; Fallback for arguments the resolver refuses."""
+        filter, search = kwargs.get("filter"), kwargs.get("search")
         try:
             ordering = client_ordering(kwargs.get("order_by"))
             page = page_request(
@@ -347,8 +372,6 @@ class ClientsField:
                 last=kwargs.get("last"),
                 before=kwargs.get("before"),
             )
-            scope = FilterScope(viewer_id=viewer.staff_id, now=context.now)
-            filter, search = kwargs.get("filter"), kwargs.get("search")
             conditions = client_conditions(filter, search, scope)
         except ApiError:
             raise Fallback from None
@@ -364,8 +387,29 @@ class ClientsField:
                 width += 1
             sort_indexes.append(index)
         query = base.where(*conditions)
+        return PageStatements(
+            ordering=ordering,
+            page=page,
+            query=query,
+            rows=Reused(page_query(query, ordering, page)),
+            count=Reused(count_clients(filter, search, scope)) if self.parts.count else None,
+            sort_indexes=sort_indexes,
+        )
+
+    async def run(self, context: Context, call: "ClientsCall") -> Any:
+        """The field's value in the response."""
+        viewer = context.viewer
+        assert viewer is not None  # the permissions let only authenticated viewers through
+        scope = FilterScope(viewer_id=viewer.staff_id, now=context.now)
+        statements = call.statements
+        if statements is None:
+            statements = self.statements(call.kwargs, scope)
+            if not uses_scope(call.kwargs.get("filter")):
+                call.statements = statements  # the same for every request with these variables
+        ordering, page, query = statements.ordering, statements.page, statements.query
+        sort_indexes = statements.sort_indexes
         db = context.db
-        rows, more = trim_page(list(await db.fetch_all(page_query(query, ordering, page))), page)
+        rows, more = trim_page(list(await db.fetch_all(statements.rows)), page)
         id_index, signature = self.id_index, ordering.signature
 
         def cursor(row: Sequence[Any]) -> str:
@@ -378,7 +422,8 @@ class ClientsField:
             if what == "constant":
                 value[key] = how
             elif what == "count":
-                value[key] = int((await db.fetch_all(count_clients(filter, search, scope)))[0][0])
+                assert statements.count is not None
+                value[key] = int((await db.fetch_all(statements.count))[0][0])
             elif what == "nodes":
                 value[key] = how(rows, now)
             elif what == "edges":

@@ -204,9 +204,9 @@ class CompiledOperations:
                 compiled.prepared.clear()
             compiled.prepared[variables_key] = prepared
         try:
-            for (_, plan), kwargs in zip(compiled.roots, prepared.arguments, strict=True):
+            for (_, plan), call in zip(compiled.roots, prepared.arguments, strict=True):
                 if not isinstance(plan, str):
-                    plan.permit(context, kwargs)
+                    plan.permit(context, call)
         except Fallback:
             return None
         refused = await charge(context, Cost(prepared.nodes, prepared.points))
@@ -215,10 +215,8 @@ class CompiledOperations:
             return None
         data: dict[str, Any] = {}
         try:
-            for (response_key, plan), kwargs in zip(
-                compiled.roots, prepared.arguments, strict=True
-            ):
-                value = plan if isinstance(plan, str) else await plan.run(context, kwargs)
+            for (response_key, plan), call in zip(compiled.roots, prepared.arguments, strict=True):
+                value = plan if isinstance(plan, str) else await plan.run(context, call)
                 data[response_key] = value
         except (Fallback, NullValue):
             return None

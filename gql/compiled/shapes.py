@@ -15,6 +15,7 @@ from typing import Any
 
 from graphql import (
     GraphQLBoolean,
+    GraphQLEnumType,
     GraphQLID,
     GraphQLInt,
     GraphQLObjectType,
@@ -27,11 +28,15 @@ from graphql import (
 from sqlalchemy import ColumnElement, FromClause, Table
 
 from gql.compiled.selections import NotCompilable
+from gql.scalars import DATETIME_SCALAR_NAME
 
 Expr = str  # Python source of an expression over `row` and `now`
 # Built-in scalars whose output is the Python value itself when it has the right type (str,
 # int, bool): what graphql-core's serializers return for such values unchanged.
 AS_IS = {GraphQLString.name, GraphQLID.name, GraphQLInt.name, GraphQLBoolean.name}
+# Scalars whose values orjson writes exactly as their serializer would: DateTime serializes
+# an aware UTC datetime with `isoformat()`, which is orjson's RFC 3339 form (tested).
+NATIVE = {DATETIME_SCALAR_NAME}
 
 
 class NullValue(Exception):
@@ -76,7 +81,14 @@ class Code:
         named = get_nullable_type(field_type)
         if not is_leaf_type(named):
             raise NotCompilable(f"{parent}.{name} is not a leaf")
-        output = value if named.name in AS_IS else self.call(named.coerce_output_value, value)
+        if named.name in AS_IS or named.name in NATIVE:
+            output = value
+        elif isinstance(named, GraphQLEnumType) and hasattr(named, "wrapped_cls"):
+            # a Strawberry enum: its names by member, worked out once by its own serializer
+            names = {member: named.coerce_output_value(member) for member in named.wrapped_cls}
+            output = f"{self.bind(names)}[{value}]"
+        else:
+            output = self.call(named.coerce_output_value, value)
         if not nullable:
             return output
         if is_non_null_type(field_type):

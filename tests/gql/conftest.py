@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from clientdesk.demo import DEMO_ADMIN_EMAIL, DEMO_MANAGER_EMAIL, seed_demo_data
 from clientdesk.settings import Settings
+from db import direct
 from db.enums import ConnectionStatus, ConnectionType, EntryKind, TokenKind
 from db.models import (
     Category,
@@ -166,6 +167,12 @@ async def listing(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
     def _record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         statements.append((statement, parameters))
 
+    def _record_direct(connection: Any, statement: str, parameters: Any) -> None:
+        if connection.engine.sync_engine is engine.sync_engine:
+            statements.append((statement, parameters))
+
+    direct.observers.append(_record_direct)
+
     app = create_app(
         Settings(database_url=url, log_format="console", rate_limit_points_per_minute=0),
         engine=engine,
@@ -185,5 +192,6 @@ async def listing(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
             api=api,
             statements=statements,
         )
+    direct.observers.remove(_record_direct)
     await engine.dispose()
     await drop_scratch_databases([url])

@@ -261,3 +261,35 @@ async def test_permissions_are_the_fields_own(paths: Paths, listing: Listing) ->
     fast, slow = await paths.both(LIST, {"first": 1}, token="cd_unknown")
     assert fast.content == slow.content
     assert paths.operations.answered == answered
+
+
+def selects(listing: Listing) -> list[str]:
+    return [sql for sql, _ in listing.statements if sql.lstrip().upper().startswith("SELECT")]
+
+
+async def test_a_page_is_one_statement_after_the_token(paths: Paths, listing: Listing) -> None:
+    headers = {"Authorization": f"Bearer {paths.token}"}
+    no_total = LIST.replace("totalCount", "")
+    for first in (1, 100):
+        # given the list page asked once (compiled, statements kept for these variables)
+        variables = {"first": first, "filter": {"statuses": ["ACTIVE"]}}
+        await paths.same(no_total, variables)
+        listing.statements.clear()
+        # when it is asked again
+        answer = await paths.compiled.post(
+            "/graphql", json={"query": no_total, "variables": variables}, headers=headers
+        )
+        # then the compiled path ran the token look-up and the page, nothing else
+        assert len(answer.json()["data"]["clients"]["nodes"]) == first
+        [token, page] = selects(listing)
+        assert "api_tokens" in token
+        assert "LEFT OUTER JOIN staff_users" in page
+    # and the total is one more: a sum of tallies
+    listing.statements.clear()
+    await paths.compiled.post(
+        "/graphql",
+        json={"query": LIST, "variables": {"filter": {"statuses": ["ACTIVE"]}}},
+        headers=headers,
+    )
+    assert len(selects(listing)) == 3
+    assert "client_tallies" in selects(listing)[2]
