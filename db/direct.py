@@ -25,11 +25,11 @@ MAX_SHAPES = 2_000
 
 @dataclass(slots=True)
 class _Shape:
-    """One compiled statement shape, and how to read its result columns."""
+    """One compiled statement shape, and how to read its result columns (they depend on the
+    driver's column types, known after the first run)."""
 
     compiled: SQLCompiler
-    # Per expanded SQL text: the result processors (they depend on the driver's column types).
-    readers: dict[str, tuple[Processor, ...]]
+    readers: tuple[Processor, ...] | None = None
 
 
 _shapes: dict[Any, _Shape] = {}
@@ -47,7 +47,7 @@ def _shape(statement: Select[*tuple[Any, ...]], key: Any, dialect: Dialect) -> _
             _shapes.clear()
         compiled = statement.compile(dialect=dialect, cache_key=key)
         assert isinstance(compiled, SQLCompiler)
-        shape = _shapes[key.key] = _Shape(compiled, {})
+        shape = _shapes[key.key] = _Shape(compiled)
     return shape
 
 
@@ -86,11 +86,11 @@ async def fetch_all(
             reused._expanded = (sql, arguments)
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
-    readers = shape.readers.get(sql)
+    readers = shape.readers
     if readers is None:
         prepared = await driver.prepare(sql)
         types = [attribute.type.oid for attribute in prepared.get_attributes()]
-        readers = shape.readers[sql] = tuple(
+        readers = shape.readers = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, oid)
             for column, oid in zip(select_.selected_columns, types, strict=True)
         )

@@ -13,7 +13,18 @@ from enum import Enum
 from typing import Any
 
 import strawberry
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 
 from db.enums import TallyDimension
 from db.models import Client, ClientConnection, ClientTally
@@ -86,9 +97,13 @@ def is_blocked(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _like_pattern(text: str) -> str:
+def _like_pattern(text: str) -> ColumnElement[str]:
+    """`%text%` for LIKE, with `\\` as escape character. It is written into the SQL (quoted by
+    SQLAlchemy), not bound: PostgreSQL chooses between the trigram index (a rare text) and
+    the list's ordered index (a common one) by looking at the pattern, which it cannot do
+    with a prepared statement's `$1`."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return literal(f"%{escaped}%", literal_execute=True)
 
 
 def _text(value: str, field: str) -> str | None:
@@ -147,7 +162,8 @@ def by_currencies(values: list[str], scope: FilterScope) -> ColumnElement[bool]:
 
 def by_login(value: str, scope: FilterScope) -> ColumnElement[bool]:
     text = _text(value, "filter.login")
-    return Client.login.contains(text.lower(), autoescape=True) if text else true()
+    # logins are stored lower case: LIKE on the lower-cased text, which the index serves
+    return Client.login.like(_like_pattern(text.lower()), escape="\\") if text else true()
 
 
 def by_email(value: str, scope: FilterScope) -> ColumnElement[bool]:
@@ -162,7 +178,7 @@ def by_phone(value: str, scope: FilterScope) -> ColumnElement[bool]:
     digits = phone_digits(text)
     if not digits:
         raise BadUserInput("`filter.phone` needs at least one digit.", field="filter.phone")
-    return Client.phone.contains(digits)
+    return Client.phone.like(_like_pattern(digits), escape="\\")
 
 
 def by_connections(
@@ -236,7 +252,7 @@ def by_search(value: str) -> ColumnElement[bool]:
     ]
     digits = phone_digits(text)
     if len(digits) >= 3:
-        conditions.append(Client.phone.contains(digits))
+        conditions.append(Client.phone.like(_like_pattern(digits), escape="\\"))
     return or_(*conditions)
 
 

@@ -303,6 +303,15 @@ async def test_each_filter_matches_python(listing: Listing, filter: dict[str, An
     assert total == len(want)
 
 
+@pytest.mark.parametrize(
+    "filter", [{"login": "a_c%'"}, {"email": "o'neil\\"}, {"login": "ACME.M"}, {"phone": "'1'"}]
+)
+async def test_text_filters_take_any_text_literally(
+    listing: Listing, filter: dict[str, Any]
+) -> None:
+    assert await walk(listing, size=40, filter=filter) == expected(listing, filter)
+
+
 async def test_filters_find_something(listing: Listing) -> None:
     # the demo data exercises every filter: none of the cases above is vacuous
     empty = [f for f in FILTERS if not expected(listing, f)]
@@ -321,7 +330,23 @@ async def test_filter_by_manager_and_parent(listing: Listing) -> None:
     assert await walk(listing, size=50, filter=wrong_type) == []
 
 
-@pytest.mark.parametrize("search", ["acme", "EXAMPLE.NET", "müller", "4915", "no-such-thing"])
+@pytest.mark.parametrize(
+    "search",
+    [
+        "acme",
+        "EXAMPLE.NET",
+        "müller",
+        "4915",
+        "no-such-thing",
+        "al-sabah",
+        # written into the SQL as literals: quotes, escapes and wildcards stay text
+        "o'neil",
+        "100%",
+        "a_b",
+        "back\\slash",
+        "'; DROP TABLE clients; --",
+    ],
+)
 async def test_search_matches_login_name_email_or_phone(listing: Listing, search: str) -> None:
     assert await walk(listing, size=50, search=search) == expected(listing, search=search)
 
