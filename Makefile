@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | c
 AUDIT := tools/graphql-http-audit
 AUDIT_STAMP := $(AUDIT)/node_modules/.installed
 
-.PHONY: run test tools lint check lock schema clean
+.PHONY: run test tools lint check lock schema clean bench bench-quick
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ tools: $(AUDIT_STAMP)
 ## test: the whole suite on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set
 test: $(STAMP) $(AUDIT_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: Clientdesk against PostGraphile 5 and the SQL floor on 1,000,000 clients (README, Performance)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## bench-quick: the same on 100,000 clients with short runs
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 ## lint: ruff and mypy --strict
 lint: $(STAMP)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     Enum,
     Float,
     ForeignKey,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Unmapped, mapped_column, unmapped_column
 
 from db.base import Amount, Base, BigId, ExactDecimal, Json, UTCDateTime
 from db.enums import (
@@ -56,6 +57,13 @@ def now_default() -> Any:
 
 
 NULLABLE_SORT_COLUMNS = ("name", "email", "country", "last_activity_at", "valid_till")
+# Between the parts of a client's search text: a character no search may contain, so that a
+# match never spans two fields.
+SEARCH_SEPARATOR = "\x1f"
+SEARCH_TEXT = (
+    f"lower(login || '{SEARCH_SEPARATOR}' || coalesce(name, '') || '{SEARCH_SEPARATOR}' "
+    "|| coalesce(email, ''))"
+)
 
 
 class StaffUser(Base):
@@ -136,6 +144,12 @@ class Client(Base):
     support_requests_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    # What the list's `search` looks in, lower-cased once per write instead of per row read:
+    # one LIKE on it costs a quarter of three ILIKEs, and one trigram index serves it. Stored
+    # on PostgreSQL; on SQLite (no index to keep) migration 0007 makes it computed on read.
+    # Not mapped: the database's to compute, SQL's to read (the ORM would reload it after
+    # every change).
+    search_text: Unmapped[str] = unmapped_column(Text, Computed(SEARCH_TEXT, persisted=True))
 
     __table_args__ = (
         # Logins are stored lower-cased, so a plain unique index is case-insensitive.
@@ -183,7 +197,7 @@ class Client(Base):
             ).ddl_if(dialect="postgresql")
             for name in NULLABLE_SORT_COLUMNS
         ),
-        # Substring search (`ILIKE '%abc%'`) through trigram indexes (pg_trgm).
+        # Substring search (`LIKE '%abc%'`) through trigram indexes (pg_trgm).
         *(
             Index(
                 f"ix_clients_{name}_trgm",
@@ -191,7 +205,7 @@ class Client(Base):
                 postgresql_using="gin",
                 postgresql_ops={name: "gin_trgm_ops"},
             ).ddl_if(dialect="postgresql")
-            for name in ("login", "name", "email", "phone")
+            for name in ("login", "email", "phone", "search_text")
         ),
     )
 

@@ -11,7 +11,9 @@ AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
 # Everything a client row shows; the password hash never leaves the services.
-CLIENT_COLUMNS = tuple(c for c in Client.__table__.c if c.name != "password_hash")
+CLIENT_COLUMNS = tuple(
+    c for c in Client.__table__.c if c.name not in ("password_hash", "search_text")
+)
 STAFF_COLUMNS = tuple(c for c in StaffUser.__table__.c if c.name != "password_hash")
 
 

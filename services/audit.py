@@ -30,11 +30,12 @@ def json_safe(value: Any) -> Any:
 
 
 def client_snapshot(client: Client) -> dict[str, Any]:
-    """Every column of a client but its password hash, JSON-safe."""
+    """Every mapped column of a client but its password hash, JSON-safe (the search text is
+    derived from the others, and not mapped)."""
     return {
-        column.key: json_safe(getattr(client, column.key))
-        for column in Client.__table__.columns
-        if column.key not in SNAPSHOT_EXCLUDES
+        attribute.key: json_safe(getattr(client, attribute.key))
+        for attribute in Client.__mapper__.column_attrs
+        if attribute.key not in SNAPSHOT_EXCLUDES
     }
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from db.enums import TallyDimension
-from db.models import Client, ClientConnection, ClientTally
+from db.models import SEARCH_SEPARATOR, Client, ClientConnection, ClientTally
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
 from gql.errors import BadUserInput
 from gql.node import pk_of
@@ -35,6 +35,7 @@ from services.errors import DomainError
 from services.validation import normalize_country, normalize_currency
 
 MAX_TEXT = 100
+CLIENTS = Client.__table__
 
 
 @strawberry.enum(description="Whose clients: relative to the viewer.")
@@ -240,15 +241,15 @@ RANGES = (
 
 
 def by_search(value: str) -> ColumnElement[bool]:
-    """Login, name, e-mail or phone contains the text (phone: its digits, if 3 or more)."""
+    """Login, name or e-mail contains the text, in any case (one LIKE on the clients' search
+    text, lower-cased like the pattern), or the phone its digits, if 3 or more."""
     text = _text(value, "search")
     if not text:
         return true()
-    pattern = _like_pattern(text)
     conditions: list[ColumnElement[bool]] = [
-        Client.login.ilike(pattern, escape="\\"),
-        Client.name.ilike(pattern, escape="\\"),
-        Client.email.ilike(pattern, escape="\\"),
+        false()
+        if SEARCH_SEPARATOR in text
+        else CLIENTS.c.search_text.like(func.lower(_like_pattern(text)), escape="\\")
     ]
     digits = phone_digits(text)
     if len(digits) >= 3:

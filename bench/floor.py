@@ -1,0 +1,125 @@
+"""The floor: what one SQL statement per request costs, with nothing else in the way.
+
+A bare ASGI app (no framework, no GraphQL, no authentication) that answers each workload's
+POST with the JSON that one asyncpg statement builds inside PostgreSQL. No Python server that
+does more per request can be faster; the benchmark reports Clientdesk's throughput as a
+fraction of this.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1/clientdesk_bench \\
+        uvicorn --factory bench.floor:create_app --workers 2 --port 8300
+
+POST /<workload> with `{"variables": {...}}`; the variables are those of the GraphQL
+workload (`first`, `after` as a (created_at, id) pair, `search`).
+"""
+
+import os
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# One row of the list, as the GraphQL workloads select it.
+NODE = """json_build_object(
+    'id', id, 'login', login, 'name', name, 'email', email, 'status', status,
+    'createdAt', created_at, 'balance', json_build_object('amount', balance, 'currency', currency),
+    'manager', CASE WHEN manager_name IS NULL THEN NULL
+               ELSE json_build_object('name', manager_name) END)"""
+COLUMNS = """c.id, c.login, c.name, c.email, c.status, c.created_at, c.balance, c.currency,
+    m.name AS manager_name"""
+# As Clientdesk searches: one LIKE on the stored, lower-cased search text (migration 0007),
+# the pattern written into the SQL so that PostgreSQL plans for it (see gql/clients/filters.py).
+SEARCH = "c.search_text LIKE lower({pattern})"
+
+
+def page_statement(where: str, *, count: str | None = None) -> str:
+    """One statement for a page of `$1` rows newest first (plus one, for hasNextPage)."""
+    total = f"'totalCount', ({count})," if count else ""
+    return f"""
+WITH page AS (
+  SELECT {COLUMNS} FROM clients c LEFT JOIN staff_users m ON m.id = c.manager_id
+  WHERE {where} ORDER BY c.created_at DESC, c.id DESC LIMIT $1 + 1
+), shown AS (SELECT * FROM page ORDER BY created_at DESC, id DESC LIMIT $1)
+SELECT json_build_object('data', json_build_object('clients', json_build_object(
+  {total}
+  'pageInfo', json_build_object(
+    'hasNextPage', (SELECT count(*) FROM page) > $1,
+    'endCursor', (SELECT json_build_array(created_at, id) FROM shown
+                  ORDER BY created_at ASC, id ASC LIMIT 1)),
+  'nodes', coalesce((SELECT json_agg({NODE} ORDER BY created_at DESC, id DESC) FROM shown),
+                    '[]'::json))))::text
+"""
+
+
+ACTIVE = "c.status = 'ACTIVE'"
+STATEMENTS: dict[str, str] = {
+    "w1": page_statement(ACTIVE, count="SELECT count(*) FROM clients WHERE status = 'ACTIVE'"),
+    "w1nc": page_statement(ACTIVE),
+    "w2": page_statement(f"{ACTIVE} AND (c.created_at, c.id) < ($2, $3)"),
+    "w3": page_statement(SEARCH),
+    "w3r": page_statement(SEARCH),
+}
+
+
+def sql_literal(value: str) -> str:
+    """A string constant for PostgreSQL (standard_conforming_strings is on by default)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def arguments(workload: str, variables: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The workload's statement and its parameters, from the workload's variables."""
+    first = int(variables.get("first", 50))
+    statement = STATEMENTS[workload]
+    if workload == "w2":
+        created_at, id_ = variables["after"]
+        return statement, [first, datetime.fromisoformat(created_at), int(id_)]
+    if workload in ("w3", "w3r"):
+        text = str(variables["search"])
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return statement.replace("{pattern}", sql_literal(f"%{escaped}%")), [first]
+    return statement, [first]
+
+
+def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    url = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+    pool: asyncpg.Pool | None = None
+
+    async def respond(send: Send, status: int, body: bytes) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal pool
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    pool = await asyncpg.create_pool(url, min_size=10, max_size=10)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if pool is not None:
+                        await pool.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        workload = scope["path"].strip("/")
+        if workload not in STATEMENTS or pool is None:
+            await respond(send, 404, b'{"error": "unknown workload"}')
+            return
+        variables = orjson.loads(body or b"{}").get("variables") or {}
+        statement, parameters = arguments(workload, variables)
+        text = await pool.fetchval(statement, *parameters)
+        await respond(send, 200, text.encode())
+
+    return app
