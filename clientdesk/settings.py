@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         "development, off in production.",
     )
     session_token_ttl_hours: int = Field(default=12, description="Lifetime of staffLogin tokens.")
+    token_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a process trusts a token it has looked up; a revoked token "
+        "stops working within this time (at once in the process that revoked it). 0: look "
+        "every token up on every request.",
+    )
     compiled_operations: bool = Field(
         default=True,
         description="Answer repeated read queries the compiler knows without graphql-core's "

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
+# Where a pooled connection keeps its asyncpg connection (Connection.info lives as long as it).
+DRIVER = "clientdesk_driver"
 # Statement shapes kept compiled per process; past this the cache starts again.
 MAX_SHAPES = 2_000
 
@@ -52,14 +54,18 @@ def _shape(statement: Select[*tuple[Any, ...]], key: Any, dialect: Dialect) -> _
 
 
 class Reused:
-    """A statement whose values never change, run again and again (a compiled page for one
-    set of variables): its SQL and arguments are worked out on the first run only."""
+    """A statement run again and again (a compiled page for one set of variables, the token
+    look-up): its SQL and arguments are worked out on the first run only. Later runs may give
+    other values to its plain `bindparam()`s (not to IN lists, which change the SQL)."""
 
     __slots__ = ("_expanded", "statement")
 
     def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
-        self._expanded: tuple[str, list[Any]] | None = None
+        # SQL, arguments, where each named parameter goes (position, bind processor), readers
+        self._expanded: (
+            tuple[str, list[Any], dict[str, tuple[int, Processor]], tuple[Processor, ...]] | None
+        ) = None
 
 
 async def fetch_all(
@@ -73,27 +79,37 @@ async def fetch_all(
     select_ = reused.statement if reused is not None else statement
     assert isinstance(select_, Select)
     dialect = connection.dialect
-    key = select_._generate_cache_key() if dialect.driver == "asyncpg" else None
-    if key is None:  # another driver, or a statement SQLAlchemy cannot cache
+    if dialect.driver != "asyncpg":
         result: Sequence[Sequence[Any]] = (await connection.execute(select_, parameters)).all()
         return result
-    shape = _shape(select_, key, dialect)
+    driver: Any = connection.info.get(DRIVER)  # cleared when the connection is replaced
+    if driver is None:
+        raw = await connection.get_raw_connection()
+        driver = connection.info[DRIVER] = raw.driver_connection
     if reused is not None and reused._expanded is not None:
-        sql, arguments = reused._expanded
+        sql, arguments, slots, readers = reused._expanded
+        if parameters:
+            arguments = list(arguments)
+            for name, value in parameters.items():
+                index, process = slots[name]
+                arguments[index] = value if process is None else process(value)
     else:
-        sql, arguments = _expand(shape.compiled, key, parameters)
+        key = select_._generate_cache_key()
+        if key is None:  # a statement SQLAlchemy cannot cache
+            result = (await connection.execute(select_, parameters)).all()
+            return result
+        shape = _shape(select_, key, dialect)
+        sql, arguments, slots = _expand(shape.compiled, key, parameters)
+        if shape.readers is None:
+            prepared = await driver.prepare(sql)
+            types = [attribute.type.oid for attribute in prepared.get_attributes()]
+            shape.readers = tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, oid)
+                for column, oid in zip(select_.selected_columns, types, strict=True)
+            )
+        readers = shape.readers
         if reused is not None:
-            reused._expanded = (sql, arguments)
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    readers = shape.readers
-    if readers is None:
-        prepared = await driver.prepare(sql)
-        types = [attribute.type.oid for attribute in prepared.get_attributes()]
-        readers = shape.readers = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, oid)
-            for column, oid in zip(select_.selected_columns, types, strict=True)
-        )
+            reused._expanded = (sql, arguments, slots, readers)
     for observe in observers:
         observe(connection, sql, arguments)
     records = await driver.fetch(sql, *arguments)
@@ -111,8 +127,9 @@ async def fetch_all(
 
 def _expand(
     compiled: SQLCompiler, key: Any, parameters: Mapping[str, Any] | None
-) -> tuple[str, list[Any]]:
-    """The SQL for these values (IN lists expanded) and its positional arguments, processed."""
+) -> tuple[str, list[Any], dict[str, tuple[int, Processor]]]:
+    """The SQL for these values (IN lists expanded), its positional arguments, processed, and
+    where each named parameter goes."""
     values = compiled.construct_params(parameters, extracted_parameters=key.bindparams)
     state = compiled.construct_expanded_state(values)
     processors = state.processors
@@ -121,4 +138,7 @@ def _expand(
         processors[name](state.parameters[name]) if name in processors else state.parameters[name]
         for name in state.positiontup
     ]
-    return state.statement, arguments
+    slots: dict[str, tuple[int, Processor]] = {
+        name: (n, processors.get(name)) for n, name in enumerate(state.positiontup)
+    }
+    return state.statement, arguments, slots

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from secrets import token_hex
 from typing import Any
 
@@ -105,7 +106,11 @@ async def build_context(request: Request, db: SharedSession, state: Any) -> Cont
     clock: Clock = state.clock
     now = clock()
     token = bearer_token(request)
-    viewer = await auth.authenticate(db, token=token, now=now) if token else None
+    viewer = (
+        await auth.authenticate(db, token=token, now=now, cache=state.token_cache)
+        if token
+        else None
+    )
     return Context(
         request=request,
         request_id=request.state.request_id,
@@ -277,6 +282,7 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker or create_sessionmaker(engine)
     app.state.clock = clock
+    app.state.token_cache = auth.TokenCache(timedelta(seconds=settings.token_cache_seconds))
     app.state.limits = Limits(
         max_tokens=settings.max_query_tokens,
         max_depth=settings.max_query_depth,

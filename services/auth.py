@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.direct import Reused
 from db.enums import Scope, StaffRole, TokenKind
 from db.models import ApiToken, StaffUser
 from db.session import SharedSession, begin_write
@@ -139,8 +140,9 @@ async def issue_token(
     return IssuedToken(token, row.id, row.prefix, expires_at, scopes)
 
 
-# The token behind a digest, if it is in force, with its owner (built once: it runs per request).
-TOKEN_OWNER = (
+# The token behind a digest, if it is in force, with its owner (built and compiled once: it
+# runs on every request).
+TOKEN_OWNER = Reused(
     select(
         ApiToken.id,
         ApiToken.scopes,
@@ -160,12 +162,48 @@ TOKEN_OWNER = (
 )
 
 
-async def authenticate(db: SharedSession, *, token: str, now: datetime) -> Viewer | None:
+class TokenCache:
+    """The viewers of tokens seen lately, in this process, for `ttl`: a request with a token
+    seen less than `ttl` ago skips the database. So a revoked token (or a deactivated owner)
+    stops working within `ttl` in every process, and at once in the one that revoked it
+    (`clear`). An expired token stops at its expiry as always. Unknown tokens are not kept."""
+
+    def __init__(self, ttl: timedelta, *, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[datetime, Viewer]] = {}
+
+    def get(self, digest: str, now: datetime) -> Viewer | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] <= now:
+            return None
+        viewer = entry[1]
+        if viewer.token_expires_at is not None and viewer.token_expires_at <= now:
+            return None
+        return viewer
+
+    def put(self, digest: str, viewer: Viewer, now: datetime) -> None:
+        if self.ttl <= timedelta(0):
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[digest] = (now + self.ttl, viewer)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+async def authenticate(
+    db: SharedSession, *, token: str, now: datetime, cache: TokenCache | None = None
+) -> Viewer | None:
     """The viewer a bearer token stands for, or None when it is unknown, expired or revoked."""
     if not token.startswith(TOKEN_PREFIX):
         return None
+    digest = token_digest(token)
+    if cache is not None and (viewer := cache.get(digest, now)) is not None:
+        return viewer
     # every request asks this: straight through the driver
-    found = await db.fetch_all(TOKEN_OWNER, {"digest": token_digest(token)})
+    found = await db.fetch_all(TOKEN_OWNER, {"digest": digest})
     if not found:
         return None
     token_id, scopes, expires_at, last_used_at, staff_id, email, name, role = found[0]
@@ -178,7 +216,7 @@ async def authenticate(db: SharedSession, *, token: str, now: datetime) -> Viewe
                 update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
             )
             await session.commit()
-    return Viewer(
+    viewer = Viewer(
         staff_id=staff_id,
         email=email,
         name=name,
@@ -187,6 +225,9 @@ async def authenticate(db: SharedSession, *, token: str, now: datetime) -> Viewe
         token_id=token_id,
         token_expires_at=expires_at,
     )
+    if cache is not None:
+        cache.put(digest, viewer, now)
+    return viewer
 
 
 async def login(

@@ -182,6 +182,8 @@ class TokenMutation:
             actor_scopes=viewer.scopes,
             token_id=pk_of(id, "ApiToken") or 0,
         )
+        if revoked:  # this process stops trusting it now; the others within the cache's time
+            info.context.request.app.state.token_cache.clear()
         return TokenRevokePayload(
             api_token=ApiToken.from_row(revoked) if revoked else None, user_errors=errors
         )

@@ -185,3 +185,49 @@ async def test_sign_in_rehashes_a_password_made_with_older_parameters(
     )
     assert refreshed != old_hash
     assert "m=1024" in (refreshed or "")
+
+
+REVOKE = """
+mutation($id: ID!) { tokenRevoke(id: $id) { apiToken { revokedAt } userErrors { code } } }
+"""
+
+
+async def test_a_token_revoked_by_another_process_stops_within_a_second(
+    api: GraphQLClient, factory: Factory, session: AsyncSession, clock: FakeClock
+) -> None:
+    # given a token this process has just trusted
+    token = await factory.token(await factory.staff())
+    assert (await api(VIEWER, token=token))["viewer"]
+    # when another process revokes it (straight in the database)
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.token_hash == token_digest(token))
+        .values(revoked_at=clock())
+    )
+    await session.commit()
+    # then this process keeps trusting it for at most a second (CLIENTDESK_TOKEN_CACHE_SECONDS)
+    assert (await api(VIEWER, token=token))["viewer"]
+    clock.advance(timedelta(seconds=1))
+    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+
+
+async def test_a_token_revoked_here_stops_at_once(api: GraphQLClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    token = await factory.token(staff)
+    viewer = (await api(VIEWER, token=token))["viewer"]
+    token_id = (await api("{ apiTokens { id } }", token=token))["apiTokens"][0]["id"]
+    data = await api(REVOKE, {"id": token_id}, token=token)
+    assert data["tokenRevoke"]["apiToken"]["revokedAt"]
+    assert viewer["email"] == staff.email
+    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+
+
+async def test_a_trusted_token_still_expires_on_time(
+    api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    token = await factory.token(
+        await factory.staff(), expires_at=clock() + timedelta(milliseconds=500)
+    )
+    assert (await api(VIEWER, token=token))["viewer"]
+    clock.advance(timedelta(milliseconds=500))
+    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
