@@ -8,11 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from clientdesk.settings import Settings
 from db.enums import StaffRole
+from db.models import ApiToken
 from gql.app import create_app
+from services.auth import token_digest
 from services.ratelimit import DatabaseRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from tests.api import GraphQLClient, error_codes
 from tests.conftest import FakeClock
@@ -131,3 +134,45 @@ async def test_sign_in_is_throttled_per_address(throttled_api: GraphQLClient) ->
         mutation = f"mutation {{ {login} {{ userErrors {{ code }} }} }}"
         attempts.append((await throttled_api(mutation))["staffLogin"]["userErrors"][0]["code"])
     assert attempts == ["INVALID_CREDENTIALS"] * 5 + ["TOO_MANY_ATTEMPTS"]
+
+
+LIST = "{ clients(first: 100) { nodes { login } } }"  # 100 nodes: one point
+
+
+async def test_compiled_pages_are_charged_and_refused_like_any_query(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: FakeClock,
+    limiter: RateLimiter,
+    factory: Factory,
+    session: AsyncSession,
+) -> None:
+    # given a budget of 100 points a minute, shared (Redis or the database) with other processes
+    budget = settings.model_copy(update={"rate_limit_points_per_minute": 100})
+    app = create_app(
+        budget, engine=engine, sessionmaker=sessionmaker, clock=clock, rate_limiter=limiter
+    )
+    token = await factory.admin_token()
+    token_id = (
+        await session.execute(select(ApiToken.id).where(ApiToken.token_hash == token_digest(token)))
+    ).scalar_one()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://clientdesk.test") as http:
+        api = GraphQLClient(http)
+        # when the list is asked: compiled, one point each
+        for left in (99, 98):
+            answer = (await api.post(LIST, token=token)).json()
+            assert answer["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == left
+        assert app.state.compiled.answered == 2
+        # and another process spends the rest of the bucket
+        rest = await limiter.take(f"token:{token_id}", 98, Rate(100, timedelta(minutes=1)), clock())
+        assert rest.allowed
+        # then the next page is refused, though this process still thought it had 98 points
+        refused = await api.post(LIST, token=token)
+        assert refused.status_code == 429
+        assert error_codes(refused.json()["errors"]) == ["RATE_LIMITED"]
+        assert refused.json()["data"] is None
+        # and after a few seconds the bucket has points again
+        clock.advance(timedelta(seconds=3))
+        assert (await api.post(LIST, token=token)).status_code == 200
