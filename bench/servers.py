@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -97,7 +98,12 @@ def start(
     cwd: Path = ROOT,
     headers: dict[str, str] | None = None,
 ) -> Server:
-    """Start a server and wait until `ready` (a request body) is answered at `url`."""
+    """Start a server and wait until `ready` (a request body) is answered at `url`, without
+    errors."""
+    port = int(url.split(":")[2].split("/")[0])
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is taken: stop what listens there first")
     log = logs / f"{name}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -114,7 +120,10 @@ def start(
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
         try:
-            post(url, ready, headers, timeout=5)
+            answer = post(url, ready, headers, timeout=5)
+            if isinstance(answer, dict) and answer.get("errors"):
+                server.stop()
+                raise RuntimeError(f"{name} answered {answer['errors']}")
             return server
         except OSError:
             if time.monotonic() > deadline:

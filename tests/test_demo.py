@@ -5,7 +5,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clientdesk.demo import seed_demo_data
@@ -136,3 +136,21 @@ async def test_seeding_again_adds_more_clients(scratch_url: str) -> None:
         )
         assert new_id == 81
     await engine.dispose()
+
+
+async def test_seeded_data_has_planner_statistics(scratch_url: str) -> None:
+    # without them SQLite sorted the whole list for the first page (it took the status index)
+    engine = await seeded(scratch_url, 300)
+    try:
+        async with engine.connect() as db:
+            if db.dialect.name == "sqlite":
+                found = await db.scalar(
+                    text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'clients'")
+                )
+            else:
+                found = await db.scalar(
+                    text("SELECT count(*) FROM pg_stats WHERE tablename = 'clients'")
+                )
+        assert (found or 0) > 0
+    finally:
+        await engine.dispose()
