@@ -366,6 +366,39 @@ class MemoryWatch:
 # --- the measurements ---------------------------------------------------------------------
 
 
+async def _quiesce(database_url: str, grace: float) -> int:
+    """Wait until no statement runs in the database (but this one); after `grace` seconds,
+    cancel what still runs. Returns how many were cancelled."""
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    active = text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state = 'active' AND pid <> pg_backend_pid()"
+    )
+    cancelled = 0
+    started = time.monotonic()
+    try:
+        async with engine.connect() as connection:
+            while pids := (await connection.execute(active)).scalars().all():
+                if time.monotonic() - started > grace:
+                    for pid in pids:
+                        await connection.execute(text("SELECT pg_cancel_backend(:p)"), {"p": pid})
+                    cancelled += len(pids)
+                await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+    return cancelled
+
+
+def quiesce(database_url: str, *, grace: float = 5.0) -> None:
+    """Let what a run left in flight finish (or cancel it) before the next run starts: a
+    system's slow queries must not be measured against the next system."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return
+    cancelled = asyncio.run(_quiesce(database_url, grace))
+    if cancelled:
+        say(f"    (cancelled {cancelled} statements still running from the last run)")
+
+
 def verify(workloads: list[Workload], urls: dict[str, str], token: str, report: Report) -> None:
     """Every system returns the same rows for every read workload (and the same total)."""
     for workload in workloads:
@@ -391,6 +424,7 @@ def verify(workloads: list[Workload], urls: dict[str, str], token: str, report: 
 
 
 def measure_reads(
+    database_url: str,
     workloads: list[Workload],
     urls: dict[str, str],
     token: str,
@@ -411,6 +445,7 @@ def measure_reads(
                     seconds=config.warmup,
                     auth=auth if system == CLIENTDESK else None,
                 )
+                quiesce(database_url)
             for round_ in range(config.rounds):
                 order = SYSTEMS[round_ % 3 :] + SYSTEMS[: round_ % 3]
                 for system in order:
@@ -423,6 +458,7 @@ def measure_reads(
                             seconds=config.duration,
                             auth=auth if system == CLIENTDESK else None,
                         )
+                    quiesce(database_url)
                     run = as_run(summary, workload.name, system, connections, round_ + 1)
                     report.runs.append(run)
                     say(
@@ -509,6 +545,7 @@ def measure_w4(
     auth = f"Bearer {token}"
     for label, count in (("one hot client", 1), (f"{many:,} clients", many)):
         for connections in config.connections:
+            quiesce(database_url, grace=60)
             since, clients = asyncio.run(last_entry_and_clients(database_url, count))
             probe = json.loads(
                 template.replace("@CLIENT@", clients[0]).replace("@KEY@", f"probe-{time.time_ns()}")
@@ -833,7 +870,7 @@ def main() -> int:
         say("checking that all three return the same rows")
         verify(workloads, urls, token, report)
         say("measuring")
-        measure_reads(workloads, urls, token, config, report, ours.worker_pids())
+        measure_reads(database_url, workloads, urls, token, config, report, ours.worker_pids())
         if not arguments.only or "W4" in arguments.only:
             report.w4 = measure_w4(ours.url, database_url, token, config, config.w4_clients)
     finally:
