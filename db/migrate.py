@@ -17,6 +17,8 @@ def for_dialect(dialect: str) -> Callable[..., bool]:
     databases (`.ddl_if(dialect=…)`), so autogenerate does not ask for it here."""
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and name is not None and name.startswith("client_search"):
+            return False  # SQLite's full-text index and its shadow tables (migration 0008)
         condition = getattr(obj, "_ddl_if", None)
         return condition is None or condition.dialect in (None, dialect)
 

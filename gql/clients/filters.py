@@ -14,6 +14,7 @@ from typing import Any
 
 import strawberry
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
     and_,
@@ -21,14 +22,14 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    literal,
     or_,
     select,
     true,
 )
 
 from db.enums import TallyDimension
-from db.models import SEARCH_SEPARATOR, Client, ClientConnection, ClientTally
+from db.models import Client, ClientConnection, ClientTally
+from db.search import SearchMatch, like_pattern
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
 from gql.errors import BadUserInput
 from gql.node import pk_of
@@ -36,7 +37,6 @@ from services.errors import DomainError
 from services.validation import normalize_country, normalize_currency
 
 MAX_TEXT = 100
-CLIENTS = Client.__table__
 
 
 @strawberry.enum(description="Whose clients: relative to the viewer.")
@@ -99,15 +99,6 @@ def is_blocked(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _like_pattern(text: str) -> ColumnElement[str]:
-    """`%text%` for LIKE, with `\\` as escape character. It is written into the SQL (quoted by
-    SQLAlchemy), not bound: PostgreSQL chooses between the trigram index (a rare text) and
-    the list's ordered index (a common one) by looking at the pattern, which it cannot do
-    with a prepared statement's `$1`."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return literal(f"%{escaped}%", literal_execute=True)
-
-
 def _text(value: str, field: str) -> str | None:
     value = value.strip()
     if len(value) > MAX_TEXT:
@@ -145,7 +136,9 @@ def by_blocked(value: bool, scope: FilterScope) -> ColumnElement[bool]:
 def by_statuses(values: list[ClientStatus], scope: FilterScope) -> ColumnElement[bool]:
     # Written into the SQL (two values, so few statements): PostgreSQL then knows how many
     # clients it keeps, and plans a keyset page once instead of on every request.
-    statuses = bindparam(None, list(values), expanding=True, literal_execute=True)
+    statuses: BindParameter[Any] = bindparam(
+        None, list(values), expanding=True, literal_execute=True
+    )
     return Client.status.in_(statuses)
 
 
@@ -168,12 +161,12 @@ def by_currencies(values: list[str], scope: FilterScope) -> ColumnElement[bool]:
 def by_login(value: str, scope: FilterScope) -> ColumnElement[bool]:
     text = _text(value, "filter.login")
     # logins are stored lower case: LIKE on the lower-cased text, which the index serves
-    return Client.login.like(_like_pattern(text.lower()), escape="\\") if text else true()
+    return Client.login.like(like_pattern(text.lower()), escape="\\") if text else true()
 
 
 def by_email(value: str, scope: FilterScope) -> ColumnElement[bool]:
     text = _text(value, "filter.email")
-    return Client.email.ilike(_like_pattern(text), escape="\\") if text else true()
+    return Client.email.ilike(like_pattern(text), escape="\\") if text else true()
 
 
 def by_phone(value: str, scope: FilterScope) -> ColumnElement[bool]:
@@ -183,7 +176,7 @@ def by_phone(value: str, scope: FilterScope) -> ColumnElement[bool]:
     digits = phone_digits(text)
     if not digits:
         raise BadUserInput("`filter.phone` needs at least one digit.", field="filter.phone")
-    return Client.phone.like(_like_pattern(digits), escape="\\")
+    return Client.phone.like(like_pattern(digits), escape="\\")
 
 
 def by_connections(
@@ -245,19 +238,15 @@ RANGES = (
 
 
 def by_search(value: str) -> ColumnElement[bool]:
-    """Login, name or e-mail contains the text, in any case (one LIKE on the clients' search
-    text, lower-cased like the pattern), or the phone its digits, if 3 or more."""
+    """Login, name or e-mail contains the text, in any case (db/search.py), or the phone its
+    digits, if 3 or more."""
     text = _text(value, "search")
     if not text:
         return true()
-    conditions: list[ColumnElement[bool]] = [
-        false()
-        if SEARCH_SEPARATOR in text
-        else CLIENTS.c.search_text.like(func.lower(_like_pattern(text)), escape="\\")
-    ]
+    conditions: list[ColumnElement[bool]] = [SearchMatch(text)]
     digits = phone_digits(text)
     if len(digits) >= 3:
-        conditions.append(Client.phone.like(_like_pattern(digits), escape="\\"))
+        conditions.append(Client.phone.like(like_pattern(digits), escape="\\"))
     return or_(*conditions)
 
 

@@ -1,0 +1,58 @@
+"""Substring search finds what the clients hold now, on both databases (SQLite through its
+full-text index, which triggers keep)."""
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.models import Client
+from db.search import SearchMatch
+
+CLIENTS = Client.__table__
+
+
+async def found(connection: AsyncConnection, text: str) -> list[str]:
+    rows = await connection.execute(
+        select(CLIENTS.c.login).where(SearchMatch(text)).order_by(CLIENTS.c.login)
+    )
+    return list(rows.scalars())
+
+
+async def test_search_follows_inserts_updates_and_deletes(connection: AsyncConnection) -> None:
+    # given two clients
+    await connection.execute(
+        insert(CLIENTS),
+        [
+            {
+                "login": "zq.one",
+                "password_hash": "x",
+                "email": "Zq.Mail@Example.com",
+                "name": "Quentin Zork",
+                "currency": "EUR",
+            },
+            {
+                "login": "zq.two",
+                "password_hash": "x",
+                "email": "two@example.com",
+                "name": "100% Zq_Ltd",
+                "currency": "EUR",
+            },
+        ],
+    )
+    # then each field is searched, in any case, and wildcards are text
+    assert await found(connection, "ZQ.MAIL") == ["zq.one"]
+    assert await found(connection, "quentin z") == ["zq.one"]
+    assert await found(connection, "zq.") == ["zq.one", "zq.two"]
+    assert await found(connection, "100%") == ["zq.two"]
+    assert await found(connection, "q_l") == ["zq.two"]
+    assert await found(connection, "0% z") == ["zq.two"]
+    assert await found(connection, "zork\x1f") == []  # no match across two fields
+    assert await found(connection, "zorkzq") == []
+    # when a name changes and a client goes
+    await connection.execute(
+        update(CLIENTS).where(CLIENTS.c.login == "zq.one").values(name="Renamed Person")
+    )
+    await connection.execute(delete(CLIENTS).where(CLIENTS.c.login == "zq.two"))
+    # then the search sees it at once
+    assert await found(connection, "quentin") == []
+    assert await found(connection, "renamed pers") == ["zq.one"]
+    assert await found(connection, "100%") == []
