@@ -34,6 +34,9 @@ class SearchMatch(ColumnElement[bool]):
     __visit_name__ = "search_match"
     inherit_cache = True
     type = Boolean()
+    # a condition, not a boolean value: on SQLite, no "= 1" after it (which hid the IN list
+    # from the planner: it scanned the whole list)
+    _is_implicitly_boolean = True
     _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's declaration of what to cache by)
         ("exact", InternalTraversal.dp_clauseelement),
         ("candidates", InternalTraversal.dp_clauseelement),

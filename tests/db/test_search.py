@@ -1,7 +1,7 @@
 """Substring search finds what the clients hold now, on both databases (SQLite through its
 full-text index, which triggers keep)."""
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import Client
@@ -56,3 +56,20 @@ async def test_search_follows_inserts_updates_and_deletes(connection: AsyncConne
     assert await found(connection, "quentin") == []
     assert await found(connection, "renamed pers") == ["zq.one"]
     assert await found(connection, "100%") == []
+
+
+async def test_on_sqlite_a_search_reads_the_full_text_index(connection: AsyncConnection) -> None:
+    # (PostgreSQL has its trigram index; SQLite needs the FTS table to be planned first: once
+    # a "= 1" after the condition made it scan the whole list in date order instead)
+    statement = (
+        select(CLIENTS.c.id)
+        .where(SearchMatch("kemi.okafor"))
+        .order_by(CLIENTS.c.created_at.desc(), CLIENTS.c.id.desc())
+        .limit(21)
+    )
+    compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    assert "= 1" not in str(compiled)
+    if connection.dialect.name == "sqlite":
+        plan = [row[3] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+        assert any("client_search VIRTUAL TABLE INDEX" in step for step in plan)
+        assert not any(step.startswith("SCAN clients") for step in plan)
