@@ -25,6 +25,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from sqlalchemy import Select, Table, select
 from strawberry import Schema
 from strawberry.permission import PermissionExtension
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 from clientdesk.settings import Settings
@@ -55,6 +56,8 @@ from gql.pagination import (
 from gql.scalars import money_amount
 from services.languages import effective_language
 
+# Where Strawberry keeps a GraphQL field's own definition.
+DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 CLIENTS = cast(Table, ClientModel.__table__)
 STAFF = cast(Table, StaffModel.__table__)
 
@@ -101,11 +104,17 @@ class Compiler:
     settings: Settings
 
     def fields(self, type_name: str, selected: Selected) -> list[Selected]:
+        """The fields selected on `type_name`; NotCompilable for one that has arguments or
+        field extensions (permission classes above all: they would be skipped here)."""
         object_type = self.schema.get_type(type_name)
         assert isinstance(object_type, GraphQLObjectType)
         found = collect(object_type, subselections(selected), self.fragments)
         for entry in found:
             entry.no_arguments()
+            field = object_type.fields.get(entry.name)
+            definition = field.extensions.get(DEFINITION) if field is not None else None
+            if definition is not None and definition.extensions:
+                raise NotCompilable(f"{type_name}.{entry.name} has field extensions")
         return found
 
     def column(self, parent: str, name: str, table: Any, column: str) -> Expr:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from clientdesk.settings import Settings
 from gql.app import create_app
 from gql.compiled import CompiledOperations
+from gql.limits import Limits
 from tests.conftest import FakeClock
 from tests.gql.conftest import SEEDED_AT, Listing
 
@@ -292,3 +293,21 @@ async def test_a_page_is_one_statement(paths: Paths, listing: Listing) -> None:
     )
     assert len(selects(listing)) == 2
     assert "client_tallies" in selects(listing)[1]
+
+
+def test_a_field_with_a_permission_of_its_own_is_not_compiled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a permission class on a field inside the list (none has one today)
+    from strawberry.permission import PermissionExtension
+
+    from gql.permissions import AdminsOnly
+    from gql.schema import schema
+
+    client_type = schema.schema_converter.type_map["Client"].definition
+    email = next(field for field in client_type.fields if field.python_name == "email")
+    monkeypatch.setattr(email, "extensions", [PermissionExtension([AdminsOnly()])])
+    operations = CompiledOperations(schema, Limits(), Settings(log_format="console"))
+    # then a query that selects it is left to the executor, which applies it
+    assert operations.plan("{ clients { nodes { login email } } }", None) is None
+    assert operations.plan("{ clients { nodes { login } } }", None) is not None
