@@ -19,12 +19,15 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench import servers
 from bench.workloads import (
@@ -136,29 +140,34 @@ async def count_clients(database_url: str) -> int:
         await engine.dispose()
 
 
-async def recreate_postgres(database_url: str) -> None:
-    """Drop and create the database of `database_url` (on the same server)."""
-    url = make_url(database_url)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+@asynccontextmanager
+async def server_connection(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection to the server's `postgres` database, outside any transaction."""
+    admin = create_engine(
+        make_url(database_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     try:
         async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-            await connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+            yield connection
     finally:
         await admin.dispose()
+
+
+async def recreate_postgres(database_url: str) -> None:
+    """Drop and create the database of `database_url` (on the same server)."""
+    name = make_url(database_url).database
+    async with server_connection(database_url) as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
 
 
 async def postgres_exists(database_url: str) -> bool:
-    url = make_url(database_url)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            found = await connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-            )
-            return found is not None
-    finally:
-        await admin.dispose()
+    async with server_connection(database_url) as connection:
+        found = await connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"),
+            {"name": make_url(database_url).database},
+        )
+        return found is not None
 
 
 def prepare_database(database_url: str, clients: int, *, sqlite_file: Path | None = None) -> int:
@@ -725,7 +734,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
         "python": platform.python_version(),
         "node": output(str(node), "--version") if node.exists() else "?",
-        "postgresql": output("psql", "--version").split()[-1],
+        "postgresql": (re.findall(r"\d+\.\d+", output("psql", "--version")) or ["?"])[0],
         "wrk": output("wrk", "--version").split(" [")[0],
         "load_average_at_start": os.getloadavg(),
     }
