@@ -1,14 +1,14 @@
 """Engines and sessions: one engine per process, one session per request or command."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import Executable, Result, Select, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -97,6 +97,19 @@ DISCONNECTED = (
 )
 
 
+T = TypeVar("T")
+
+
+def _disconnected(error: DBAPIError) -> bool:
+    """Whether a statement failed because its connection was gone (not for what it asked)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, DISCONNECTED):
+            return True
+        cause = cause.__cause__
+    return error.connection_invalidated
+
+
 async def begin_write(session: AsyncSession) -> None:
     """Start the transaction of a change.
 
@@ -153,8 +166,9 @@ class SharedSession:
         self._finished = False
 
     async def execute(self, statement: Executable) -> Result[*tuple[Any, ...]]:
-        async with self.exclusive() as session:
-            return await session.execute(statement)
+        """Run a read (resolvers read through here; changes go through `exclusive`)."""
+        async with self._lock:
+            return await self._read(lambda session: session.execute(statement))
 
     async def fetch_all(
         self, statement: Select[*tuple[Any, ...]] | Reused, parameters: Any = None
@@ -185,8 +199,27 @@ class SharedSession:
                 return await fetch_all(self._reader, statement, parameters)
 
     async def scalar(self, statement: Executable) -> Any:
-        async with self.exclusive() as session:
-            return await session.scalar(statement)
+        async with self._lock:
+            return await self._read(lambda session: session.scalar(statement))
+
+    async def _read(self, run: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        # Called under the lock. The first statement of the request's session is where a
+        # connection the server closed shows itself (asyncpg may not have seen the socket close
+        # yet when the pool hands it out): nothing has run in that session, so the read is
+        # safe to run again, on a new pool. Later statements are not retried.
+        fresh = self._session is None
+        session = await self._open_session_after_reader()
+        try:
+            return await run(session)
+        except DBAPIError as error:
+            if not (fresh and _disconnected(error)):
+                raise
+        self._session = None
+        await session.invalidate()
+        bind = self._sessions.kw["bind"]
+        if isinstance(bind, AsyncEngine):
+            await bind.dispose(close=False)
+        return await run(self._open_session())
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[AsyncSession]:
@@ -194,10 +227,19 @@ class SharedSession:
         async with self._lock:
             if self._finished:
                 raise SessionFinished("the request has been answered")
-            if self._session is None:
-                await self._release_reader()
-                self._session = self._sessions()
-            yield self._session
+            yield await self._open_session_after_reader()
+
+    async def _open_session_after_reader(self) -> AsyncSession:
+        if self._session is None:
+            await self._release_reader()
+        return self._open_session()
+
+    def _open_session(self) -> AsyncSession:
+        if self._finished:
+            raise SessionFinished("the request has been answered")
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
 
     async def finish(self) -> None:
         """Wait for the statement in flight, then refuse the rest and close what is open."""

@@ -50,8 +50,22 @@ async def test_requests_survive_the_server_closing_pooled_connections(tmp_path: 
                         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     )
                 )
+                # pg_terminate_backend only signals: wait until the backends have exited, as
+                # after a restart (a request racing a backend's exit may fail; it is not retried)
+                left = ended
+                for _ in range(1000):
+                    left = await connection.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+                    await connection.commit()  # pg_stat_activity is read once per transaction
+                    if left == 0:
+                        break
             await admin.dispose()
             assert ended >= 1
+            assert left == 0
             # then the next requests get fresh connections and succeed
             for _ in range(3):
                 again = await http.post("/graphql", json={"query": QUERY}, headers=headers)
