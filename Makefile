@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | c
 AUDIT := tools/graphql-http-audit
 AUDIT_STAMP := $(AUDIT)/node_modules/.installed
 
-.PHONY: run test tools lint check lock schema clean bench bench-quick
+.PHONY: run test tools lint check lock schema schema-check clean bench bench-quick
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 check: lint test
+
+## schema-check: fail on a breaking change to schema.graphql since SCHEMA_BASE (default: the
+## previous commit) that README's changelog does not explain
+SCHEMA_BASE ?= HEAD~1
+schema-check: $(STAMP)
+	$(BIN)/clientdesk schema-check --against $(SCHEMA_BASE)
 
 ## schema: regenerate schema.graphql from the code
 schema: $(STAMP)

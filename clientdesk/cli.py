@@ -1,7 +1,10 @@
 """The `clientdesk` command: serve, migrate, seed demo data, manage staff and tokens."""
 
 import asyncio
+import contextlib
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -49,31 +52,45 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to bind (default: settings, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: settings, 8000).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--workers", type=int, default=1, show_default=True, help="Worker processes (one per core)."
+)
 @click.option("--reload", is_flag=True, help="Restart on code changes (development only).")
 def serve(host: str | None, port: int | None, workers: int, reload: bool) -> None:
-    """Serve the API (GraphiQL at /graphql)."""
+    """Serve the API (GraphiQL at /graphql).
+
+    On SIGTERM or Ctrl-C the server stops accepting connections, lets the requests in flight
+    finish (up to CLIENTDESK_SHUTDOWN_TIMEOUT_SECONDS) and exits.
+    """
     import uvicorn
 
     from clientdesk.logs import configure_logging
+    from clientdesk.metrics import MULTIPROCESS_DIR
 
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     host = host or settings.host
     port = port or settings.port
     click.echo(f"GraphiQL: http://{host}:{port}/graphql", err=True)
-    uvicorn.run(
-        "gql.app:create_production_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-    )
+    with contextlib.ExitStack() as cleanup:
+        if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
+            # the workers write their metrics here and /metrics adds them up
+            folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="clientdesk-"))
+            os.environ[MULTIPROCESS_DIR] = folder
+        uvicorn.run(
+            "gql.app:create_production_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            log_config=None,
+            access_log=False,  # ours (CLIENTDESK_ACCESS_LOG) says more: request id, operation
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+            server_header=False,
+        )
 
 
 @main.command()
@@ -256,6 +273,46 @@ def export_matrix(readme: Path | None) -> None:
     before, rest = text.split(start, 1)
     readme.write_text(before + start + table + end + rest.split(end, 1)[1])
     click.echo(f"Updated the matrix in {readme}", err=True)
+
+
+@main.command("schema-check")
+@click.option(
+    "--against", default="HEAD~1", show_default=True, help="The git revision to compare with."
+)
+@click.option(
+    "--schema",
+    "schema_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("schema.graphql"),
+    show_default=True,
+)
+@click.option(
+    "--readme", type=click.Path(dir_okay=False, path_type=Path), default=Path("README.md")
+)
+def schema_check(against: str, schema_file: Path, readme: Path) -> None:
+    """Fail on a breaking change to schema.graphql that README's changelog does not explain."""
+    from clientdesk import schema_changes
+
+    schema_file = schema_file.resolve()
+    before = schema_changes.schema_at(against, schema_file)
+    if before is None:
+        click.echo(f"No {schema_file.name} at {against}: nothing to compare.", err=True)
+        return
+    after = schema_file.read_text()
+    for change in schema_changes.dangerous_changes(before, after):
+        click.echo(f"note: {change.description}", err=True)
+    breaking = schema_changes.breaking_changes(before, after)
+    missing = schema_changes.unexplained(breaking, schema_changes.changelog(readme.read_text()))
+    for change in breaking:
+        mark = "UNEXPLAINED" if change in missing else "explained"
+        click.echo(f"breaking ({mark}): {change.description}", err=True)
+    if missing:
+        raise click.ClickException(
+            f"{len(missing)} breaking change(s) to the API since {against}. Deprecate instead, "
+            f"or name each (e.g. `{missing[0].element}`) under README's "
+            f"'{schema_changes.CHANGELOG_HEADING}' with why and what to use instead."
+        )
+    click.echo(f"schema.graphql: no unexplained breaking change since {against}.", err=True)
 
 
 @main.command("export-schema")

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for shared fast state (rate limits); else the database."
     )
+    redis_key_prefix: str = Field(
+        default="clientdesk:",
+        description="Prefix of every Redis key (for several deployments on one Redis).",
+    )
     rate_limit_points_per_minute: int = Field(
         default=1_000,
         ge=0,
@@ -116,6 +120,39 @@ class Settings(BaseSettings):
         default=True,
         description="Answer repeated read queries the compiler knows without graphql-core's "
         "executor (gql/compiled); false sends every request through the executor.",
+    )
+
+    access_log: bool = Field(
+        default=True,
+        description="Log one line per HTTP request (request id, operation, viewer, status, "
+        "duration).",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Addresses of the proxies or load balancers whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (comma-separated, or * behind a private network); the "
+        "caller's address counts toward the sign-in limits.",
+    )
+    shutdown_timeout_seconds: int = Field(
+        default=30,
+        gt=0,
+        description="On SIGTERM the server stops accepting connections and waits this long "
+        "for the requests in flight to finish.",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long /readyz waits for the database before answering 503.",
+    )
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics needs `Authorization: Bearer <this>`.",
+    )
+    tracing: Literal["off", "otlp", "console"] = Field(
+        default="off",
+        description="OpenTelemetry traces: otlp sends them to OTEL_EXPORTER_OTLP_ENDPOINT "
+        "(HTTP, default http://localhost:4318), console prints them; off by default.",
     )
 
     @model_validator(mode="after")

@@ -1,18 +1,20 @@
-"""The ASGI application: /graphql (GraphiQL on GET), /healthz and /readyz."""
+"""The ASGI application: /graphql (GraphiQL on GET), /healthz, /readyz and /metrics."""
 
 import asyncio
 import contextlib
 import math
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from secrets import token_hex
 from typing import Any
 
 import orjson
 import structlog
 from cross_web import HTTPException
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.trace import SpanKind, TracerProvider
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -24,13 +26,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from clientdesk import metrics, tracing
 from clientdesk.settings import Settings, get_settings
 from db.session import SharedSession, create_engine, create_sessionmaker
 from gql.cabinet import session_info, set_password
 from gql.compiled import CompiledOperations
 from gql.context import Context
 from gql.limits import Limits
-from gql.schema import schema
+from gql.schema import build_schema, schema
 from services import auth, idempotency, mail
 from services.clock import Clock, system_clock
 from services.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
@@ -52,6 +55,7 @@ def bearer_token(request: Request) -> str | None:
 
 async def graphql_endpoint(request: Request) -> Response:
     state = request.app.state
+    request.state.graphql = True  # counted in the metrics (RequestContextMiddleware)
     settings: Settings = state.settings
     declared = request.headers.get("content-length", "0")
     if (declared.isdigit() and int(declared) > settings.max_body_bytes) or (
@@ -69,7 +73,22 @@ async def graphql_endpoint(request: Request) -> Response:
             },
             status_code=413,
         )
+    tracer = state.tracer
+    if tracer is None:
+        return await answer(request, state)
+    with tracer.start_as_current_span("POST /graphql", kind=SpanKind.SERVER) as span:
+        response = await answer(request, state)
+        span.set_attribute("http.response.status_code", response.status_code)
+        span.set_attribute("clientdesk.request_id", request.state.request_id)
+        span.set_attribute(
+            "graphql.operation.name", getattr(request.state, "operation", None) or ""
+        )
+        return response
+
+
+async def answer(request: Request, state: Any) -> Response:
     db = SharedSession(state.sessionmaker)
+    context: Context | None = None
     try:
         context = await build_context(request, db, state)
         compiled = await state.compiled.respond(request, context) if state.compiled else None
@@ -78,12 +97,32 @@ async def graphql_endpoint(request: Request) -> Response:
         response = PlainTextResponse(error.reason, status_code=error.status_code)
     finally:
         await db.finish()
+    if context is None:  # the view refused the HTTP request itself
+        return response
+    note_request(request, context, response.status_code)
     if context.retry_after is not None:
         response.status_code = 429
         response.headers["Retry-After"] = str(max(1, math.ceil(context.retry_after)))
     elif GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.status_code == 200:
         response = graphql_response(response, request_error=context.request_error)
     return response
+
+
+def note_request(request: Request, context: Context, status: int) -> None:
+    """What the request's log line and the metrics say about it (RequestContextMiddleware;
+    a request that ended in an exception is counted there by its status)."""
+    noted = request.state
+    noted.operation = context.operation_name
+    noted.error_codes = context.error_codes
+    noted.viewer_id = context.viewer.staff_id if context.viewer else None
+    if context.retry_after is not None:
+        noted.outcome = "rate_limited"
+    elif context.request_error or status >= 400:
+        noted.outcome = "rejected"
+    elif context.error_codes:
+        noted.outcome = "error"
+    else:
+        noted.outcome = "ok"
 
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -133,21 +172,35 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """The database answers (for readiness probes and load balancers)."""
-    engine: AsyncEngine = request.app.state.engine
+    state = request.app.state
+    engine: AsyncEngine = state.engine
     try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(state.settings.readiness_timeout_seconds):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
     except Exception as error:
         log.warning("not_ready", error=type(error).__name__)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus metrics (clientdesk/metrics.py)."""
+    expected = request.app.state.settings.metrics_token
+    if expected is not None and not secrets.compare_digest(
+        bearer_token(request) or "", expected.get_secret_value()
+    ):
+        return PlainTextResponse("A bearer token is needed.", status_code=401)
+    body, media_type = metrics.exposition()
+    return Response(body, media_type=media_type)
+
+
 class RequestContextMiddleware:
     """Give every request an id (or keep the caller's X-Request-ID), log it once when done."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -155,7 +208,9 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if 0 < len(given) <= 64 and given.isprintable() else token_hex(16)
+        request_id = (
+            given if 0 < len(given) <= 64 and given.isprintable() else secrets.token_hex(16)
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -174,13 +229,28 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            seconds = time.perf_counter() - started
+            noted = scope["state"]
+            if noted.get("graphql"):
+                metrics.observe_graphql(
+                    operation=noted.get("operation"),
+                    outcome=noted.get("outcome", "rejected" if status < 500 else "error"),
+                    error_codes=noted.get("error_codes", ()),
+                    seconds=seconds,
+                )
+            if self.access_log:
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(seconds * 1000, 2),
+                    **(
+                        {"operation": noted.get("operation"), "viewer_id": noted.get("viewer_id")}
+                        if noted.get("graphql")
+                        else {}
+                    ),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
 
@@ -224,8 +294,10 @@ def create_app(
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
     clock: Clock = system_clock,
     rate_limiter: RateLimiter | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
-    """The application; tests pass their own engine, sessionmaker, clock and rate limiter."""
+    """The application; tests pass their own engine, sessionmaker, clock, rate limiter and
+    tracer provider."""
     settings = settings or get_settings()
     owns_engine = engine is None
     engine = engine or create_engine(
@@ -234,6 +306,9 @@ def create_app(
         max_overflow=settings.db_max_overflow,
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
+    metrics.instrument_pool(engine)
+    owns_tracing = tracer_provider is None
+    tracer_provider = tracer_provider or tracing.tracer_provider(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -250,18 +325,21 @@ def create_app(
         await app.state.rate_limiter.close()
         if owns_engine:
             await engine.dispose()
+        if owns_tracing and isinstance(tracer_provider, SdkTracerProvider):
+            tracer_provider.shutdown()  # sends the spans still in the batch
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *([Route("/metrics", metrics_endpoint, methods=["GET"])] if settings.metrics else []),
             Route("/cabinet/set-password", set_password, methods=["POST"]),
             Route("/cabinet/session", session_info, methods=["GET"]),
         ],
         lifespan=lifespan,
         middleware=[
-            Middleware(RequestContextMiddleware),
+            Middleware(RequestContextMiddleware, access_log=settings.access_log),
             *(  # no origins, no CORS: browsers keep other sites' pages out by default
                 [
                     Middleware(
@@ -291,7 +369,7 @@ def create_app(
         max_nodes=settings.max_query_nodes,
     )
     app.state.rate_limiter = rate_limiter or (
-        RedisRateLimiter(settings.redis_url)
+        RedisRateLimiter(settings.redis_url, prefix=f"{settings.redis_key_prefix}ratelimit:")
         if settings.redis_url
         else DatabaseRateLimiter(app.state.sessionmaker)
     )
@@ -300,8 +378,10 @@ def create_app(
         if settings.compiled_operations
         else None
     )
+    app.state.tracer = tracer_provider.get_tracer("clientdesk") if tracer_provider else None
     app.state.graphql_view = GraphQLView(
-        schema, graphql_ide="graphiql" if settings.graphiql_enabled else None
+        build_schema(tracer_provider=tracer_provider) if tracer_provider else schema,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
     )
     return app
 

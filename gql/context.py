@@ -37,6 +37,8 @@ class Context:
     cost: "Cost | None" = None  # set before execution (gql/throttling.py)
     retry_after: float | None = None  # set when the rate limit refused the request
     request_error: bool = False  # set when nothing ran because the request was malformed
+    operation_name: str | None = None  # for the log line and metrics (gql/observability.py)
+    error_codes: tuple[str, ...] = ()  # the response's errors' codes, likewise
     _loaders: Loaders | None = None
 
     @property

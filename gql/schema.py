@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 import strawberry
+from opentelemetry.trace import TracerProvider
 from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
@@ -19,6 +20,7 @@ from gql.errors import BadUserInput, ErrorMasking
 from gql.execution import FastExecutionContext
 from gql.limits import ParseCache, QueryLimits, ValidationErrorLimit
 from gql.node import Node, fetch_nodes
+from gql.observability import Observed, Tracing
 from gql.permissions import AuthenticationGate, IsAuthenticated
 from gql.pricing.mutations import PricingMutation
 from gql.pricing.queries import PricingQuery
@@ -92,29 +94,38 @@ class Schema(strawberry.Schema):
         id, and the rest are the caller's mistakes."""
 
 
-schema = Schema(
-    query=Query,
-    mutation=Mutation,
-    types=[
-        Client,
-        StaffUser,
-        CreditEntry,
-        Package,
-        Department,
-        Category,
-        CustomFieldDefinition,
-        AuditEntry,
-        ApiToken,
-    ],
-    config=StrawberryConfig(scalar_map=SCALAR_MAP),
-    execution_context_class=FastExecutionContext,
-    extensions=[
-        ErrorMasking,
-        QueryLimits,  # before parsing: adds the token limit and the limit rules
-        ParseCache,
-        lambda: ValidationCache(maxsize=512),
-        AuthenticationGate,  # after ValidationCache: see its docstring
-        ValidationErrorLimit,  # after ValidationCache, too
-        Throttle,  # before execution: node limit, rate limit
-    ],
-)
+def build_schema(*, tracer_provider: TracerProvider | None = None) -> Schema:
+    """The schema with the extensions every request runs, and OpenTelemetry spans when given
+    a tracer provider (see clientdesk/tracing.py)."""
+    tracing = [lambda: Tracing(tracer_provider=tracer_provider)] if tracer_provider else []
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[
+            Client,
+            StaffUser,
+            CreditEntry,
+            Package,
+            Department,
+            Category,
+            CustomFieldDefinition,
+            AuditEntry,
+            ApiToken,
+        ],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=FastExecutionContext,
+        extensions=[
+            *tracing,
+            Observed,  # before ErrorMasking: it reads the codes masking gave
+            ErrorMasking,
+            QueryLimits,  # before parsing: adds the token limit and the limit rules
+            ParseCache,
+            lambda: ValidationCache(maxsize=512),
+            AuthenticationGate,  # after ValidationCache: see its docstring
+            ValidationErrorLimit,  # after ValidationCache, too
+            Throttle,  # before execution: node limit, rate limit
+        ],
+    )
+
+
+schema = build_schema()

@@ -177,6 +177,8 @@ class CompiledOperations:
         compiled = self.plan(query, name)
         if compiled is None:
             return None
+        named = compiled.operation.name
+        context.operation_name = named.value if named else None
         response = await self.run(compiled, context, name, variables)
         if response is None:
             self.declined += 1

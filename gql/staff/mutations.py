@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from clientdesk import metrics
 from gql.context import Info
 from gql.enums import Scope
 from gql.errors import UserError, attempt, user_errors
@@ -65,6 +66,7 @@ class StaffMutation:
         ttl = timedelta(hours=context.settings.session_token_ttl_hours)
         waiting = await login_throttle(context, email)
         if waiting is not None:
+            metrics.RATE_LIMIT_REFUSALS.labels("login").inc()
             return StaffLoginPayload(
                 token=None,
                 expires_at=None,

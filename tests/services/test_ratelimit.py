@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -56,6 +57,12 @@ async def test_token_bucket(limiter: RateLimiter, clock: FakeClock) -> None:
     assert other.allowed is True
 
 
+def refusals(limit: str) -> float:
+    """The refusals /metrics reports (tests/gql/test_observability.py scrapes it)."""
+    value = REGISTRY.get_sample_value("clientdesk_rate_limit_refusals_total", {"limit": limit})
+    return value or 0.0
+
+
 @pytest.fixture
 async def throttled_api(
     engine: AsyncEngine,
@@ -91,8 +98,10 @@ async def test_each_token_has_a_budget_and_429_says_when_to_retry(
         assert response.status_code == 200
         status = response.json()["extensions"]["cost"]["throttleStatus"]
         assert status == {"maximumAvailable": 30, "currentlyAvailable": left, "restoreRate": 0.5}
+    before = refusals("token")
     refused = await throttled_api.post(mutation, token=token)
     assert refused.status_code == 429
+    assert refusals("token") == before + 1
     assert refused.headers["Retry-After"] == "20"  # 10 points at half a point a second
     assert error_codes(refused.json()["errors"]) == ["RATE_LIMITED"]
     assert refused.json()["data"] is None
@@ -115,7 +124,9 @@ async def test_sign_in_is_throttled_per_account_and_aliases_count(
         )
         + " }"
     )
+    before = refusals("login")
     data = await throttled_api(aliased)
+    assert refusals("login") == before + 1
     # three attempts per account: the fourth alias is refused without checking the password
     codes = [data[f"a{n}"]["userErrors"][0]["code"] for n in range(4)]
     assert codes == ["INVALID_CREDENTIALS"] * 3 + ["TOO_MANY_ATTEMPTS"]

@@ -1,0 +1,125 @@
+"""Prometheus metrics, scraped at /metrics: what an operator graphs and alerts on.
+
+One process keeps its values in memory. Under `clientdesk serve --workers N` every worker
+writes its values to files in PROMETHEUS_MULTIPROC_DIR (`serve` makes that folder before the
+workers start), and /metrics adds up every worker's: a scrape sees the whole server, whichever
+worker answers it. Separate replicas are scraped one by one, as Prometheus does.
+"""
+
+import os
+import re
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+OUTCOMES = ("ok", "error", "rejected", "rate_limited")
+
+GRAPHQL_REQUESTS = Counter(
+    "clientdesk_graphql_requests",
+    "GraphQL requests by operation name and outcome: ok; error (the response has errors, a "
+    "partial result included); rejected (nothing ran: malformed, invalid, too large or too "
+    "costly); rate_limited (HTTP 429).",
+    ["operation", "outcome"],
+)
+GRAPHQL_DURATION = Histogram(
+    "clientdesk_graphql_request_duration_seconds",
+    "Time to answer a GraphQL request, from its first byte to its last, by operation name.",
+    ["operation"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+GRAPHQL_ERRORS = Counter(
+    "clientdesk_graphql_errors",
+    "Errors in GraphQL responses by `extensions.code`; INTERNAL_SERVER_ERROR counts resolvers "
+    "that failed unexpectedly (each logged with its request id).",
+    ["code"],
+)
+RATE_LIMIT_REFUSALS = Counter(
+    "clientdesk_rate_limit_refusals",
+    "Requests refused by a rate limit: token (a token's points per minute) or login "
+    "(sign-in attempts per account or address).",
+    ["limit"],
+)
+DB_CONNECTIONS_IN_USE = Gauge(
+    "clientdesk_db_connections_in_use",
+    "Database connections held by requests and background jobs right now.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    "clientdesk_db_pool_size",
+    "Connections the pools keep open at most (CLIENTDESK_DB_POOL_SIZE per process on "
+    "PostgreSQL), all processes together.",
+    multiprocess_mode="livesum",
+)
+
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
+MAX_OPERATION_NAMES = 200
+_operation_names: set[str] = set()
+
+
+def operation_label(name: str | None) -> str:
+    """The operation's name as a label value. Callers choose names, so a name that is not a
+    GraphQL name is "invalid", and past 200 distinct names a process says "other"."""
+    if not name:
+        return "anonymous"
+    if name in _operation_names:
+        return name
+    if not _NAME.fullmatch(name):
+        return "invalid"
+    if len(_operation_names) >= MAX_OPERATION_NAMES:
+        return "other"
+    _operation_names.add(name)
+    return name
+
+
+def observe_graphql(
+    *, operation: str | None, outcome: str, error_codes: list[str], seconds: float
+) -> None:
+    label = operation_label(operation)
+    GRAPHQL_REQUESTS.labels(label, outcome).inc()
+    GRAPHQL_DURATION.labels(label).observe(seconds)
+    for code in error_codes:
+        GRAPHQL_ERRORS.labels(code).inc()
+    if outcome == "rate_limited":
+        RATE_LIMIT_REFUSALS.labels("token").inc()
+
+
+def instrument_pool(engine: AsyncEngine) -> None:
+    """Count the engine's connections in use (once per engine, whatever calls this)."""
+    sync_engine = engine.sync_engine
+    if getattr(sync_engine, "_clientdesk_instrumented", False):
+        return
+    sync_engine._clientdesk_instrumented = True  # type: ignore[attr-defined]  # our marker
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    DB_POOL_SIZE.inc(size() if callable(size) else 0)
+    out = getattr(pool, "checkedout", None)  # held already (tests hand over their engine)
+    DB_CONNECTIONS_IN_USE.inc(out() if callable(out) else 0)
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checkout(*_: Any) -> None:
+        DB_CONNECTIONS_IN_USE.inc()
+
+    @event.listens_for(sync_engine, "checkin")
+    def _checkin(*_: Any) -> None:
+        DB_CONNECTIONS_IN_USE.dec()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The scrape: this process's metrics, or every worker's under `serve --workers`."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,133 @@
+"""Real server processes on loopback, started as operators start them (`clientdesk serve`)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from db.enums import StaffRole, TokenKind
+from db.models import Client, StaffUser
+from db.session import create_engine, create_sessionmaker
+from services.auth import issue_token
+
+CLIENTDESK = str(Path(sys.executable).parent / "clientdesk")
+STARTED = "Application startup complete"
+CLEAN_EXIT = {0, -signal.SIGTERM}
+SEEDED_AT = datetime(2026, 6, 1, tzinfo=UTC)  # API tokens do not expire
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """One `clientdesk serve` and its log (JSON lines on standard error)."""
+
+    url: str
+    process: subprocess.Popen[str]
+    log: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+
+    @property
+    def graphql(self) -> str:
+        return f"{self.url}/graphql"
+
+    def failures(self) -> list[str]:
+        """Log lines of unexpected errors (masked for callers, logged in full here)."""
+        return [line for line in self.log if "resolver_failed" in line or "Traceback" in line]
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as a process manager stops it; its exit status (uvicorn ends a graceful
+        stop by raising the signal it caught again: -SIGTERM is a clean exit, as is 0)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        status = self.process.wait(timeout)
+        if self.reader is not None:
+            self.reader.join(10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return status
+
+
+def start_server(
+    database_url: str, environment: dict[str, str], *, workers: int = 1
+) -> ServerProcess:
+    """Start a server on a free port and wait until it has started (or failed to)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [CLIENTDESK, "serve", "--workers", str(workers)],
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "CLIENTDESK_PORT": str(port),
+            "CLIENTDESK_MAIL_SENDER": "false",
+            "CLIENTDESK_LOG_LEVEL": "INFO",
+            **environment,
+        },
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", process)
+    started = threading.Event()
+    workers_started = 0
+
+    def read_log() -> None:
+        nonlocal workers_started
+        assert process.stderr is not None
+        for line in process.stderr:
+            server.log.append(line)
+            if STARTED in line:
+                workers_started += 1
+                if workers_started >= workers:
+                    started.set()
+        started.set()  # the process ended: let the caller see it
+
+    server.reader = threading.Thread(target=read_log, daemon=True)
+    server.reader.start()
+    if not started.wait(60) or process.poll() is not None:
+        server.stop()
+        raise AssertionError("the server did not start:\n" + "".join(server.log))
+    return server
+
+
+@dataclass
+class Seeded:
+    tokens: list[str]  # an admin's API tokens
+    client_id: int  # a EUR client with nothing on its ledger
+
+
+async def seed_admin_and_client(database_url: str, *, tokens: int = 1) -> Seeded:
+    """An admin with `tokens` API tokens, and one client, committed."""
+    engine = create_engine(database_url)
+    async with create_sessionmaker(engine)() as session:
+        admin = StaffUser(email="ops@example.com", name="Ops", role=StaffRole.ADMIN)
+        client = Client(
+            login="shared",
+            password_hash="x",
+            email="shared@example.com",
+            currency="EUR",
+            balance=Decimal(0),
+            credit_limit=Decimal(0),
+            created_at=SEEDED_AT,
+            updated_at=SEEDED_AT,
+        )
+        session.add_all([admin, client])
+        await session.flush()
+        issued = [
+            await issue_token(session, staff=admin, kind=TokenKind.API, name=f"t{n}", now=SEEDED_AT)
+            for n in range(tokens)
+        ]
+        seeded = Seeded([token.token for token in issued], client.id)
+        await session.commit()
+    await engine.dispose()
+    return seeded
