@@ -9,7 +9,7 @@ When TEST_DATABASE_URL is set but PostgreSQL is unreachable the tests error: the
 """
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
@@ -232,3 +232,22 @@ async def scratch(backend: str, tmp_path: Path) -> AsyncIterator[ScratchDatabase
 async def scratch_url(scratch: ScratchDatabases) -> str:
     """One empty, migrated database of the backend's kind that the test may commit to."""
     return await scratch.create()
+
+
+async def backends_until(
+    connection: AsyncConnection, condition: str, done: Callable[[int], bool]
+) -> int:
+    """How many of this database's other backends match `condition` (SQL over
+    pg_stat_activity), asked again until `done` says so (at most 2,000 times)."""
+    found = 0
+    for _ in range(2000):
+        found = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                f"AND pid <> pg_backend_pid() AND {condition}"
+            )
+        )
+        await connection.commit()  # pg_stat_activity is read once per transaction
+        if done(found):
+            break
+    return found

@@ -102,7 +102,8 @@ def start_server(
 
 @dataclass
 class Seeded:
-    tokens: list[str]  # an admin's API tokens
+    admin_id: int
+    tokens: list[str]  # the admin's API tokens
     client_id: int  # a EUR client with nothing on its ledger
 
 
@@ -127,7 +128,7 @@ async def seed_admin_and_client(database_url: str, *, tokens: int = 1) -> Seeded
             await issue_token(session, staff=admin, kind=TokenKind.API, name=f"t{n}", now=SEEDED_AT)
             for n in range(tokens)
         ]
-        seeded = Seeded([token.token for token in issued], client.id)
+        seeded = Seeded(admin.id, [token.token for token in issued], client.id)
         await session.commit()
     await engine.dispose()
     return seeded

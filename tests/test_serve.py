@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from db.session import create_engine
-from tests.conftest import POSTGRES_URL, ScratchDatabases
+from tests.conftest import POSTGRES_URL, ScratchDatabases, backends_until
 from tests.servers import CLEAN_EXIT, seed_admin_and_client, start_server
 
 ADD = """
@@ -100,17 +100,9 @@ async def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None
                         headers={"Authorization": f"Bearer {seeded.tokens[0]}"},
                     )
                 )
-                waiting = 0
-                for _ in range(2000):
-                    waiting = await watcher.scalar(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                            "current_database() AND wait_event_type = 'Lock'"
-                        )
-                    )
-                    await watcher.commit()  # pg_stat_activity is read once per transaction
-                    if waiting:
-                        break
+                waiting = await backends_until(
+                    watcher, "wait_event_type = 'Lock'", lambda count: count > 0
+                )
                 assert waiting == 1
                 # and the server is told to stop while it waits
                 server.process.terminate()

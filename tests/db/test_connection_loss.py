@@ -13,7 +13,7 @@ from db.models import StaffUser
 from db.session import create_engine, create_sessionmaker
 from gql.app import create_app
 from services.auth import issue_token
-from tests.conftest import POSTGRES_URL, FakeClock, ScratchDatabases
+from tests.conftest import POSTGRES_URL, FakeClock, ScratchDatabases, backends_until
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (TEST_DATABASE_URL)")
 QUERY = "{ viewer { email } clients(first: 1) { nodes { login } } }"
@@ -52,17 +52,7 @@ async def test_requests_survive_the_server_closing_pooled_connections(tmp_path: 
                 )
                 # pg_terminate_backend only signals: wait until the backends have exited, as
                 # after a restart (a request racing a backend's exit may fail; it is not retried)
-                left = ended
-                for _ in range(1000):
-                    left = await connection.scalar(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                        )
-                    )
-                    await connection.commit()  # pg_stat_activity is read once per transaction
-                    if left == 0:
-                        break
+                left = await backends_until(connection, "true", lambda count: count == 0)
             await admin.dispose()
             assert ended >= 1
             assert left == 0

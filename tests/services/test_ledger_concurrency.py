@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import func, select
 
 from clientdesk.settings import Settings
-from db.enums import PaymentMethod, StaffRole, TokenKind
+from db.enums import PaymentMethod
 from db.models import Client, CreditEntry, StaffUser
 from db.session import create_engine, create_sessionmaker
 from gql.app import create_app
 from services import ledger
 from services.actors import Actor
-from services.auth import issue_token
+from tests.servers import seed_admin_and_client
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DEDUCT = """
@@ -46,35 +46,20 @@ class Stack:
 @pytest.fixture
 async def stack(scratch_url: str) -> AsyncIterator[Stack]:
     """A committing database with an admin, a token, and a EUR client holding 200.00."""
+    seeded = await seed_admin_and_client(scratch_url)
     engine = create_engine(scratch_url, pool_size=20, max_overflow=30)
-    sessions = create_sessionmaker(engine)
-    async with sessions() as session:
-        admin = StaffUser(email="admin@example.com", name="Admin", role=StaffRole.ADMIN)
-        client = Client(
-            login="hot",
-            password_hash="x",
-            email="hot@example.com",
-            currency="EUR",
-            balance=Decimal(0),
-            credit_limit=Decimal(0),
-            created_at=NOW,
-            updated_at=NOW,
-        )
-        session.add_all([admin, client])
-        await session.flush()
-        token = (
-            await issue_token(session, staff=admin, kind=TokenKind.API, name="t", now=NOW)
-        ).token
-        await session.commit()
+    async with create_sessionmaker(engine)() as session:
+        admin = await session.get(StaffUser, seeded.admin_id)
+        assert admin is not None
         actor = Actor(admin.id, admin.email, admin.role, NOW)
         await ledger.add_credit(
             session,
             actor=actor,
-            client_id=client.id,
+            client_id=seeded.client_id,
             amount=Decimal("200.00"),
             payment_method=PaymentMethod.CASH,
         )
-        client_id = client.id
+    token, client_id = seeded.tokens[0], seeded.client_id
     app = create_app(Settings(database_url=scratch_url), engine=engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://stack.test") as http:
