@@ -1,6 +1,7 @@
 """Rate limits as token buckets, kept where every process and replica sees them: in Redis
 (one atomic script call) or, without Redis, in the database (one locked row)."""
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -65,13 +66,13 @@ def _decide(
     return tokens, Decision(False, tokens, rate, (cost - tokens) / rate.per_second)
 
 
-# KEYS[1] bucket; ARGV capacity, refill per second, now (epoch seconds), cost.
-# Returns {allowed (0/1), tokens left as a string} (Redis would truncate a Lua number).
+# KEYS[1] bucket; ARGV capacity, refill per second, now (epoch seconds), then one cost per
+# ask, applied in order. Returns, per ask, allowed (0/1) and the tokens left after it, as a
+# string (Redis would truncate a Lua number).
 TOKEN_BUCKET = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
@@ -80,32 +81,101 @@ if tokens == nil then
   ts = now
 end
 tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
+local answers = {}
+for i = 4, #ARGV do
+  local cost = tonumber(ARGV[i])
+  local allowed = 0
+  if tokens >= cost then
+    tokens = tokens - cost
+    allowed = 1
+  end
+  answers[#answers + 1] = allowed
+  answers[#answers + 1] = tostring(tokens)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(math.max(now, ts)))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
-return {allowed, tostring(tokens)}
+return answers
 """
 
 
+@dataclass(slots=True)
+class _Ask:
+    cost: int
+    rate: Rate
+    now: datetime
+    answer: "asyncio.Future[Decision]"
+
+
 class RedisRateLimiter:
-    """Buckets in Redis, updated by one Lua script call (atomic across every process)."""
+    """Buckets in Redis, updated by one Lua script call (atomic across every process).
+
+    A process asks once per bucket at a time: asks for a bucket that arrive while its call is
+    in flight wait for it and then go together, in arrival order, in one call (under load one
+    token's requests would otherwise queue in Redis one by one). Each gets the decision it
+    would have got alone, in that order.
+    """
 
     def __init__(self, url: str, *, prefix: str = "clientdesk:ratelimit:") -> None:
         self.redis = aioredis.from_url(url)
         self.prefix = prefix
         self.script = self.redis.register_script(TOKEN_BUCKET)
+        self._waiting: dict[str, list[_Ask]] = {}  # per bucket with a call in flight
+        self._sending: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps none)
 
     async def take(self, key: str, cost: int, rate: Rate, now: datetime) -> Decision:
-        allowed, left = await self.script(
-            keys=[self.prefix + key], args=[rate.capacity, rate.per_second, now.timestamp(), cost]
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            ask = _Ask(cost, rate, now, asyncio.get_running_loop().create_future())
+            waiting.append(ask)
+            return await ask.answer
+        self._waiting[key] = []
+        try:
+            [decision] = await self._call(key, rate, now, [cost])
+        finally:
+            self._next(key)
+        return decision
+
+    def _next(self, key: str) -> None:
+        """After a call: send what waited for it, or free the bucket."""
+        waiting = self._waiting.get(key)
+        if not waiting:
+            self._waiting.pop(key, None)
+            return
+        self._waiting[key] = []
+        task = asyncio.get_running_loop().create_task(self._send(key, waiting))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, key: str, asks: list[_Ask]) -> None:
+        try:
+            batches: dict[Rate, list[_Ask]] = {}
+            for ask in asks:  # one key has one rate; kept apart should a caller differ
+                batches.setdefault(ask.rate, []).append(ask)
+            for rate, batch in batches.items():
+                now = max(ask.now for ask in batch)
+                try:
+                    decisions = await self._call(key, rate, now, [ask.cost for ask in batch])
+                except Exception as error:
+                    for ask in batch:
+                        if not ask.answer.done():  # its request may have been cancelled
+                            ask.answer.set_exception(error)
+                    continue
+                for ask, decision in zip(batch, decisions, strict=True):
+                    if not ask.answer.done():
+                        ask.answer.set_result(decision)
+        finally:
+            self._next(key)
+
+    async def _call(self, key: str, rate: Rate, now: datetime, costs: list[int]) -> list[Decision]:
+        answers = await self.script(
+            keys=[self.prefix + key], args=[rate.capacity, rate.per_second, now.timestamp(), *costs]
         )
-        tokens = float(left)
-        retry = 0.0 if allowed else (cost - tokens) / rate.per_second
-        return Decision(bool(allowed), tokens, rate, retry)
+        decisions = []
+        for cost, allowed, left in zip(costs, answers[::2], answers[1::2], strict=True):
+            tokens = float(left)
+            retry = 0.0 if allowed else (cost - tokens) / rate.per_second
+            decisions.append(Decision(bool(allowed), tokens, rate, retry))
+        return decisions
 
     def bound(self, sessions: SessionScope) -> "RedisRateLimiter":
         return self

@@ -1,6 +1,7 @@
 """Rate limits: token buckets shared through Redis or the database, 429 when empty, and
 sign-in attempts throttled per account and per address (aliases count)."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -55,6 +56,46 @@ async def test_token_bucket(limiter: RateLimiter, clock: FakeClock) -> None:
     assert full.remaining == 9
     other = await limiter.take("another", 10, rate, clock())
     assert other.allowed is True
+
+
+async def test_concurrent_asks_for_one_bucket_are_decided_in_order_in_fewer_calls(
+    clock: FakeClock,
+) -> None:
+    # given a Redis bucket of 10 points
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"test:{uuid.uuid4().hex}:")
+    rate = Rate(10, timedelta(minutes=1))
+    calls_before = await evalsha_calls(limiter)
+    try:
+        # when 8 requests ask for 2 points each at once
+        decisions = await asyncio.gather(
+            *(limiter.take("busy", 2, rate, clock()) for _ in range(8))
+        )
+        calls = await evalsha_calls(limiter) - calls_before
+        # and then another, alone
+        after = await limiter.take("busy", 1, rate, clock())
+    finally:
+        await limiter.redis.delete(f"{limiter.prefix}busy")
+        await limiter.close()
+    # then each got what it would have got alone, in order
+    assert [(d.allowed, d.remaining) for d in decisions] == [
+        (True, 8),
+        (True, 6),
+        (True, 4),
+        (True, 2),
+        (True, 0),
+        (False, 0),
+        (False, 0),
+        (False, 0),
+    ]
+    assert decisions[-1].retry_after == pytest.approx(12.0)
+    # in two calls: the first, and the seven that waited for it
+    assert calls == 2
+    assert (after.allowed, after.remaining) == (False, 0)
+
+
+async def evalsha_calls(limiter: RedisRateLimiter) -> int:
+    stats = await limiter.redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 def refusals(limit: str) -> float:
