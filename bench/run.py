@@ -446,27 +446,31 @@ def measure_reads(
         for workload in workloads:
             bodies = {s: json.dumps(r.body) for s, r in workload.requests.items()}
             targets = {s: urls[s] + r.path for s, r in workload.requests.items()}
-            for system in SYSTEMS:  # warm-up: JITs, caches, prepared statements
-                wrk(
+
+            def load(
+                system: str,
+                seconds: int,
+                targets: dict[str, str] = targets,
+                bodies: dict[str, str] = bodies,
+                connections: int = connections,
+            ) -> dict[str, Any]:
+                return wrk(
                     targets[system],
                     bodies[system],
                     connections=connections,
-                    seconds=config.warmup,
+                    seconds=seconds,
                     auth=auth if system == CLIENTDESK else None,
                 )
+
+            for system in SYSTEMS:  # warm-up: JITs, caches, prepared statements
+                load(system, config.warmup)
                 quiesce(database_url)
             for round_ in range(config.rounds):
                 order = SYSTEMS[round_ % 3 :] + SYSTEMS[: round_ % 3]
                 for system in order:
                     watch = workload.name == "W1nc" and system == CLIENTDESK and connections > 1
                     with MemoryWatch(workers) as memory:
-                        summary = wrk(
-                            targets[system],
-                            bodies[system],
-                            connections=connections,
-                            seconds=config.duration,
-                            auth=auth if system == CLIENTDESK else None,
-                        )
+                        summary = load(system, config.duration)
                     quiesce(database_url)
                     run = as_run(summary, workload.name, system, connections, round_ + 1)
                     report.runs.append(run)
