@@ -73,7 +73,11 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
     port = port or settings.port
     click.echo(f"GraphiQL: http://{host}:{port}/graphql", err=True)
     with contextlib.ExitStack() as cleanup:
-        if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
+        given = os.environ.get(MULTIPROCESS_DIR)
+        if given:  # the operator's folder: last run's values are not this run's
+            for stale in Path(given).glob("*.db"):
+                stale.unlink()
+        elif workers > 1:
             # the workers write their metrics here and /metrics adds them up
             folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="clientdesk-"))
             os.environ[MULTIPROCESS_DIR] = folder
@@ -294,7 +298,13 @@ def schema_check(against: str, schema_file: Path, readme: Path) -> None:
     from clientdesk import schema_changes
 
     schema_file = schema_file.resolve()
-    before = schema_changes.schema_at(against, schema_file)
+    try:
+        before = schema_changes.schema_at(against, schema_file)
+    except schema_changes.UnknownRevision:
+        raise click.ClickException(
+            f"{against} is not a commit of this clone (shallow clone?): nothing to compare "
+            "with. Fetch more history or pass --against."
+        ) from None
     if before is None:
         click.echo(f"No {schema_file.name} at {against}: nothing to compare.", err=True)
         return

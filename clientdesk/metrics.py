@@ -63,30 +63,36 @@ DB_POOL_SIZE = Gauge(
     multiprocess_mode="livesum",
 )
 
-_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
+GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")  # a GraphQL name, 64 at most
 MAX_OPERATION_NAMES = 200
 _operation_names: set[str] = set()
 
 
-def operation_label(name: str | None) -> str:
+def operation_label(name: str | None, *, trusted: bool = True) -> str:
     """The operation's name as a label value. Callers choose names, so a name that is not a
-    GraphQL name is "invalid", and past 200 distinct names a process says "other"."""
+    GraphQL name is "invalid"; only requests with a valid token add new names (others get
+    "other" for a name not seen yet), and past 200 distinct names a process says "other"."""
     if not name:
         return "anonymous"
     if name in _operation_names:
         return name
-    if not _NAME.fullmatch(name):
+    if not GRAPHQL_NAME.fullmatch(name):
         return "invalid"
-    if len(_operation_names) >= MAX_OPERATION_NAMES:
+    if not trusted or len(_operation_names) >= MAX_OPERATION_NAMES:
         return "other"
     _operation_names.add(name)
     return name
 
 
 def observe_graphql(
-    *, operation: str | None, outcome: str, error_codes: list[str], seconds: float
+    *,
+    operation: str | None,
+    trusted: bool,
+    outcome: str,
+    error_codes: list[str] | tuple[str, ...],
+    seconds: float,
 ) -> None:
-    label = operation_label(operation)
+    label = operation_label(operation, trusted=trusted)
     GRAPHQL_REQUESTS.labels(label, outcome).inc()
     GRAPHQL_DURATION.labels(label).observe(seconds)
     for code in error_codes:
@@ -114,6 +120,13 @@ def instrument_pool(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "checkin")
     def _checkin(*_: Any) -> None:
         DB_CONNECTIONS_IN_USE.dec()
+
+
+def process_ended() -> None:
+    """A worker that stops takes its live gauges (connections, pool size) out of the sums;
+    its counters stay in the totals."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def exposition() -> tuple[bytes, str]:

@@ -60,8 +60,20 @@ def unexplained(changes: list[Change], changelog_text: str) -> list[Change]:
     return [change for change in changes if f"`{change.element}`" not in changelog_text]
 
 
+class UnknownRevision(Exception):
+    """The revision to compare with is not in this clone (a shallow clone, a typo)."""
+
+
 def schema_at(revision: str, path: Path) -> str | None:
     """The file as committed at `revision`, or None when it did not exist there."""
+    known = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        cwd=path.parent,
+        capture_output=True,
+        check=False,
+    )
+    if known.returncode != 0:
+        raise UnknownRevision(revision)
     shown = subprocess.run(
         ["git", "show", f"{revision}:{path.name}"],
         cwd=path.parent,

@@ -37,6 +37,8 @@ def create_engine(
     `statement_timeout_ms` bounds every statement on PostgreSQL (servers set it; the CLI's
     migrations and bulk loads run without it).
     """
+    # Errors (logged, and recorded in trace spans) show the SQL but never the values in it.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)

@@ -55,7 +55,8 @@ def bearer_token(request: Request) -> str | None:
 
 async def graphql_endpoint(request: Request) -> Response:
     state = request.app.state
-    request.state.graphql = True  # counted in the metrics (RequestContextMiddleware)
+    # an operation, counted in the metrics (RequestContextMiddleware); not GraphiQL's page
+    request.state.graphql = request.method == "POST" or "query" in request.query_params
     settings: Settings = state.settings
     declared = request.headers.get("content-length", "0")
     if (declared.isdigit() and int(declared) > settings.max_body_bytes) or (
@@ -115,6 +116,7 @@ def note_request(request: Request, context: Context, status: int) -> None:
     noted.operation = context.operation_name
     noted.error_codes = context.error_codes
     noted.viewer_id = context.viewer.staff_id if context.viewer else None
+    noted.trusted = context.viewer is not None
     if context.retry_after is not None:
         noted.outcome = "rate_limited"
     elif context.request_error or status >= 400:
@@ -188,7 +190,7 @@ async def metrics_endpoint(request: Request) -> Response:
     """Prometheus metrics (clientdesk/metrics.py)."""
     expected = request.app.state.settings.metrics_token
     if expected is not None and not secrets.compare_digest(
-        bearer_token(request) or "", expected.get_secret_value()
+        (bearer_token(request) or "").encode(), expected.get_secret_value().encode()
     ):
         return PlainTextResponse("A bearer token is needed.", status_code=401)
     body, media_type = metrics.exposition()
@@ -234,6 +236,7 @@ class RequestContextMiddleware:
             if noted.get("graphql"):
                 metrics.observe_graphql(
                     operation=noted.get("operation"),
+                    trusted=noted.get("trusted", False),
                     outcome=noted.get("outcome", "rejected" if status < 500 else "error"),
                     error_codes=noted.get("error_codes", ()),
                     seconds=seconds,
@@ -327,6 +330,8 @@ def create_app(
             await engine.dispose()
         if owns_tracing and isinstance(tracer_provider, SdkTracerProvider):
             tracer_provider.shutdown()  # sends the spans still in the batch
+        if owns_engine:
+            metrics.process_ended()
 
     app = Starlette(
         routes=[

@@ -9,6 +9,8 @@ from opentelemetry.trace import SpanKind
 from strawberry.extensions import LifecycleStep, SchemaExtension
 from strawberry.extensions.tracing import OpenTelemetryExtension
 
+from clientdesk.metrics import GRAPHQL_NAME
+
 
 class Observed(SchemaExtension):
     """Notes the operation's name and its errors' codes on the context (listed before
@@ -48,16 +50,14 @@ class Tracing(OpenTelemetryExtension):
         )
 
     def on_operation(self) -> Generator[None, None, None]:
-        given = self.execution_context.operation_name
-        span = self._tracer.start_span(
-            f"GraphQL Query: {given}" if given else "GraphQL Query", kind=SpanKind.INTERNAL
-        )
+        span = self._tracer.start_span("GraphQL Query", kind=SpanKind.INTERNAL)
         span.set_attribute("component", "graphql")
         self._span_holder[LifecycleStep.OPERATION] = span
-        yield
-        name = self.execution_context.operation_name
-        if name:
-            span.set_attribute("graphql.operation.name", name)
-            if not given:
+        try:
+            yield
+        finally:  # a request refused before execution ends its span too
+            name = self.execution_context.operation_name
+            if name and GRAPHQL_NAME.fullmatch(name):  # what callers send is any text
+                span.set_attribute("graphql.operation.name", name)
                 span.update_name(f"GraphQL Query: {name}")
-        span.end()
+            span.end()

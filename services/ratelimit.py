@@ -111,8 +111,8 @@ class RedisRateLimiter:
 
     A process asks once per bucket at a time: asks for a bucket that arrive while its call is
     in flight wait for it and then go together, in arrival order, in one call (under load one
-    token's requests would otherwise queue in Redis one by one). Each gets the decision it
-    would have got alone, in that order.
+    token's requests would otherwise queue in Redis one by one). The bucket is refilled once
+    for the batch, to its latest ask's time, and the asks are decided in order.
     """
 
     def __init__(self, url: str, *, prefix: str = "clientdesk:ratelimit:") -> None:
@@ -147,23 +147,28 @@ class RedisRateLimiter:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, key: str, asks: list[_Ask]) -> None:
-        try:
-            batches: dict[Rate, list[_Ask]] = {}
-            for ask in asks:  # one key has one rate; kept apart should a caller differ
+        batches: dict[Rate, list[_Ask]] = {}
+        for ask in asks:
+            if not ask.answer.done():  # a request that gave up asks for nothing
+                # one key has one rate; kept apart should a caller differ
                 batches.setdefault(ask.rate, []).append(ask)
+        try:
             for rate, batch in batches.items():
                 now = max(ask.now for ask in batch)
                 try:
                     decisions = await self._call(key, rate, now, [ask.cost for ask in batch])
                 except Exception as error:
                     for ask in batch:
-                        if not ask.answer.done():  # its request may have been cancelled
+                        if not ask.answer.done():
                             ask.answer.set_exception(error)
                     continue
                 for ask, decision in zip(batch, decisions, strict=True):
                     if not ask.answer.done():
                         ask.answer.set_result(decision)
         finally:
+            for ask in asks:  # cancelled itself (the loop is closing): nobody waits forever
+                if not ask.answer.done():
+                    ask.answer.cancel()
             self._next(key)
 
     async def _call(self, key: str, rate: Rate, now: datetime, costs: list[int]) -> list[Decision]:

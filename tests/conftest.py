@@ -8,6 +8,7 @@ scratch database of their own.
 When TEST_DATABASE_URL is set but PostgreSQL is unreachable the tests error: they never skip.
 """
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -238,9 +239,10 @@ async def backends_until(
     connection: AsyncConnection, condition: str, done: Callable[[int], bool]
 ) -> int:
     """How many of this database's other backends match `condition` (SQL over
-    pg_stat_activity), asked again until `done` says so (at most 2,000 times)."""
+    pg_stat_activity), asked again until `done` says so (for 30 seconds at most)."""
     found = 0
-    for _ in range(2000):
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
         found = await connection.scalar(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -250,4 +252,5 @@ async def backends_until(
         await connection.commit()  # pg_stat_activity is read once per transaction
         if done(found):
             break
+        await asyncio.sleep(0.005)  # a backend exiting or a lock being waited for: soon
     return found

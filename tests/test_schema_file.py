@@ -121,6 +121,16 @@ def test_schema_check_refuses_an_unexplained_breaking_change(tmp_path: Path) -> 
     git("add", ".")
     git("commit", "--quiet", "-m", "schema")
     assert check().returncode == 0
+    # (a revision the clone does not have is an error, not a pass)
+    missing = subprocess.run(
+        [CLIENTDESK, "schema-check", "--against", "HEAD~1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert "HEAD~1 is not a commit of this clone" in missing.stderr
     # when a field is removed
     (tmp_path / "schema.graphql").write_text(BEFORE.replace(" name: String", ""))
     # then the check fails and says which

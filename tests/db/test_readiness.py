@@ -77,7 +77,7 @@ async def http(relay: Relay) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         database_url=url.render_as_string(hide_password=False),
         log_format="console",
-        readiness_timeout_seconds=0.5,
+        readiness_timeout_seconds=1.5,
     )
     app: Any = create_app(settings)
     transport = httpx.ASGITransport(app=app)
