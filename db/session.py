@@ -196,7 +196,7 @@ class SharedSession:
                 # the others may be gone too: start a new pool, and read on a new connection.
                 await self._reader.invalidate()
                 self._reader = None
-                await bind.dispose(close=False)
+                await self._renew_pool()
                 self._reader = await bind.connect()
                 return await fetch_all(self._reader, statement, parameters)
 
@@ -218,17 +218,20 @@ class SharedSession:
                 raise
         self._session = None
         await session.invalidate()
+        await self._renew_pool()
+        return await run(self._open_session())
+
+    async def _renew_pool(self) -> None:
+        """After a connection the server had closed (a restart, a failover): the pool's others
+        may be gone too, so later connections come from a new pool."""
         bind = self._sessions.kw["bind"]
         if isinstance(bind, AsyncEngine):
             await bind.dispose(close=False)
-        return await run(self._open_session())
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[AsyncSession]:
         """The session itself, for a service call that runs several statements."""
         async with self._lock:
-            if self._finished:
-                raise SessionFinished("the request has been answered")
             yield await self._open_session_after_reader()
 
     async def _open_session_after_reader(self) -> AsyncSession:

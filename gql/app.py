@@ -328,10 +328,9 @@ def create_app(
         await app.state.rate_limiter.close()
         if owns_engine:
             await engine.dispose()
+            metrics.process_ended()
         if owns_tracing and isinstance(tracer_provider, SdkTracerProvider):
             tracer_provider.shutdown()  # sends the spans still in the batch
-        if owns_engine:
-            metrics.process_ended()
 
     app = Starlette(
         routes=[

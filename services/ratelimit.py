@@ -38,6 +38,11 @@ class Decision:
     rate: Rate
     retry_after: float  # seconds until the points asked for are there; 0 when allowed
 
+    @classmethod
+    def after(cls, allowed: bool, tokens: float, cost: int, rate: Rate) -> "Decision":
+        """The decision on asking `cost`, with `tokens` left in the bucket afterwards."""
+        return cls(allowed, tokens, rate, 0.0 if allowed else (cost - tokens) / rate.per_second)
+
 
 class RateLimiter(Protocol):
     async def take(self, key: str, cost: int, rate: Rate, now: datetime) -> Decision: ...
@@ -62,8 +67,8 @@ def _decide(
         elapsed = max(0.0, (now - updated).total_seconds())
         tokens = min(float(rate.capacity), tokens + elapsed * rate.per_second)
     if tokens >= cost:
-        return tokens - cost, Decision(True, tokens - cost, rate, 0.0)
-    return tokens, Decision(False, tokens, rate, (cost - tokens) / rate.per_second)
+        return tokens - cost, Decision.after(True, tokens - cost, cost, rate)
+    return tokens, Decision.after(False, tokens, cost, rate)
 
 
 # KEYS[1] bucket; ARGV capacity, refill per second, now (epoch seconds), then one cost per
@@ -175,12 +180,10 @@ class RedisRateLimiter:
         answers = await self.script(
             keys=[self.prefix + key], args=[rate.capacity, rate.per_second, now.timestamp(), *costs]
         )
-        decisions = []
-        for cost, allowed, left in zip(costs, answers[::2], answers[1::2], strict=True):
-            tokens = float(left)
-            retry = 0.0 if allowed else (cost - tokens) / rate.per_second
-            decisions.append(Decision(bool(allowed), tokens, rate, retry))
-        return decisions
+        return [
+            Decision.after(bool(allowed), float(left), cost, rate)
+            for cost, allowed, left in zip(costs, answers[::2], answers[1::2], strict=True)
+        ]
 
     def bound(self, sessions: SessionScope) -> "RedisRateLimiter":
         return self
