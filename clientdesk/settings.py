@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_aliases: int = 15
     max_query_tokens: int = 1_000
+    anonymous_max_query_tokens: int = Field(
+        default=300, description="Token limit of documents sent without a token (sign-in)."
+    )
+    max_expensive_fields: int = Field(
+        default=2,
+        description="Uses of CPU-heavy fields (passwordStrength, staffLogin) in one request.",
+    )
     max_query_directives: int = 50
     max_query_nodes: int = 50_000
     max_body_bytes: int = Field(default=100_000, description="Largest request body accepted.")

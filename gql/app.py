@@ -367,6 +367,8 @@ def create_app(
     app.state.token_cache = auth.TokenCache(timedelta(seconds=settings.token_cache_seconds))
     app.state.limits = Limits(
         max_tokens=settings.max_query_tokens,
+        anonymous_max_tokens=settings.anonymous_max_query_tokens,
+        max_expensive_fields=settings.max_expensive_fields,
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_query_aliases,
         max_directives=settings.max_query_directives,

@@ -42,6 +42,12 @@ class Context:
     _loaders: Loaders | None = None
 
     @property
+    def hide_suggestions(self) -> bool:
+        """Errors leave out "Did you mean …?" hints: they name parts of the schema, which only
+        staff allowed to introspect it may see."""
+        return self.viewer is None or not self.settings.introspection_enabled
+
+    @property
     def loaders(self) -> Loaders:
         """The request's dataloaders, made when a resolver first needs one (the compiled
         path never does)."""

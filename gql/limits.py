@@ -1,23 +1,27 @@
-"""Limits on what one request may ask, checked before anything runs.
+"""Limits on what one request may ask, checked before anything runs, in time linear in the
+document: each fragment is walked once and its figures remembered, however often it is spread.
 
 Each refusal is a top-level error with its own `extensions.code`:
 
 | limit | default | code |
 |---|---|---|
-| tokens in the document | 1,000 | TOO_MANY_TOKENS |
+| tokens in the document (without a token: 300) | 1,000 | TOO_MANY_TOKENS |
 | field depth (introspection excepted) | 12 | QUERY_TOO_DEEP |
-| aliases, counted through fragments | 15 | TOO_MANY_ALIASES |
+| aliases, counted each time their fragment is spread | 15 | TOO_MANY_ALIASES |
 | directives | 50 | TOO_MANY_DIRECTIVES |
-| nodes a query may return (GitHub's model: page sizes multiply) | 50,000 | QUERY_TOO_COSTLY |
+| nodes a query may return (page sizes multiply) | 50,000 | QUERY_TOO_COSTLY |
+| expensive fields (`passwordStrength`, `staffLogin`) | 2 | QUERY_TOO_COSTLY |
 | validation errors reported | 3 | (the rest are dropped) |
+
+The node count follows GitHub's model on the expanded selection and the coerced variables
+(defaults included): a connection asks for its page size (`first`/`last`, default 10) times
+the page sizes above it; `nodes(ids:)` for one node per id; a list without paging (prices,
+connections, reference data) for an estimated 10; whatever sits below is multiplied by that.
 """
 
-import contextlib
 import math
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -27,21 +31,32 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
     GraphQLSchema,
     InlineFragmentNode,
-    NoSchemaIntrospectionCustomRule,
+    Node,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
-    ValidationRule,
+    StringValueNode,
     get_named_type,
-    parse,
-    value_from_ast_untyped,
+    is_composite_type,
 )
-from strawberry.extensions import SchemaExtension
+from graphql.execution.values import get_argument_values, get_variable_values
 
 DEFAULT_PAGE_SIZE = 10
+UNPAGED_LIST_ESTIMATE = 10
 MUTATION_POINTS = 10
 NODES_PER_POINT = 100
+UNCOUNTABLE = 2**63  # a selection nested past the interpreter's recursion limit
+# Fields whose every use costs real CPU (zxcvbn, argon2), whatever they return.
+EXPENSIVE_FIELDS = frozenset({("Query", "passwordStrength"), ("Mutation", "staffLogin")})
+# Lists that only spell out a connection's page, which the connection field counted already.
+PAGE_LISTS = frozenset({"edges", "nodes"})
+# Lists as long as the request's own input, read from no table.
+FREE_LISTS = frozenset({"userErrors"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,258 +64,415 @@ class Limits:
     """The limits of one deployment (from settings)."""
 
     max_tokens: int = 1_000
+    anonymous_max_tokens: int = 300
     max_depth: int = 12
     max_aliases: int = 15
     max_directives: int = 50
     max_nodes: int = 50_000
+    max_expensive_fields: int = 2
     max_errors: int = 3
+
+    def tokens_for(self, *, anonymous: bool) -> int:
+        """The token limit of a document: callers without a token only sign in."""
+        return min(self.anonymous_max_tokens, self.max_tokens) if anonymous else self.max_tokens
 
 
 def limit_error(code: str, message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
 
 
-def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
-def _depth(
-    selection_set: SelectionSetNode | None,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    seen: frozenset[str] = frozenset(),
-) -> int:
-    """The deepest chain of fields below a selection set, through fragments; introspection
-    (`__schema`, `__type`) is bounded by the schema itself and not counted."""
-    if selection_set is None:
-        return 0
-    deepest = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value.startswith("__"):
+def operations_of(document: DocumentNode) -> list[OperationDefinitionNode]:
+    return [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+
+
+def selected_operation(
+    document: DocumentNode, operation_name: str | None
+) -> OperationDefinitionNode | None:
+    """The operation a request runs, or None when the name (or its absence) picks none."""
+    operations = operations_of(document)
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    return operations[0] if len(operations) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Figures of a selection set that need no schema: its deepest chain of fields and its
+    aliases (a fragment's counted each time it is spread)."""
+
+    depth: int = 0
+    aliases: int = 0
+
+
+NO_SHAPE = Shape()
+
+
+class ShapeWalk:
+    """Shapes of a document's selection sets, each fragment walked once (a fragment that
+    spreads itself, directly or not, counts as empty: validation reports the cycle)."""
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.fragments = fragments_of(document)
+        self.done: dict[str, Shape] = {}
+        self.walking: set[str] = set()
+
+    def fragment(self, name: str) -> Shape:
+        if name in self.done:
+            return self.done[name]
+        definition = self.fragments.get(name)
+        if definition is None or name in self.walking:
+            return NO_SHAPE
+        self.walking.add(name)
+        shape = self.selection_set(definition.selection_set)
+        self.walking.discard(name)
+        self.done[name] = shape
+        return shape
+
+    def selection_set(self, selection_set: SelectionSetNode | None) -> Shape:
+        if selection_set is None:
+            return NO_SHAPE
+        depth = aliases = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value.startswith("__"):  # bounded by the schema itself
+                    aliases += selection.alias is not None
+                    continue
+                below = self.selection_set(selection.selection_set)
+                depth = max(depth, 1 + below.depth)
+                aliases += (selection.alias is not None) + below.aliases
+            else:
+                below = (
+                    self.fragment(selection.name.value)
+                    if isinstance(selection, FragmentSpreadNode)
+                    else self.selection_set(selection.selection_set)  # type: ignore[attr-defined]
+                )
+                depth = max(depth, below.depth)
+                aliases += below.aliases
+        return Shape(depth, aliases)
+
+
+def ast_nodes(document: DocumentNode) -> Iterator[Any]:
+    """Every node of a document, each once (iteratively: nesting costs no stack)."""
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        yield node
+        for key in node.keys:
+            if key == "loc":
                 continue
-            deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, seen))
-        elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _depth(selection.selection_set, fragments, seen))
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in seen:
-                fragment = fragments[name]
-                deepest = max(deepest, _depth(fragment.selection_set, fragments, seen | {name}))
-    return deepest
+            child = getattr(node, key, None)
+            if isinstance(child, tuple | list):
+                stack.extend(item for item in child if isinstance(item, Node))
+            elif isinstance(child, Node):
+                stack.append(child)
 
 
-def _aliases(
-    selection_set: SelectionSetNode | None,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    seen: frozenset[str] = frozenset(),
-) -> int:
-    """Aliases below a selection set, a fragment's counted each time it is spread."""
-    if selection_set is None:
-        return 0
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            total += (selection.alias is not None) + _aliases(
-                selection.selection_set, fragments, seen
+def count_directives(document: DocumentNode) -> int:
+    """Directives anywhere in the document (on operations, fields, fragments, variables)."""
+    return sum(isinstance(node, DirectiveNode) for node in ast_nodes(document))
+
+
+def check_document(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
+    """The limits a document breaks whatever its variables: depth, aliases, directives."""
+    errors = []
+    walk = ShapeWalk(document)
+    try:
+        shapes = [walk.selection_set(o.selection_set) for o in operations_of(document)]
+    except RecursionError:  # nesting beyond any depth limit
+        shapes = [Shape(depth=limits.max_depth + 1)]
+    depth = max((shape.depth for shape in shapes), default=0)
+    if depth > limits.max_depth:
+        errors.append(
+            limit_error(
+                "QUERY_TOO_DEEP", f"The query is {depth:,} fields deep; at most {limits.max_depth}."
             )
-        elif isinstance(selection, InlineFragmentNode):
-            total += _aliases(selection.selection_set, fragments, seen)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in seen:
-                total += _aliases(fragments[name].selection_set, fragments, seen | {name})
-    return total
+        )
+    aliases = sum(shape.aliases for shape in shapes)
+    if aliases > limits.max_aliases:
+        errors.append(
+            limit_error("TOO_MANY_ALIASES", f"{aliases:,} aliases; at most {limits.max_aliases}.")
+        )
+    if count_directives(document) > limits.max_directives:
+        errors.append(
+            limit_error("TOO_MANY_DIRECTIVES", f"More than {limits.max_directives} directives.")
+        )
+    return errors
 
 
-@lru_cache(maxsize=16)
-def validation_rules(limits: Limits) -> tuple[type[ValidationRule], ...]:
-    """Rules for depth, aliases and directives, made once per set of limits."""
-
-    class DocumentLimits(ValidationRule):
-        def enter_document(self, document: DocumentNode, *_: Any) -> None:
-            fragments = _fragments(document)
-            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-            depth = max((_depth(o.selection_set, fragments) for o in operations), default=0)
-            if depth > limits.max_depth:
-                self.report_error(
-                    limit_error(
-                        "QUERY_TOO_DEEP",
-                        f"The query is {depth} fields deep; at most {limits.max_depth}.",
-                    )
-                )
-            aliases = sum(_aliases(o.selection_set, fragments) for o in operations)
-            if aliases > limits.max_aliases:
-                self.report_error(
-                    limit_error(
-                        "TOO_MANY_ALIASES", f"{aliases} aliases; at most {limits.max_aliases}."
-                    )
-                )
-
-        directives = 0
-
-        def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
-            self.directives += 1
-            if self.directives == limits.max_directives + 1:
-                self.report_error(
-                    limit_error(
-                        "TOO_MANY_DIRECTIVES", f"More than {limits.max_directives} directives."
-                    )
-                )
-
-    return (DocumentLimits,)
+def root_field_names(document: DocumentNode, operation: OperationDefinitionNode) -> set[str]:
+    """The names of the root fields an operation selects, through its fragments (each
+    fragment looked at once); an unknown fragment counts as a field no one may select."""
+    fragments = fragments_of(document)
+    names: set[str] = set()
+    seen: set[str] = set()
+    stack = [operation.selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                names.add(selection.name.value)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in fragments:
+                    names.add("<unknown fragment>")
+                elif name not in seen:
+                    seen.add(name)
+                    stack.append(fragments[name].selection_set)
+    return names
 
 
-def _argument(node: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
-    for argument in node.arguments or ():
-        if argument.name.value == name:
-            return value_from_ast_untyped(argument.value, dict(variables))
-    return None
+@dataclass(slots=True)
+class Tally:
+    """What a selection costs per object above it: the nodes it may return, and its uses of
+    expensive fields. Both scale with the number of objects above (see `scaled`)."""
+
+    nodes: int = 0
+    expensive: int = 0
+
+    def add(self, other: "Tally", times: int = 1) -> None:
+        self.nodes += other.nodes * times
+        self.expensive += other.expensive * times
 
 
-def count_nodes(
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What an operation may cost, before it runs."""
+
+    nodes: int
+    expensive: int
+    mutation_fields: int
+    points: int
+
+
+class CostWalk:
+    """Tallies of an operation's selections under the request's coerced variables, each
+    fragment walked once per type it is spread on."""
+
+    def __init__(
+        self, schema: GraphQLSchema, document: DocumentNode, variables: Any | None
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments_of(document)
+        self.variables = variables
+        self.done: dict[str, Tally] = {}
+        self.walking: set[str] = set()
+
+    def fragment(self, name: str) -> Tally:
+        if name in self.done:
+            return self.done[name]
+        definition = self.fragments.get(name)
+        if definition is None or name in self.walking:
+            return Tally()
+        target = self.schema.get_type(definition.type_condition.name.value)
+        self.walking.add(name)
+        tally = self.selection_set(target, definition.selection_set)
+        self.walking.discard(name)
+        self.done[name] = tally
+        return tally
+
+    def selection_set(self, parent: Any, selection_set: SelectionSetNode | None) -> Tally:
+        tally = Tally()
+        if selection_set is None or parent is None:
+            return tally
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                tally.add(self.field(parent, selection))
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = self.schema.get_type(condition.name.value) if condition else parent
+                tally.add(self.selection_set(target, selection.selection_set))
+            elif isinstance(selection, FragmentSpreadNode):
+                tally.add(self.fragment(selection.name.value))
+        return tally
+
+    def field(self, parent: Any, node: FieldNode) -> Tally:
+        name = node.name.value
+        fields: Mapping[str, GraphQLField] = getattr(parent, "fields", None) or {}
+        definition = fields.get(name)
+        tally = Tally()
+        if definition is None:  # __typename, introspection, or a field validation refused
+            return tally
+        if (parent.name, name) in EXPENSIVE_FIELDS:
+            tally.expensive += 1
+        child_type = get_named_type(definition.type)
+        if not is_composite_type(child_type):
+            return tally
+        times = self.objects(parent, name, definition, node)
+        tally.nodes += times
+        tally.add(self.selection_set(child_type, node.selection_set), max(times, 1))
+        return tally
+
+    def objects(self, parent: Any, name: str, definition: GraphQLField, node: FieldNode) -> int:
+        """The nodes one instance of the field counts for (0 for a single object, which
+        costs no more than the field asking for it)."""
+        if "first" in definition.args or "last" in definition.args:
+            arguments = self.arguments(definition, node)
+            size = arguments.get("first") or arguments.get("last")
+            return size if isinstance(size, int) and size > 0 else DEFAULT_PAGE_SIZE
+        if "ids" in definition.args:
+            ids = self.arguments(definition, node).get("ids")
+            return len(ids) if isinstance(ids, list) else 1
+        if not _is_list(definition.type):
+            return 0
+        if name in PAGE_LISTS and parent.name.endswith(("Connection", "Edge")):
+            return 0  # the connection field counted its page
+        if name in FREE_LISTS:
+            return 0
+        return UNPAGED_LIST_ESTIMATE
+
+    def arguments(self, definition: GraphQLField, node: FieldNode) -> dict[str, Any]:
+        try:
+            return get_argument_values(definition, node, self.variables)
+        except GraphQLError:  # execution reports it; count the defaults meanwhile
+            return {}
+
+
+def _is_list(type_: Any) -> bool:
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    return isinstance(type_, GraphQLList)
+
+
+def estimate(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
-) -> int:
-    """How many objects the operation may return, as GitHub counts: every connection asks for
-    its page size (`first`/`last`, default 10) times the page sizes of the connections above."""
-    fragments = _fragments(document)
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if len(operations) != 1:
-        return 0
-    operation = operations[0]
+) -> Estimate:
+    """What the operation may cost: the nodes it may return (on the coerced variables, their
+    defaults included), its expensive fields, its mutation fields, and its points."""
+    operation = selected_operation(document, operation_name)
+    if operation is None:
+        return Estimate(0, 0, 0, 1)
+    coerced = get_variable_values(
+        schema, operation.variable_definitions or (), dict(variables or {}), max_errors=1
+    )
+    if isinstance(coerced, list):  # execution refuses the variables before anything runs
+        return Estimate(0, 0, 0, 1)
     root = schema.get_root_type(operation.operation)
-    return _nodes(schema, root, operation.selection_set, fragments, variables or {}, 1, frozenset())
+    walk = CostWalk(schema, document, coerced)
+    try:
+        tally = walk.selection_set(root, operation.selection_set)
+    except RecursionError:
+        tally = Tally(nodes=UNCOUNTABLE)
+    mutation = operation.operation is OperationType.MUTATION
+    fields = len(response_keys(document, operation)) if mutation else 0
+    return Estimate(
+        tally.nodes, tally.expensive, fields, points(mutation_fields=fields, nodes=tally.nodes)
+    )
 
 
-def _nodes(
-    schema: GraphQLSchema,
-    parent: Any,
-    selection_set: SelectionSetNode | None,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Mapping[str, Any],
-    multiplier: int,
-    seen: frozenset[str],
-) -> int:
-    if selection_set is None or parent is None:
-        return 0
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            name = selection.name.value
-            fields = getattr(parent, "fields", None)
-            if name.startswith("__") or not fields or name not in fields:
-                continue
-            definition = fields[name]
-            child_multiplier = multiplier
-            if "first" in definition.args or "last" in definition.args:
-                size = _argument(selection, "first", variables) or _argument(
-                    selection, "last", variables
-                )
-                size = size if isinstance(size, int) and size > 0 else DEFAULT_PAGE_SIZE
-                total += multiplier * size
-                child_multiplier = multiplier * size
-            elif "ids" in definition.args:
-                ids = _argument(selection, "ids", variables)
-                size = len(ids) if isinstance(ids, list) else 1
-                total += multiplier * size
-            total += _nodes(
-                schema,
-                get_named_type(definition.type),
-                selection.selection_set,
-                fragments,
-                variables,
-                child_multiplier,
-                seen,
-            )
-        elif isinstance(selection, InlineFragmentNode):
-            condition = selection.type_condition
-            target = schema.get_type(condition.name.value) if condition else parent
-            total += _nodes(
-                schema, target, selection.selection_set, fragments, variables, multiplier, seen
-            )
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in seen:
-                fragment = fragments[name]
-                target = schema.get_type(fragment.type_condition.name.value)
-                total += _nodes(
-                    schema,
-                    target,
-                    fragment.selection_set,
-                    fragments,
-                    variables,
-                    multiplier,
-                    seen | {name},
-                )
-    return total
+def response_keys(document: DocumentNode, operation: OperationDefinitionNode) -> set[str]:
+    """The distinct response keys of an operation's root fields, through its fragments (what
+    the executor runs: a key selected twice runs once)."""
+    fragments = fragments_of(document)
+    keys: set[str] = set()
+    seen: set[str] = set()
+    stack = [operation.selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                if not selection.name.value.startswith("__"):
+                    keys.add((selection.alias or selection.name).value)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in fragments and name not in seen:
+                    seen.add(name)
+                    stack.append(fragments[name].selection_set)
+    return keys
 
 
-def points(*, mutation: bool, nodes: int, fields: int) -> int:
+def points(*, mutation_fields: int, nodes: int) -> int:
     """The rate-limit cost: a point per 100 nodes (at least one), ten per mutation field."""
-    if mutation:
-        return max(1, fields) * MUTATION_POINTS
+    if mutation_fields:
+        return mutation_fields * MUTATION_POINTS + math.ceil(nodes / NODES_PER_POINT)
     return max(1, math.ceil(nodes / NODES_PER_POINT))
 
 
-@lru_cache(maxsize=1024)
-def _parse(query: str, max_tokens: int) -> DocumentNode:
-    return parse(query, max_tokens=max_tokens)
+def cost_errors(nodes: int, expensive: int, limits: Limits) -> list[GraphQLError]:
+    """The refusals an estimate earns: too many nodes, too many expensive fields."""
+    errors = []
+    if nodes > limits.max_nodes:
+        errors.append(
+            limit_error(
+                "QUERY_TOO_COSTLY",
+                f"The query may return {nodes:,} nodes; at most {limits.max_nodes:,}: ask for "
+                "less.",
+            )
+        )
+    if expensive > limits.max_expensive_fields:
+        names = ", ".join(f"`{name}`" for _, name in sorted(EXPENSIVE_FIELDS))
+        errors.append(
+            limit_error(
+                "QUERY_TOO_COSTLY",
+                f"{expensive:,} uses of expensive fields ({names}); at most "
+                f"{limits.max_expensive_fields} per request.",
+            )
+        )
+    return errors
 
 
-class ParseCache(SchemaExtension):
-    """Parsed documents, cached. Unlike strawberry's ParserCache it leaves a document that does
-    not parse to strawberry, which parses it again inside its own error handling (an error
-    raised here would escape the other extensions' `on_operation`, ErrorMasking's included)."""
-
-    def on_parse(self) -> Iterator[None]:
-        execution = self.execution_context
-        if execution.query is not None:
-            with contextlib.suppress(GraphQLError):
-                max_tokens = execution.context.limits.max_tokens
-                execution.graphql_document = _parse(execution.query, max_tokens)
-        yield
-
-
-class QueryLimits(SchemaExtension):
-    """Adds the limit rules and the token limit to the operation (before parsing), and turns
-    introspection off where the settings say so."""
-
-    def on_operation(self) -> Iterator[None]:
-        execution = self.execution_context
-        context = execution.context
-        limits: Limits = context.limits
-        execution.parse_options["max_tokens"] = limits.max_tokens
-        rules = validation_rules(limits)
-        if not context.settings.introspection_enabled:
-            rules = (*rules, NoSchemaIntrospectionCustomRule)
-        execution.validation_rules = execution.validation_rules + rules
-        yield
+def strings_in(value: Any, path: Sequence[str | int] = ()) -> Iterator[tuple[str, list[Any]]]:
+    """Every string inside a JSON-like value, with its path (keys included)."""
+    stack: list[tuple[Any, list[Any]]] = [(value, list(path))]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            yield item, where
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str):
+                    yield key, where
+                stack.append((inner, [*where, key]))
+        elif isinstance(item, list):
+            stack.extend((inner, [*where, index]) for index, inner in enumerate(item))
 
 
-SUGGESTION = re.compile(r" Did you mean .*\?$")
+def is_storable(text: str) -> bool:
+    """Text PostgreSQL and SQLite can store and JSON can carry: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
-class ValidationErrorLimit(SchemaExtension):
-    """At most `max_errors` validation errors, and no "Did you mean ...?" schema hints for
-    callers without a token. Runs after ValidationCache, before the errors are returned."""
-
-    def on_validate(self) -> Iterator[None]:
-        execution = self.execution_context
-        errors = execution.pre_execution_errors
-        if errors:
-            kept = list(errors[: execution.context.limits.max_errors])
-            if execution.context.viewer is None:
-                kept = [_without_suggestion(error) for error in kept]
-            execution.pre_execution_errors = kept
-        yield
+def unstorable_text(
+    document: DocumentNode, variables: Mapping[str, Any] | None
+) -> GraphQLError | None:
+    """The error for a request whose variables or string literals hold text that cannot be
+    stored, or None (linear in the request's size)."""
+    return unstorable_variables(variables) or unstorable_literals(document)
 
 
-def _without_suggestion(error: GraphQLError) -> GraphQLError:
-    message = SUGGESTION.sub("", error.message)
-    if message == error.message:
-        return error
-    return GraphQLError(message, nodes=error.nodes, extensions=error.extensions)
+def unstorable_variables(variables: Mapping[str, Any] | None) -> GraphQLError | None:
+    """The error for variables holding text that cannot be stored (path included), or None."""
+    for text, path in strings_in(dict(variables or {}), ("variables",)):
+        if not is_storable(text):
+            return _unstorable(path)
+    return None
+
+
+def unstorable_literals(document: DocumentNode) -> GraphQLError | None:
+    """The error for a document whose string literals cannot be stored, or None."""
+    for node in ast_nodes(document):
+        if isinstance(node, StringValueNode) and not is_storable(node.value):
+            return _unstorable(None)
+    return None
+
+
+def _unstorable(path: list[Any] | None) -> GraphQLError:
+    where = "" if path is None else " at " + ".".join(str(step) for step in path)
+    return GraphQLError(
+        f"Text may not contain NUL characters or unpaired surrogates{where}.",
+        extensions={"code": "BAD_USER_INPUT", **({"field": path} if path else {})},
+    )

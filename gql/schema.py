@@ -4,11 +4,11 @@ from typing import Annotated, Any
 
 import strawberry
 from opentelemetry.trace import TracerProvider
-from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from gql.audit.queries import AuditQuery
 from gql.audit.types import AuditEntry
+from gql.checks import DocumentChecks, ParseCache
 from gql.clients.actions import ClientActionMutation
 from gql.clients.mutations import ClientMutation
 from gql.clients.queries import ClientQuery, PasswordQuery
@@ -18,10 +18,9 @@ from gql.credits.mutations import CreditMutation
 from gql.credits.types import CreditEntry
 from gql.errors import BadUserInput, ErrorMasking
 from gql.execution import FastExecutionContext
-from gql.limits import ParseCache, QueryLimits, ValidationErrorLimit
 from gql.node import Node, fetch_nodes
 from gql.observability import Observed, Tracing
-from gql.permissions import AuthenticationGate, IsAuthenticated
+from gql.permissions import IsAuthenticated
 from gql.pricing.mutations import PricingMutation
 from gql.pricing.queries import PricingQuery
 from gql.pricing.types import Package
@@ -118,12 +117,9 @@ def build_schema(*, tracer_provider: TracerProvider | None = None) -> Schema:
             *tracing,
             Observed,  # before ErrorMasking: it reads the codes masking gave
             ErrorMasking,
-            QueryLimits,  # before parsing: adds the token limit and the limit rules
-            ParseCache,
-            lambda: ValidationCache(maxsize=512),
-            AuthenticationGate,  # after ValidationCache: see its docstring
-            ValidationErrorLimit,  # after ValidationCache, too
-            Throttle,  # before execution: node limit, rate limit
+            ParseCache,  # the caller's token limit
+            DocumentChecks,  # the gate, the document limits, then validation (cached)
+            Throttle,  # before execution: stored text, node limit, rate limit
         ],
     )
 

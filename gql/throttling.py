@@ -6,16 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from graphql import (
-    DocumentNode,
-    ExecutionResult,
-    GraphQLError,
-    GraphQLSchema,
-    OperationDefinitionNode,
-)
+from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 
-from gql.limits import count_nodes, limit_error, points
+from gql.limits import cost_errors, estimate, unstorable_text
 from services.ratelimit import Decision, Rate
 
 MINUTE = timedelta(minutes=1)
@@ -27,6 +21,7 @@ class Cost:
 
     nodes: int
     points: int
+    expensive: int = 0
     decision: Decision | None = None
 
     def as_extension(self) -> dict[str, Any]:
@@ -41,35 +36,24 @@ class Cost:
         return report
 
 
-def _mutation_fields(document: Any, operation_name: str | None) -> int:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    return sum(len(o.selection_set.selections) for o in operations[:1])
-
-
 def cost_of(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation_name: str | None,
     variables: dict[str, Any] | None,
-    *,
-    mutation: bool,
 ) -> Cost:
-    """What the operation costs: the nodes it may return, and its points."""
-    nodes = count_nodes(schema, document, operation_name, variables)
-    fields = _mutation_fields(document, operation_name)
-    return Cost(nodes, points(mutation=mutation, nodes=nodes, fields=fields))
+    """What the operation costs: the nodes it may return, its expensive fields, its points."""
+    found = estimate(schema, document, operation_name, variables)
+    return Cost(found.nodes, found.points, expensive=found.expensive)
 
 
 async def charge(context: Any, cost: Cost) -> GraphQLError | None:
     """Take the cost's points from the token's bucket and keep the cost in `context.cost`;
     the error that refuses the operation if it is too costly or over the rate limit."""
     context.cost = cost
-    limit = context.limits.max_nodes
-    if cost.nodes > limit:
-        message = f"The query may return {cost.nodes:,} nodes; at most {limit:,}: ask for less."
-        return limit_error("QUERY_TOO_COSTLY", message)
+    refusals = cost_errors(cost.nodes, cost.expensive, context.limits)
+    if refusals:
+        return refusals[0]
     budget = context.settings.rate_limit_points_per_minute
     if context.viewer is not None and budget > 0:
         decision = cost.decision = await context.rate_limiter.take(
@@ -87,24 +71,23 @@ async def charge(context: Any, cost: Cost) -> GraphQLError | None:
 
 
 class Throttle(SchemaExtension):
-    """The node limit and the per-token rate limit, checked before execution (once: a request
-    the compiled path has charged already is not charged again)."""
+    """Text no database can store, the node limit and the per-token rate limit, checked
+    before execution (once: a request the compiled path has charged already is not charged
+    again)."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = execution.context
         document = execution.graphql_document
-        if document is None or execution.result is not None or context.cost is not None:
+        if document is None or execution.result is not None:
             yield
             return
-        cost = cost_of(
-            execution.schema._schema,
-            document,
-            execution.operation_name,
-            execution.variables,
-            mutation=execution.operation_type.value == "mutation",
-        )
-        error = await charge(context, cost)
+        error = unstorable_text(document, execution.variables)
+        if error is None and context.cost is None:
+            cost = cost_of(
+                execution.schema._schema, document, execution.operation_name, execution.variables
+            )
+            error = await charge(context, cost)
         if error is not None:
             execution.result = ExecutionResult(data=None, errors=[error])
         yield

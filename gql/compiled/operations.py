@@ -30,7 +30,13 @@ from gql.compiled.clients import ClientsField, Fallback
 from gql.compiled.selections import NotCompilable, Selected, collect
 from gql.compiled.shapes import NullValue
 from gql.context import Context
-from gql.limits import Limits, validation_rules
+from gql.limits import (
+    Limits,
+    check_document,
+    cost_errors,
+    unstorable_literals,
+    unstorable_variables,
+)
 from gql.throttling import Cost, charge, cost_of
 
 log = structlog.get_logger("clientdesk.compiled")
@@ -75,7 +81,7 @@ class CompiledOperations:
         self.schema = schema
         self.settings = settings
         self.graphql_schema: GraphQLSchema = schema._schema
-        self.rules = (*specified_rules, *validation_rules(limits))
+        self.limits = limits
         self.max_tokens = limits.max_tokens
         self.plans: dict[tuple[str, str | None], CompiledOperation | None] = {}
         # points each token had left after its last request here (for SPECULATE_WHEN_POINTS_LEFT)
@@ -105,7 +111,9 @@ class CompiledOperations:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError:
             return None
-        if validate(self.graphql_schema, document, self.rules):
+        if check_document(document, self.limits) or unstorable_literals(document):
+            return None
+        if validate(self.graphql_schema, document, specified_rules):
             return None
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if operation_name is not None:
@@ -193,6 +201,8 @@ class CompiledOperations:
         operation_name: str | None,
         variables: dict[str, Any],
     ) -> Response | None:
+        if unstorable_variables(variables) is not None:
+            return None  # the executor refuses it
         variables_key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
         prepared = compiled.prepared.get(variables_key)
         if prepared is None:
@@ -205,9 +215,9 @@ class CompiledOperations:
                 plan if isinstance(plan, str) else plan.arguments(coerced)
                 for _, plan in compiled.roots
             ]
-            cost = cost_of(
-                self.graphql_schema, compiled.document, operation_name, variables, mutation=False
-            )
+            cost = cost_of(self.graphql_schema, compiled.document, operation_name, variables)
+            if cost_errors(cost.nodes, cost.expensive, self.limits):
+                return None  # the executor refuses it
             prepared = Prepared(arguments, cost.nodes, cost.points)
             if len(compiled.prepared) >= MAX_PREPARED:
                 compiled.prepared.clear()

@@ -1,12 +1,15 @@
 """Abuse limits, refused before anything runs, each with its own code."""
 
 import base64
+import json
 from typing import Any
 
 import httpx
 import pytest
+from graphql import parse
 
 from clientdesk.settings import Settings
+from gql.limits import Limits, ShapeWalk, check_document
 from tests.api import GraphQLClient, error_codes
 from tests.factories import Factory
 
@@ -189,3 +192,161 @@ async def test_introspection_is_off_in_production(
 
 def gid(type_name: str, pk: int) -> str:
     return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
+
+
+def fan_out(levels: int, leaf: str = "__typename", on: str = "Query") -> str:
+    """F0 holds `leaf`; each F(n) spreads F(n-1) twice: 2**levels copies once expanded."""
+    fragments = [f"fragment F0 on {on} {{ {leaf} }}"] + [
+        f"fragment F{n} on {on} {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, levels + 1)
+    ]
+    return " ".join(fragments)
+
+
+class CountingWalk(ShapeWalk):
+    """The shape walk, counting the selection sets it visits."""
+
+    visits = 0
+
+    def selection_set(self, selection_set: Any) -> Any:
+        self.visits += selection_set is not None
+        return super().selection_set(selection_set)
+
+
+@pytest.mark.parametrize("levels", [10, 40, 200])
+def test_document_checks_visit_each_fragment_once(levels: int) -> None:
+    # given a fan-out that expands to 2**levels aliases
+    document = parse(
+        f"query {{ ...F{levels} }} " + fan_out(levels, leaf="a: __typename b: viewer { id }"),
+        max_tokens=100_000,
+    )
+    # when its shape is walked
+    walk = CountingWalk(document)
+    shape = walk.selection_set(document.definitions[0].selection_set)  # type: ignore[attr-defined]
+    # then each selection set was visited once (the operation's, each fragment's, viewer's)
+    assert walk.visits == 1 + (levels + 1) + 1
+    assert shape.aliases == 2 * 2**levels
+    assert shape.depth == 2
+    errors = check_document(document, Limits())
+    assert [error.extensions["code"] for error in errors] == ["TOO_MANY_ALIASES"]  # type: ignore[index]
+
+
+async def test_fragment_fan_out_without_a_token_is_cheap(api: GraphQLClient) -> None:
+    # 22 levels are answered at once (the executor collects each fragment once)...
+    body = (await api.post("query { ...F22 } " + fan_out(22))).json()
+    assert body["data"] == {"__typename": "Query"}
+    # ...and 40 levels no longer fit the token limit of callers without a token
+    errors = await api.errors("query { ...F40 } " + fan_out(40))
+    assert error_codes(errors) == ["TOO_MANY_TOKENS"]
+    assert "more than 300 tokens" in errors[0]["message"]
+    # nothing beyond signing in is even validated for them
+    errors = await api.errors("query { ...F3 } " + fan_out(3, leaf="viewer { nme }"))
+    assert error_codes(errors) == ["UNAUTHENTICATED"]
+
+
+@pytest.mark.usefixtures("token")
+async def test_fragment_fan_out_of_a_list_is_counted_expanded(api: GraphQLClient) -> None:
+    leaf = "clients(first: 1) { nodes { id } }"
+    errors = await api.errors("query { ...F30 } " + fan_out(30, leaf=leaf))
+    assert error_codes(errors) == ["QUERY_TOO_COSTLY"]
+    assert f"{2**30:,} nodes" in errors[0]["message"]
+
+
+@pytest.mark.usefixtures("token")
+async def test_nodes_multiply_what_is_below_them(api: GraphQLClient) -> None:
+    ids = [gid("Client", n) for n in range(1, 101)]
+    field = "nodes(ids: $ids) { ... on Client { creditEntries(first: 100) { nodes { id } } } }"
+    query = "query($ids: [ID!]!) { " + " ".join(f"a{n}: {field}" for n in range(5)) + " }"
+    # 5 x (100 ids + 100 x 100 entries)
+    errors = await api.errors(query, {"ids": ids})
+    assert error_codes(errors) == ["QUERY_TOO_COSTLY"]
+    assert "50,500 nodes" in errors[0]["message"]
+    body = (await api.post(query.replace("first: 100", "first: 2"), {"ids": ids[:3]})).json()
+    assert body["extensions"]["cost"]["nodes"] == 5 * (3 + 3 * 2)
+
+
+@pytest.mark.usefixtures("token")
+async def test_cost_reads_variable_defaults(api: GraphQLClient) -> None:
+    query = """query($n: Int = 100) { clients(first: $n) { nodes {
+        subAccounts(first: $n) { nodes { creditEntries(first: $n) { nodes { id } } } } } } }"""
+    errors = await api.errors(query)
+    assert error_codes(errors) == ["QUERY_TOO_COSTLY"]
+    assert "1,010,100 nodes" in errors[0]["message"]
+    body = (await api.post(query, {"n": 3})).json()
+    assert body["extensions"]["cost"]["nodes"] == 3 + 9 + 27
+
+
+@pytest.mark.usefixtures("token")
+async def test_mutation_fields_are_charged_through_fragments(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    client = await factory.client(login="payee")
+    fields = " ".join(
+        f'a{n}: clientAvatarReset(id: "{gid("Client", client.id)}") {{ userErrors {{ code }} }}'
+        for n in range(12)
+    )
+    body = (await api.post(f"mutation {{ ...M }} fragment M on Mutation {{ {fields} }}")).json()
+    assert "errors" not in body, body
+    assert body["extensions"]["cost"]["requestedQueryCost"] == 12 * 10
+
+
+@pytest.mark.usefixtures("token")
+async def test_expensive_fields_are_capped_per_request(api: GraphQLClient) -> None:
+    two = """{ a: passwordStrength(password: "x") { score }
+        b: passwordStrength(password: "y") { score } }"""
+    assert len(await api(two)) == 2
+    three = (
+        "{ ...P } fragment P on Query { "
+        + " ".join(f'a{n}: passwordStrength(password: "x") {{ score }}' for n in range(3))
+        + " }"
+    )
+    errors = await api.errors(three)
+    assert error_codes(errors) == ["QUERY_TOO_COSTLY"]
+    assert "3 uses of expensive fields" in errors[0]["message"]
+    logins = " ".join(
+        f'a{n}: staffLogin(email: "a@b.c", password: "x") {{ token }}' for n in range(3)
+    )
+    errors = await api.errors(f"mutation {{ {logins} }}", token="")
+    assert error_codes(errors) == ["QUERY_TOO_COSTLY"]
+
+
+@pytest.mark.parametrize(
+    ("document", "variables", "field"),
+    [
+        ('mutation { staffLogin(email: "\\u0000", password: "x") { token } }', {}, None),
+        (
+            'mutation($e: String!) { staffLogin(email: $e, password: "x") { token } }',
+            {"e": "a\x00b"},
+            ["variables", "e"],
+        ),
+        (
+            "query($f: ClientFilter) { clients(filter: $f) { nodes { id } } }",
+            {"f": {"login": "x\ud800"}},
+            ["variables", "f", "login"],
+        ),
+        (
+            "query($s: String) { clients(search: $s) { nodes { id } } }",
+            {"s": "\x00"},
+            ["variables", "s"],
+        ),
+    ],
+)
+async def test_text_no_database_stores_is_refused(
+    api: GraphQLClient,
+    http: httpx.AsyncClient,
+    factory: Factory,
+    document: str,
+    variables: dict[str, Any],
+    field: list[str] | None,
+) -> None:
+    token = await factory.admin_token()
+    body = json.dumps({"query": document, "variables": variables})  # escapes surrogates
+    for _ in range(2):  # the second time on the compiled path, where there is one
+        response = await http.post(
+            "/graphql",
+            content=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        errors = response.json()["errors"]
+        assert error_codes(errors) == ["BAD_USER_INPUT"]
+        assert "NUL characters or unpaired surrogates" in errors[0]["message"]
+        assert errors[0]["extensions"].get("field") == field
