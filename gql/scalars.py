@@ -2,22 +2,59 @@
 
 import datetime
 import decimal
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-from services.money import WrittenDecimal, quantum
+from services.errors import ErrorCode
+from services.money import quantum
+
+# Plain notation only: ASCII digits, an optional sign and fraction; no exponent, no spaces,
+# no "_" separators, no other digits (Python's Decimal() reads all of those).
+PLAIN_DECIMAL = re.compile(r"[+-]?[0-9]{1,30}(?:\.[0-9]{1,30})?")
 
 
-def _parse_decimal(value: object) -> decimal.Decimal:
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An input value a scalar or enum could not read. It reaches the resolver in place of
+    the value, where gql/arguments.py reports it on its own path (a mutation's userError, or
+    one BAD_USER_INPUT error listing every such value of a query), instead of graphql-core
+    refusing the whole request at its first bad value."""
+
+    code: ErrorCode
+    message: str
+
+
+def _parse_decimal(value: object) -> decimal.Decimal | Unreadable:
     if not isinstance(value, str):
-        raise ValueError('Decimal values are strings, such as "12.50" (never JSON numbers)')
-    try:
-        # Remembers the notation, so that rules can refuse "1e3" by name (see check_amount).
-        return WrittenDecimal(value.strip())
-    except decimal.InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal number") from None
+        return Unreadable(
+            ErrorCode.INVALID_AMOUNT,
+            'Decimal values are strings, such as "12.50" (never JSON numbers)',
+        )
+    if not PLAIN_DECIMAL.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        return Unreadable(
+            ErrorCode.INVALID_AMOUNT,
+            f"{shown!r} is not a decimal number: write digits with an optional sign and "
+            'decimal point, such as "-12.50" (no exponent, spaces or separators)',
+        )
+    return decimal.Decimal(value)
+
+
+def readable(parse: Callable[[object], Any], code: ErrorCode) -> Callable[[object], Any]:
+    """A scalar parser that answers Unreadable where `parse` raises ValueError."""
+
+    def parse_or_flag(value: object) -> Any:
+        try:
+            return parse(value)
+        except ValueError as error:
+            return Unreadable(code, str(error))
+
+    return parse_or_flag
 
 
 def _parse_datetime(value: object) -> datetime.datetime:
@@ -45,7 +82,7 @@ DATETIME_SCALAR = strawberry.scalar(
     description='A moment in ISO 8601, e.g. "2026-06-01T12:00:00+00:00"; without an offset '
     "it is read as UTC. Always answered in UTC.",
     serialize=lambda value: value.isoformat(),
-    parse_value=_parse_datetime,
+    parse_value=readable(_parse_datetime, ErrorCode.INVALID_DATE),
 )
 SCALAR_MAP: Mapping[object, ScalarDefinition] = {
     decimal.Decimal: DECIMAL_SCALAR,

@@ -6,6 +6,7 @@ import strawberry
 from opentelemetry.trace import TracerProvider
 from strawberry.schema.config import StrawberryConfig
 
+from gql.arguments import install_argument_checks, read_enums_leniently
 from gql.audit.queries import AuditQuery
 from gql.audit.types import AuditEntry
 from gql.checks import DocumentChecks, ParseCache
@@ -93,24 +94,28 @@ class Schema(strawberry.Schema):
         id, and the rest are the caller's mistakes."""
 
 
+NODE_TYPES: list[type] = [
+    Client,
+    StaffUser,
+    CreditEntry,
+    Package,
+    Department,
+    Category,
+    CustomFieldDefinition,
+    AuditEntry,
+    ApiToken,
+]
+
+
 def build_schema(*, tracer_provider: TracerProvider | None = None) -> Schema:
     """The schema with the extensions every request runs, and OpenTelemetry spans when given
     a tracer provider (see clientdesk/tracing.py)."""
     tracing = [lambda: Tracing(tracer_provider=tracer_provider)] if tracer_provider else []
-    return Schema(
+    install_argument_checks(Query, Mutation, NODE_TYPES, readable_scalars=list(SCALAR_MAP))
+    built = Schema(
         query=Query,
         mutation=Mutation,
-        types=[
-            Client,
-            StaffUser,
-            CreditEntry,
-            Package,
-            Department,
-            Category,
-            CustomFieldDefinition,
-            AuditEntry,
-            ApiToken,
-        ],
+        types=NODE_TYPES,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         execution_context_class=FastExecutionContext,
         extensions=[
@@ -122,6 +127,8 @@ def build_schema(*, tracer_provider: TracerProvider | None = None) -> Schema:
             Throttle,  # before execution: stored text, node limit, rate limit
         ],
     )
+    read_enums_leniently(built._schema)
+    return built
 
 
 schema = build_schema()

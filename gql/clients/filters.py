@@ -7,7 +7,7 @@ substring, ignoring case; the phone filter matches digits.
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -30,11 +30,12 @@ from sqlalchemy import (
 from db.enums import TallyDimension
 from db.models import Client, ClientConnection, ClientTally
 from db.search import SearchMatch, like_pattern
+from gql.arguments import Problem, problems_error
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
-from gql.errors import BadUserInput
 from gql.node import pk_of
-from services.errors import DomainError
-from services.validation import normalize_country, normalize_currency
+from gql.scalars import Unreadable
+from services.errors import DomainError, ErrorCode
+from services.validation import Checks, normalize_country, normalize_currency
 
 MAX_TEXT = 100
 
@@ -102,8 +103,21 @@ def is_blocked(now: datetime) -> ColumnElement[bool]:
 def _text(value: str, field: str) -> str | None:
     value = value.strip()
     if len(value) > MAX_TEXT:
-        raise BadUserInput(f"`{field}` is longer than {MAX_TEXT} characters.", field=field)
+        raise DomainError(
+            ErrorCode.TOO_LONG, f"`{field}` is longer than {MAX_TEXT} characters.", field.split(".")
+        )
     return value or None
+
+
+def _codes(values: list[str], normalize: Callable[..., str], field: str) -> list[str]:
+    """Each value normalized; every one that is not a code reported at once."""
+    checks = Checks()
+    codes = [
+        checks.run(normalize, value, field=["filter", field, str(n)])
+        for n, value in enumerate(values)
+    ]
+    checks.raise_if_any()
+    return [code for code in codes if code is not None]
 
 
 def phone_digits(value: str) -> str:
@@ -143,19 +157,11 @@ def by_statuses(values: list[ClientStatus], scope: FilterScope) -> ColumnElement
 
 
 def by_countries(values: list[str], scope: FilterScope) -> ColumnElement[bool]:
-    codes = [
-        normalize_country(value, field=["filter", "countries", str(n)])
-        for n, value in enumerate(values)
-    ]
-    return Client.country.in_(codes)
+    return Client.country.in_(_codes(values, normalize_country, "countries"))
 
 
 def by_currencies(values: list[str], scope: FilterScope) -> ColumnElement[bool]:
-    codes = [
-        normalize_currency(value, field=["filter", "currencies", str(n)])
-        for n, value in enumerate(values)
-    ]
-    return Client.currency.in_(codes)
+    return Client.currency.in_(_codes(values, normalize_currency, "currencies"))
 
 
 def by_login(value: str, scope: FilterScope) -> ColumnElement[bool]:
@@ -175,7 +181,9 @@ def by_phone(value: str, scope: FilterScope) -> ColumnElement[bool]:
         return true()
     digits = phone_digits(text)
     if not digits:
-        raise BadUserInput("`filter.phone` needs at least one digit.", field="filter.phone")
+        raise DomainError(
+            ErrorCode.INVALID, "`filter.phone` needs at least one digit.", ["filter", "phone"]
+        )
     return Client.phone.like(like_pattern(digits), escape="\\")
 
 
@@ -253,28 +261,61 @@ def by_search(value: str) -> ColumnElement[bool]:
 def client_conditions(
     filter: ClientFilter | None, search: str | None, scope: FilterScope
 ) -> list[ColumnElement[bool]]:
-    """The WHERE conditions for a filter and a search; refuses values that cannot match."""
+    """The WHERE conditions for a filter and a search; refuses values that cannot match,
+    all of them in one error."""
+    conditions, problems = _conditions(filter, search, scope)
+    if problems:
+        raise problems_error(problems)
+    return conditions
+
+
+def filter_problems(arguments: dict[str, Any]) -> list[Problem]:
+    """Every value of a `filter` and `search` argument that cannot match (values the scalars
+    could not read aside: gql/arguments.py reports those)."""
+    neutral = FilterScope(viewer_id=0, now=datetime.now(UTC))
+    return _conditions(arguments.get("filter"), arguments.get("search"), neutral)[1]
+
+
+def _conditions(
+    filter: ClientFilter | None, search: str | None, scope: FilterScope
+) -> tuple[list[ColumnElement[bool]], list[Problem]]:
     conditions: list[ColumnElement[bool]] = []
+    checks = Checks()
     if filter is not None:
         for lower, upper in RANGES:
             low, high = getattr(filter, lower), getattr(filter, upper)
-            if low is not None and high is not None and low >= high:
-                raise BadUserInput(
-                    f"`filter.{_camel(lower)}` must be below `filter.{_camel(upper)}`.",
-                    field=f"filter.{_camel(lower)}",
-                )
-        try:
-            for name, to_condition in FILTERS.items():
-                value = getattr(filter, name)
-                if value is not None and value != []:  # an empty multi-select means "any"
-                    conditions.append(to_condition(value, scope))
-        except DomainError as error:
-            raise BadUserInput(error.message, field=".".join(error.field or [])) from None
+            if _readable(low) and _readable(high) and low is not None and high is not None:
+                if low >= high:
+                    checks.add(
+                        ErrorCode.OUT_OF_RANGE,
+                        f"`filter.{_camel(lower)}` must be below `filter.{_camel(upper)}`.",
+                        ["filter", _camel(lower)],
+                    )
+        for name, to_condition in FILTERS.items():
+            value = getattr(filter, name)
+            # an empty multi-select means "any"
+            if value is not None and value != [] and _readable(value):
+                condition = checks.run(to_condition, value, scope)
+                if condition is not None:
+                    conditions.append(condition)
         if filter.connection_types is not None or filter.connection_status is not None:
-            conditions.append(by_connections(filter.connection_types, filter.connection_status))
+            if _readable(filter.connection_types) and _readable(filter.connection_status):
+                conditions.append(by_connections(filter.connection_types, filter.connection_status))
     if search is not None:
-        conditions.append(by_search(search))
-    return conditions
+        condition = checks.run(by_search, search)
+        if condition is not None:
+            conditions.append(condition)
+    problems = [
+        Problem([_camel(step) for step in error.field or ["filter"]], error.code, error.message)
+        for error in checks.errors
+    ]
+    return conditions, problems
+
+
+def _readable(value: Any) -> bool:
+    if isinstance(value, list):
+        return not any(isinstance(item, Unreadable) for item in value)
+    return not isinstance(value, Unreadable)
 
 
 # The filter fields the tallies can answer, by the dimension they count: a condition on the

@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from gql.arguments import kept_when_left_out
 from gql.enums import ClientStatus
 from gql.node import pk_of
 
@@ -102,17 +103,21 @@ class ClientCreateInput:
     "optional field."
 )
 class ClientUpdateInput:
-    login: strawberry.Maybe[str] = _doc("New login.")
+    login: strawberry.Maybe[str | None] = kept_when_left_out("New login.")
     name: strawberry.Maybe[str | None] = _doc("Display name.")
     email: strawberry.Maybe[str | None] = _doc("Contact e-mail.")
     phone: strawberry.Maybe[str | None] = _doc("Contact phone.")
     country: strawberry.Maybe[str | None] = _doc("ISO 3166-1 alpha-2 code.")
-    currency: strawberry.Maybe[str] = _doc("Only while no money has moved and it is unlinked.")
+    currency: strawberry.Maybe[str | None] = kept_when_left_out(
+        "Only while no money has moved and it is unlinked."
+    )
     language: strawberry.Maybe[str | None] = _doc("BCP 47 tag.")
-    status: strawberry.Maybe[ClientStatus] = _doc("ACTIVE or INACTIVE.")
+    status: strawberry.Maybe[ClientStatus | None] = kept_when_left_out("ACTIVE or INACTIVE.")
     manager_id: strawberry.Maybe[strawberry.ID | None] = _doc("The account manager.")
-    credit_limit: strawberry.Maybe[Decimal] = _doc("Not below what the client owes.")
-    moderation: strawberry.Maybe[bool] = _doc("Moderate the client's traffic.")
+    credit_limit: strawberry.Maybe[Decimal | None] = kept_when_left_out(
+        "Not below what the client owes."
+    )
+    moderation: strawberry.Maybe[bool | None] = kept_when_left_out("Moderate the client's traffic.")
     valid_till: strawberry.Maybe[datetime | None] = _doc("Billing mode: when access ends.")
     department_ids: strawberry.Maybe[list[strawberry.ID] | None] = _doc(
         "Replaces the departments; [] or null means all."
@@ -120,10 +125,10 @@ class ClientUpdateInput:
     category_ids: strawberry.Maybe[list[strawberry.ID] | None] = _doc(
         "Replaces the categories; [] or null means all."
     )
-    custom_fields: strawberry.Maybe[list[CustomFieldValueInput]] = _doc(
+    custom_fields: strawberry.Maybe[list[CustomFieldValueInput] | None] = kept_when_left_out(
         "Values to set (others stay; a null value removes one)."
     )
-    price_adjustment_percent: strawberry.Maybe[Decimal] = _doc(
+    price_adjustment_percent: strawberry.Maybe[Decimal | None] = kept_when_left_out(
         "Increase (+) or decrease (-) of package prices, percent, two decimals."
     )
 

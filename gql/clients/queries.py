@@ -10,11 +10,13 @@ from sqlalchemy import func, select
 from db.enums import ClientStatus, Scope
 from db.models import Client as ClientModel
 from db.queries import select_clients
+from gql.arguments import check_arguments
 from gql.clients.filters import (
     ClientFilter,
     FilterScope,
     client_conditions,
     count_clients,
+    filter_problems,
     is_blocked,
 )
 from gql.clients.sorters import ClientOrder, client_ordering
@@ -250,3 +252,7 @@ class PasswordQuery:
             suggestions=rated.suggestions,
             crack_time=rated.crack_time,
         )
+
+
+check_arguments("Query", "clients", filter_problems)
+check_arguments("Query", "client_stats", filter_problems)

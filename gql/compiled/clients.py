@@ -33,6 +33,7 @@ from db.direct import Reused
 from db.keyset import Ordering
 from db.models import Client as ClientModel
 from db.models import StaffUser as StaffModel
+from gql.arguments import ArgumentProblems, argument_walkers, find_problems
 from gql.clients.filters import FilterScope, client_conditions, count_clients, uses_scope
 from gql.clients.sorters import client_ordering
 from gql.clients.types import block_in_force, can_login
@@ -285,10 +286,11 @@ class ClientsField:
         settings: Settings,
     ) -> None:
         if any(
-            not isinstance(extension, PermissionExtension)
+            not isinstance(extension, PermissionExtension | ArgumentProblems)
             for extension in strawberry_field.extensions
         ):
             raise NotCompilable("field extensions")
+        self.walkers = argument_walkers(strawberry_field)
         self.key = selected.key
         self.node = selected.node
         self.graphql_field = graphql_field
@@ -371,6 +373,8 @@ class ClientsField:
 
     def statements(self, kwargs: dict[str, Any], scope: FilterScope) -> "PageStatements":
         """The SQL of a page for these arguments; Fallback for arguments the resolver refuses."""
+        if find_problems(self.walkers, kwargs):
+            raise Fallback  # the executor reports them
         filter, search = kwargs.get("filter"), kwargs.get("search")
         try:
             ordering = client_ordering(kwargs.get("order_by"))

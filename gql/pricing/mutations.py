@@ -6,6 +6,7 @@ from typing import Annotated
 import strawberry
 
 from db.enums import Scope
+from gql.arguments import kept_when_left_out
 from gql.clients.mutations import ClientPayload, client_payload, client_pk
 from gql.context import Info
 from gql.errors import UserError, attempt
@@ -31,12 +32,12 @@ class PackageCreateInput:
 
 @strawberry.input(description="Changes to a package; fields left out stay as they are.")
 class PackageUpdateInput:
-    name: strawberry.Maybe[str] = strawberry.field(default=None, description="New name.")
+    name: strawberry.Maybe[str | None] = kept_when_left_out("New name.")
     description: strawberry.Maybe[str | None] = strawberry.field(default=None, description="About.")
-    prices: strawberry.Maybe[list[PriceInput]] = strawberry.field(
-        default=None, description="All base prices (replaces the list)."
+    prices: strawberry.Maybe[list[PriceInput] | None] = kept_when_left_out(
+        "All base prices (replaces the list)."
     )
-    is_active: strawberry.Maybe[bool] = strawberry.field(default=None, description="On sale.")
+    is_active: strawberry.Maybe[bool | None] = kept_when_left_out("On sale.")
 
 
 @strawberry.type(description="The result of a change to a package.")
@@ -108,8 +109,8 @@ class PricingMutation:
             for name in ("name", "description", "is_active")
             if getattr(input, name) is not None
         }
-        if input.prices is not None:
-            changes["prices"] = [(p.currency, p.amount) for p in input.prices.value]
+        if input.prices is not None:  # never null here: gql/arguments.py refused that
+            changes["prices"] = [(p.currency, p.amount) for p in input.prices.value or ()]
         package, errors = await attempt(
             info, pricing.update_package, package_id=pk_of(id, "Package") or 0, changes=changes
         )

@@ -5,6 +5,7 @@ from typing import Annotated
 import strawberry
 
 from db.enums import Scope
+from gql.arguments import kept_when_left_out
 from gql.context import Info
 from gql.enums import CustomFieldType
 from gql.errors import UserError, attempt
@@ -28,12 +29,12 @@ class CustomFieldDefinitionCreateInput:
 
 @strawberry.input(description="Changes to a custom field; the key and type stay.")
 class CustomFieldDefinitionUpdateInput:
-    label: strawberry.Maybe[str] = strawberry.field(default=None, description="New label.")
-    options: strawberry.Maybe[list[str]] = strawberry.field(
-        default=None, description="SELECT only: all allowed values (ones in use must stay)."
+    label: strawberry.Maybe[str | None] = kept_when_left_out("New label.")
+    options: strawberry.Maybe[list[str] | None] = kept_when_left_out(
+        "SELECT only: all allowed values (ones in use must stay)."
     )
-    required: strawberry.Maybe[bool] = strawberry.field(default=None, description="Required.")
-    position: strawberry.Maybe[int] = strawberry.field(default=None, description="Order.")
+    required: strawberry.Maybe[bool | None] = kept_when_left_out("Required.")
+    position: strawberry.Maybe[int | None] = kept_when_left_out("Order.")
 
 
 @strawberry.type(description="The result of a change to a custom field definition.")

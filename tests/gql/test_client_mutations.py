@@ -328,14 +328,44 @@ async def test_custom_field_values_are_checked_by_type(
 
 
 @pytest.mark.usefixtures("admin")
-async def test_decimal_and_id_arguments_are_checked_before_anything_runs(
+async def test_unreadable_values_are_user_errors_on_their_paths_all_at_once(
     api: GraphQLClient,
 ) -> None:
-    errors = await api.errors(
-        CREATE, {"input": {"login": "a", "password": "b", "currency": "EUR", "creditLimit": 12.5}}
-    )
-    assert error_codes(errors) == ["BAD_USER_INPUT"]
-    assert "Decimal values are strings" in errors[0]["message"]
+    # given values no scalar, enum or global ID can read, as variables and as literals
+    unreadable = {
+        "login": "a",
+        "password": "b",
+        "currency": "EUR",
+        "creditLimit": 12.5,
+        "priceAdjustmentPercent": "1_0",
+        "managerId": "not an id",
+        "departmentIds": [gid("Department", 1), "@@"],
+        "status": "ASLEEP",
+        "validTill": "next tuesday",
+    }
+    # when
+    payload = (await api(CREATE, {"input": unreadable}))["clientCreate"]
+    literal = (
+        await api(
+            'mutation { clientCreate(input: {login: "a", password: "b", currency: "EUR", '
+            "creditLimit: 12.5, status: ASLEEP}) { userErrors { field code } } }"
+        )
+    )["clientCreate"]
+    # then each is reported on its own path, and nothing else ran
+    assert payload["client"] is None
+    assert codes(payload) == [
+        (["input", "status"], "INVALID_CHOICE"),
+        (["input", "managerId"], "INVALID_ID"),
+        (["input", "creditLimit"], "INVALID_AMOUNT"),
+        (["input", "validTill"], "INVALID_DATE"),
+        (["input", "departmentIds", "1"], "INVALID_ID"),
+        (["input", "priceAdjustmentPercent"], "INVALID_AMOUNT"),
+    ]
+    assert "Decimal values are strings" in payload["userErrors"][2]["message"]
+    assert codes(literal) == [
+        (["input", "status"], "INVALID_CHOICE"),
+        (["input", "creditLimit"], "INVALID_AMOUNT"),
+    ]
 
 
 # --- update ------------------------------------------------------------------------------

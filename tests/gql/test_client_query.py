@@ -127,7 +127,7 @@ async def test_malformed_id_is_a_clear_error(api: GraphQLClient, bad_id: str) ->
 
 @pytest.mark.usefixtures("token")
 async def test_client_needs_exactly_one_of_id_and_login(api: GraphQLClient) -> None:
-    for query in ("{ client { id } }", '{ client(id: "x", login: "y") { id } }'):
+    for query in ("{ client { id } }", '{ client(id: "Q2xpZW50OjE=", login: "y") { id } }'):
         errors = await api.errors(query)
         assert error_codes(errors) == ["BAD_USER_INPUT"]
         assert errors[0]["message"] == "Give exactly one of `id` and `login`."

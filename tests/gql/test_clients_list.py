@@ -525,6 +525,38 @@ async def test_bad_arguments_are_clear_errors(
     assert message in errors[0]["message"]
 
 
+async def test_every_filter_problem_is_reported_at_once(listing: Listing) -> None:
+    # given a filter with values no scalar can read and values no client can match
+    variables = {
+        "filter": {
+            "countries": ["DE", "XX", "YY"],
+            "currencies": ["EURO"],
+            "phone": "call me",
+            "balanceBelow": "NaN",
+            "statuses": ["ASLEEP"],
+            "createdAfter": NOW.isoformat(),
+            "createdBefore": NOW.isoformat(),
+        },
+        "search": "x" * 101,
+    }
+    # when
+    errors = await listing.api.errors(PAGE, variables)
+    # then one error lists them all, each on its path
+    assert error_codes(errors) == ["BAD_USER_INPUT"]
+    problems = errors[0]["extensions"]["problems"]
+    assert [(p["field"], p["code"]) for p in problems] == [
+        (["filter", "statuses", "0"], "INVALID_CHOICE"),
+        (["filter", "balanceBelow"], "INVALID_AMOUNT"),
+        (["filter", "createdAfter"], "OUT_OF_RANGE"),
+        (["filter", "countries", "1"], "INVALID_COUNTRY"),
+        (["filter", "countries", "2"], "INVALID_COUNTRY"),
+        (["filter", "currencies", "0"], "INVALID_CURRENCY"),
+        (["filter", "phone"], "INVALID"),
+        (["search"], "TOO_LONG"),
+    ]
+    assert errors[0]["message"].startswith("8 invalid argument values: `filter.statuses.0`")
+
+
 async def test_cursor_values_cannot_smuggle_types(listing: Listing) -> None:
     raw = b'["CREATED_AT:DESC",["not a date"],1]'
     cursor = base64.urlsafe_b64encode(raw).decode()
