@@ -1,6 +1,6 @@
 """How failures reach callers: `userErrors` for rules, top-level errors with a code otherwise."""
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import uuid4
 
@@ -29,19 +29,30 @@ class UserError:
 
 
 def user_errors(
-    error: DomainError | ValidationFailed, *, prefix: Sequence[str] = ("input",)
+    error: DomainError | ValidationFailed,
+    *,
+    prefix: Sequence[str] = ("input",),
+    paths: Mapping[str, Sequence[str]] | None = None,
 ) -> list[UserError]:
     """The userErrors entries for a refused mutation. Services name fields in snake_case and
-    list positions as numbers; the path becomes the API's camelCase names under `prefix`."""
+    list positions as numbers; the path becomes the API's camelCase names under `prefix`, or
+    where `paths` puts a field the service names otherwise (its "id" is the mutation's
+    `id` argument, or an input's `clientId`)."""
     errors = error.errors if isinstance(error, ValidationFailed) else [error]
     return [
-        UserError(
-            field=[*prefix, *(to_camel_case(step) for step in e.field)] if e.field else None,
-            code=e.code,
-            message=e.message,
-        )
+        UserError(field=_path(e.field, prefix, paths or {}), code=e.code, message=e.message)
         for e in errors
     ]
+
+
+def _path(
+    field: Sequence[str] | None, prefix: Sequence[str], paths: Mapping[str, Sequence[str]]
+) -> list[str] | None:
+    if not field:
+        return None
+    head, *rest = field
+    start = list(paths[head]) if head in paths else [*prefix, to_camel_case(head)]
+    return [*start, *(to_camel_case(step) for step in rest)]
 
 
 T = TypeVar("T")
@@ -52,6 +63,7 @@ async def attempt(
     service: Callable[..., Awaitable[T]],
     *,
     prefix: Sequence[str] = ("input",),
+    paths: Mapping[str, Sequence[str]] | None = None,
     **arguments: Any,
 ) -> tuple[T | None, list[UserError]]:
     """Run a service with the request's session and the viewer as actor: its result and no
@@ -63,7 +75,7 @@ async def attempt(
             await begin_write(session)
             result = await service(session, actor=actor, **arguments)
     except (DomainError, ValidationFailed) as error:
-        return None, user_errors(error, prefix=prefix)
+        return None, user_errors(error, prefix=prefix, paths=paths)
     except PermissionDenied as denied:
         raise Forbidden(str(denied)) from None
     finally:

@@ -267,9 +267,10 @@ async def _clean(
         and value("phone") is None
         and not any(e.field in (["email"], ["phone"]) for e in checks.errors)
     ):
-        checks.add(
-            ErrorCode.CONTACT_REQUIRED, "Give an e-mail address or a phone number", ["email"]
-        )
+        for contact in ("email", "phone"):
+            checks.add(
+                ErrorCode.CONTACT_REQUIRED, "Give an e-mail address or a phone number", [contact]
+            )
     if values.get("send_login_details") and value("email") is None:
         checks.add(
             ErrorCode.CONTACT_REQUIRED,

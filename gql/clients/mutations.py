@@ -108,6 +108,7 @@ class ClientMutation:
         client, errors = await attempt(
             info,
             clients.update_client,
+            paths={"id": ("id",)},
             client_id=client_pk(id),
             values=input.values(),
             min_score=info.context.settings.password_min_score,

@@ -107,6 +107,7 @@ def _client(value: strawberry.ID) -> int:
 
 
 MONEY = [HasScope(Scope.CREDITS_WRITE)]
+CLIENT_IN_INPUT = {"id": ("input", "clientId")}
 
 
 @strawberry.type
@@ -123,6 +124,7 @@ class CreditMutation:
         posted, errors = await attempt(
             info,
             ledger.add_credit,
+            paths=CLIENT_IN_INPUT,
             client_id=_client(input.client_id),
             amount=input.amount,
             payment_method=input.payment_method,
@@ -145,6 +147,7 @@ class CreditMutation:
         posted, errors = await attempt(
             info,
             ledger.deduct,
+            paths=CLIENT_IN_INPUT,
             client_id=_client(input.client_id),
             amount=input.amount,
             reason=input.reason,
@@ -176,6 +179,8 @@ class CreditMutation:
         posted, errors = await attempt(
             info,
             ledger.create_credit_note,
+            # a note's amount is its lines' total
+            paths={**CLIENT_IN_INPUT, "amount": ("input", "lines")},
             client_id=_client(input.client_id),
             lines=lines,
             comment=input.comment,
@@ -202,5 +207,7 @@ class CreditMutation:
             "reason": reason,
             "idempotency_key": idempotency_key,
         }
-        posted, errors = await attempt(info, ledger.reverse, prefix=(), **arguments)
+        # the service speaks of the reversal's amount and entry: both are `entryId` here
+        paths = {"amount": ("entryId",), "id": ("entryId",)}
+        posted, errors = await attempt(info, ledger.reverse, prefix=(), paths=paths, **arguments)
         return await entry_payload(info, posted, errors)

@@ -112,6 +112,10 @@ class PricingMutation:
         if input.prices is not None:  # never null here: gql/arguments.py refused that
             changes["prices"] = [(p.currency, p.amount) for p in input.prices.value or ()]
         package, errors = await attempt(
-            info, pricing.update_package, package_id=pk_of(id, "Package") or 0, changes=changes
+            info,
+            pricing.update_package,
+            paths={"id": ("id",)},
+            package_id=pk_of(id, "Package") or 0,
+            changes=changes,
         )
         return await package_payload(info, package.id if package else None, errors)

@@ -104,7 +104,11 @@ class CustomFieldMutation:
             if getattr(input, name) is not None
         }
         definition, errors = await attempt(
-            info, custom_fields.update_definition, definition_id=definition_pk(id), changes=changes
+            info,
+            custom_fields.update_definition,
+            paths={"id": ("id",)},
+            definition_id=definition_pk(id),
+            changes=changes,
         )
         return CustomFieldDefinitionPayload(
             custom_field_definition=CustomFieldDefinition.from_orm(definition)

@@ -291,7 +291,7 @@ async def test_a_reversal_that_would_overdraw_is_refused(
     refused = (await api(REVERSE, {"id": paid["entry"]["id"], "reason": "Bounced"}))[
         "creditEntryReverse"
     ]
-    assert codes(refused) == [(["amount"], "CREDIT_LIMIT_EXCEEDED")]
+    assert codes(refused) == [(["entryId"], "CREDIT_LIMIT_EXCEEDED")]
 
 
 @pytest.mark.usefixtures("admin")
