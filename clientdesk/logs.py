@@ -7,6 +7,7 @@ libraries' logs (uvicorn, SQLAlchemy) go through `logging`, rendered the same wa
 
 import logging
 import sys
+import traceback
 from typing import Any, TextIO
 
 import orjson
@@ -25,6 +26,69 @@ class NamedWriter(structlog.WriteLogger):
 def _add_logger_name(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     event.setdefault("logger", getattr(logger, "name", "clientdesk"))
     return event
+
+
+DATABASE_MODULES = ("sqlalchemy", "asyncpg", "sqlite3", "aiosqlite")
+
+
+def redact_database_errors(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """Database errors logged without their messages: a driver's message may quote the values
+    of the statement (asyncpg's "invalid input for query argument $1: 'secret'"). The trace
+    keeps every frame, each exception's class, its SQLSTATE and the SQL (which binds values,
+    never holds them)."""
+    exc_info = event.get("exc_info")
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        error: BaseException | None = exc_info
+    elif isinstance(exc_info, tuple):
+        error = exc_info[1]
+    else:
+        return event
+    if error is None or not any(_is_database_error(e) for e in _chain(error)):
+        return event
+    del event["exc_info"]
+    event["exception"] = redacted_traceback(error)
+    return event
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_database_error(error: BaseException) -> bool:
+    return type(error).__module__.split(".")[0] in DATABASE_MODULES
+
+
+def redacted_traceback(error: BaseException) -> str:
+    """A traceback of `error` and its causes with the database errors' messages withheld."""
+    parts = []
+    for link in reversed(_chain(error)):
+        frames = "".join(traceback.format_tb(link.__traceback__))
+        name = f"{type(link).__module__}.{type(link).__qualname__}"
+        if _is_database_error(link):
+            details = [f"sqlstate={code}"] if (code := _sqlstate(link)) else []
+            statement = getattr(link, "statement", None)
+            if isinstance(statement, str):
+                details.append(f"[SQL: {statement}]")
+            text = " ".join(["(message withheld: it may quote values)", *details])
+        else:
+            text = str(link)
+        parts.append(f"Traceback (most recent call last):\n{frames}{name}: {text}\n")
+    return "\nThe above exception led to the following:\n\n".join(parts)
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    for candidate in (error, getattr(error, "orig", None), error.__cause__):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 def _json(event: EventDict, **_: Any) -> str:
@@ -49,6 +113,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json") -> None:
         processors=[
             *shared,
             _add_logger_name,
+            redact_database_errors,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -62,6 +127,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json") -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                redact_database_errors,
                 structlog.processors.format_exc_info,
                 renderer,
             ],

@@ -4,7 +4,6 @@ token and the document limits (gql/limits.py); then graphql-core's validation, c
 node limit and the rate limit follow just before execution (gql/throttling.py)."""
 
 import contextlib
-import re
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -19,10 +18,9 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from gql.errors import without_suggestion
 from gql.limits import check_document
 from gql.permissions import refuse_anonymous
-
-SUGGESTION = re.compile(r" ?Did you mean .*\?")
 
 
 @lru_cache(maxsize=1024)
@@ -93,17 +91,3 @@ class DocumentChecks(SchemaExtension):
                 errors = [without_suggestion(error) for error in errors]
         execution.pre_execution_errors = errors
         yield
-
-
-def without_suggestion(error: GraphQLError) -> GraphQLError:
-    """The error without graphql-core's "Did you mean …?" hint (which names schema parts)."""
-    message = SUGGESTION.sub("", error.message)
-    if message == error.message:
-        return error
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        path=error.path,
-        original_error=error.original_error,
-        extensions=error.extensions,
-    )

@@ -1,5 +1,6 @@
 """How failures reach callers: `userErrors` for rules, top-level errors with a code otherwise."""
 
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import uuid4
@@ -13,7 +14,7 @@ from strawberry.utils.str_converters import to_camel_case
 from db.session import begin_write
 from gql.enums import UserErrorCode
 from services.actors import Actor
-from services.errors import DomainError, PermissionDenied, ValidationFailed
+from services.errors import Denial, DomainError, PermissionDenied, ValidationFailed
 
 log = structlog.get_logger("clientdesk.graphql")
 
@@ -77,7 +78,8 @@ async def attempt(
     except (DomainError, ValidationFailed) as error:
         return None, user_errors(error, prefix=prefix, paths=paths)
     except PermissionDenied as denied:
-        raise Forbidden(str(denied)) from None
+        fields = [_path(field, prefix, paths or {}) for field in denied.fields]
+        raise Forbidden(str(denied), denied.reason, fields=fields) from None
     finally:
         context.loaders.clear_all()  # what the change touched must be read again
     return result, []
@@ -101,7 +103,14 @@ class Unauthenticated(ApiError):
 
 
 class Forbidden(ApiError):
+    """Not allowed, whoever asks how: `extensions.reason` says why (services.errors.Denial),
+    with `scope` for a missing scope and `fields` for the inputs it is about."""
+
     code = "FORBIDDEN"
+
+    def __init__(self, message: str, reason: Denial, **extensions: Any) -> None:
+        given = {name: value for name, value in extensions.items() if value}
+        super().__init__(message, reason=reason.value, **given)
 
 
 class ErrorMasking(SchemaExtension):
@@ -124,6 +133,8 @@ class ErrorMasking(SchemaExtension):
             self.execution_context.context.request_error = True
 
     def _present(self, error: GraphQLError) -> GraphQLError:
+        if self.execution_context.context.hide_suggestions:
+            error = without_suggestion(error)
         original = error.original_error
         if original is None:  # syntax and validation: about the request, safe to show
             if "Document contains more than" in error.message:  # graphql-core's token limit
@@ -171,3 +182,20 @@ def _with_code(error: GraphQLError, code: str) -> GraphQLError:
         return error
     error.extensions = {**(error.extensions or {}), "code": code}
     return error
+
+
+SUGGESTION = re.compile(r" ?Did you mean .*\?")
+
+
+def without_suggestion(error: GraphQLError) -> GraphQLError:
+    """The error without graphql-core's "Did you mean …?" hint (which names schema parts)."""
+    message = SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=error.extensions,
+    )

@@ -10,6 +10,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 from db.enums import Scope
 from gql.errors import Forbidden, Unauthenticated
 from gql.limits import root_field_names, selected_operation
+from services.errors import Denial
 
 # The only root fields an anonymous caller may select.
 PUBLIC_ROOT_FIELDS = frozenset({"staffLogin", "__typename"})
@@ -39,7 +40,11 @@ def HasScope(scope: Scope) -> type[BasePermission]:
         def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
             super().has_permission(source, info, **kwargs)
             if not info.context.viewer.has_scope(scope):
-                raise Forbidden(f"This token lacks the `{scope.value}` scope.", scope=scope.value)
+                raise Forbidden(
+                    f"This token lacks the `{scope.value}` scope.",
+                    Denial.MISSING_SCOPE,
+                    scope=scope.value,
+                )
             return True
 
     _HasScope.__name__ = _HasScope.__qualname__ = f"HasScope_{scope.name}"
@@ -54,7 +59,7 @@ class AdminsOnly(IsAuthenticated):
     def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
         super().has_permission(source, info, **kwargs)
         if not info.context.viewer.is_admin:
-            raise Forbidden("Only admins may do this.")
+            raise Forbidden("Only admins may do this.", Denial.ADMINS_ONLY)
         return True
 
 

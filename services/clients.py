@@ -32,7 +32,7 @@ from services import audit
 from services.actors import Actor
 from services.auth import hash_password
 from services.custom_fields import check_value
-from services.errors import DomainError, ErrorCode, PermissionDenied
+from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 from services.languages import normalize_language
 from services.login_details import send_login_details
 from services.money import check_amount, format_money
@@ -98,7 +98,11 @@ async def client_for_change(session: AsyncSession, *, actor: Actor, client_id: i
     if client is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["id"])
     if not (await may_change(session, actor, [client]))[0]:
-        raise PermissionDenied("Managers change only their own clients and their sub-accounts")
+        raise PermissionDenied(
+            "Managers change only their own clients and their sub-accounts",
+            Denial.NOT_YOUR_CLIENT,
+            [["id"]],
+        )
     return client
 
 
@@ -516,13 +520,15 @@ async def _clients_for_bulk(
         elif found[pk] not in clients:
             clients.append(found[pk])
     allowed = await may_change(session, actor, clients)
-    for client, ok in zip(clients, allowed, strict=True):
-        if not ok:
-            checks.add(
-                ErrorCode.NOT_ALLOWED,
-                f"{client.login} is not one of your clients",
-                ["ids", str(ids.index(client.id))],
-            )
+    refused = [client for client, ok in zip(clients, allowed, strict=True) if not ok]
+    if refused:
+        logins = ", ".join(client.login for client in refused[:5])
+        raise PermissionDenied(
+            f"Managers change only their own clients and their sub-accounts: not {logins}"
+            + (f" and {len(refused) - 5} more" if len(refused) > 5 else ""),
+            Denial.NOT_YOUR_CLIENT,
+            [["ids", str(ids.index(client.id))] for client in refused],
+        )
     return clients
 
 

@@ -13,7 +13,7 @@ from db.models import CustomFieldDefinition, CustomFieldValue
 from db.session import transaction
 from services import audit
 from services.actors import Actor
-from services.errors import DomainError, ErrorCode, PermissionDenied
+from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 from services.validation import Checks, text
 
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -84,7 +84,7 @@ def check_options(
 
 def _require_admin(actor: Actor) -> None:
     if not actor.is_admin:
-        raise PermissionDenied("Only admins define custom fields")
+        raise PermissionDenied("Only admins define custom fields", Denial.ADMINS_ONLY)
 
 
 def _snapshot(definition: CustomFieldDefinition) -> dict[str, Any]:

@@ -81,5 +81,19 @@ class ValidationFailed(Exception):
         self.errors = list(errors)
 
 
+class Denial(StrEnum):
+    """Why an actor may not do something: `extensions.reason` of a FORBIDDEN error."""
+
+    NOT_YOUR_CLIENT = "NOT_YOUR_CLIENT"  # managers change only their clients and sub-accounts
+    MISSING_SCOPE = "MISSING_SCOPE"  # the token was not granted the scope this needs
+    ADMINS_ONLY = "ADMINS_ONLY"  # only staff with the ADMIN role may
+
+
 class PermissionDenied(Exception):
-    """The actor may not do this at all (reported as a top-level FORBIDDEN error)."""
+    """The actor may not do this at all (reported as a top-level FORBIDDEN error): why, and
+    the inputs it is about (paths into the mutation's arguments, e.g. ["ids", "2"])."""
+
+    def __init__(self, message: str, reason: Denial, fields: Sequence[Sequence[str]] = ()) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.fields = [list(field) for field in fields]

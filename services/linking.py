@@ -8,7 +8,7 @@ from db.session import transaction
 from services import audit
 from services.actors import Actor
 from services.clients import may_change
-from services.errors import DomainError, ErrorCode, PermissionDenied
+from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 
 MAX_DEPTH = 64  # walking up further than this means the data itself is broken
 
@@ -52,7 +52,11 @@ async def link(session: AsyncSession, *, actor: Actor, parent_id: int, child_id:
         if child is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["child_id"])
         if not all(await may_change(session, actor, [parent, child])):
-            raise PermissionDenied("Managers link only their own clients")
+            raise PermissionDenied(
+                "Managers link only their own clients",
+                Denial.NOT_YOUR_CLIENT,
+                [["parent_id"], ["child_id"]],
+            )
         if child.id in await _ancestors(session, parent.id):
             raise DomainError(
                 ErrorCode.CYCLE,
@@ -108,7 +112,9 @@ async def unlink(session: AsyncSession, *, actor: Actor, child_id: int) -> tuple
         if child is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["child_id"])
         if not (await may_change(session, actor, [child]))[0]:
-            raise PermissionDenied("Managers unlink only their own clients")
+            raise PermissionDenied(
+                "Managers unlink only their own clients", Denial.NOT_YOUR_CLIENT, [["child_id"]]
+            )
         if child.parent_id is None:
             raise DomainError(
                 ErrorCode.NOT_LINKED, f"{child.login} is not a sub-account", ["child_id"]

@@ -12,7 +12,7 @@ from db.session import transaction
 from services import audit
 from services.actors import Actor
 from services.clients import check_percent, client_for_change
-from services.errors import DomainError, ErrorCode, PermissionDenied
+from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 from services.money import check_amount, round_half_up
 from services.validation import Checks, normalize_currency, text
 
@@ -70,7 +70,7 @@ def _check_prices(prices: Sequence[tuple[str, Decimal]], checks: Checks) -> dict
 
 def _require_admin(actor: Actor) -> None:
     if not actor.is_admin:
-        raise PermissionDenied("Only admins change the price list")
+        raise PermissionDenied("Only admins change the price list", Denial.ADMINS_ONLY)
 
 
 async def create_package(

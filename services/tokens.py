@@ -9,7 +9,7 @@ from db.models import ApiToken, StaffUser
 from services import audit
 from services.actors import Actor
 from services.auth import IssuedToken, issue_token
-from services.errors import DomainError, ErrorCode, PermissionDenied
+from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 from services.validation import text
 
 
@@ -26,7 +26,7 @@ async def create_token(
     """An API token for the actor (or, for admins with staff:admin, for another staff user);
     never with a scope the actor's own token lacks."""
     if owner_id != actor.staff_id and Scope.STAFF_ADMIN not in actor_scopes:
-        raise PermissionDenied("Tokens for others need the staff:admin scope")
+        raise PermissionDenied("Tokens for others need the staff:admin scope", Denial.MISSING_SCOPE)
     owner = await session.get(StaffUser, owner_id)
     if owner is None or not owner.is_active:
         raise DomainError(ErrorCode.NOT_FOUND, "No such staff user", ["staff_id"])

@@ -15,6 +15,7 @@ from gql.errors import Forbidden
 from gql.node import pk_of
 from gql.permissions import IsAuthenticated
 from gql.staff.types import ApiToken, StaffUser, Viewer
+from services.errors import Denial
 
 
 @strawberry.type
@@ -60,7 +61,11 @@ class StaffQuery:
         assert viewer is not None  # IsAuthenticated
         owner = viewer.staff_id if staff_id is None else pk_of(staff_id, "StaffUser") or 0
         if owner != viewer.staff_id and not viewer.has_scope(Scope.STAFF_ADMIN):
-            raise Forbidden("Other staff users' tokens need the `staff:admin` scope.")
+            raise Forbidden(
+                "Other staff users' tokens need the `staff:admin` scope.",
+                Denial.MISSING_SCOPE,
+                scope="staff:admin",
+            )
         rows = await info.context.db.execute(
             select(ApiTokenModel.__table__)
             .where(ApiTokenModel.staff_id == owner, ApiTokenModel.kind == TokenKind.API)

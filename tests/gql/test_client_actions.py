@@ -387,7 +387,11 @@ async def test_impersonation_needs_its_scope_and_a_reason(
     errors = await api.errors(
         IMPERSONATE, {"id": gid("Client", client.id), "reason": "x"}, token=token
     )
-    assert errors[0]["extensions"] == {"code": "FORBIDDEN", "scope": "clients:impersonate"}
+    assert errors[0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "reason": "MISSING_SCOPE",
+        "scope": "clients:impersonate",
+    }
     admin = await factory.admin_token()
     no_reason = (
         await api(IMPERSONATE, {"id": gid("Client", client.id), "reason": ""}, token=admin)

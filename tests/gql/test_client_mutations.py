@@ -402,6 +402,44 @@ async def test_update_changes_only_what_is_given_and_null_clears(
 
 
 @pytest.mark.usefixtures("admin")
+async def test_null_is_refused_where_it_cannot_clear(api: GraphQLClient, factory: Factory) -> None:
+    # given fields that may be left out but have no "nothing" to clear to
+    client = await factory.client(login="kept", name="Kept")
+    refused = {
+        "login": None,
+        "currency": None,
+        "status": None,
+        "creditLimit": None,
+        "moderation": None,
+        "customFields": None,
+        "priceAdjustmentPercent": None,
+        "name": None,  # this one clears
+    }
+    # when each is sent as null
+    payload = (await api(UPDATE, {"id": gid("Client", client.id), "input": refused}))[
+        "clientUpdate"
+    ]
+    # then each is a userError on its own path, in words (no Python internals), and nothing
+    # changed
+    assert codes(payload) == [
+        (["input", name], "NULL_NOT_ALLOWED") for name in refused if name != "name"
+    ]
+    assert all(
+        "Strawberry" not in e["message"] and " at 0x" not in e["message"]
+        for e in payload["userErrors"]
+    )
+    literal = (
+        await api(
+            f'mutation {{ clientUpdate(id: "{gid("Client", client.id)}", input: '
+            "{status: null}) { userErrors { field code } } }"
+        )
+    )["clientUpdate"]
+    assert literal["userErrors"] == [{"field": ["input", "status"], "code": "NULL_NOT_ALLOWED"}]
+    kept = (await api(UPDATE, {"id": gid("Client", client.id), "input": {}}))["clientUpdate"]
+    assert kept["client"]["name"] == "Kept"
+
+
+@pytest.mark.usefixtures("admin")
 async def test_update_cannot_remove_the_last_contact(api: GraphQLClient, factory: Factory) -> None:
     client = await factory.client(login="bob", email="bob@example.com", phone=None)
     payload = (await api(UPDATE, {"id": gid("Client", client.id), "input": {"email": None}}))[
@@ -607,6 +645,8 @@ async def test_managers_change_only_their_clients(api: GraphQLClient, factory: F
         UPDATE, {"id": gid("Client", theirs.id), "input": {"name": "Mine"}}, token=token
     )
     assert error_codes(errors) == ["FORBIDDEN"]
+    single = errors[0]["extensions"]
+    assert single == {"code": "FORBIDDEN", "reason": "NOT_YOUR_CLIENT", "fields": [["id"]]}
     # a manager's new client is theirs; giving it to someone else is an admin's job
     created = (
         await api(
@@ -631,14 +671,13 @@ async def test_managers_change_only_their_clients(api: GraphQLClient, factory: F
         )
     )["clientUpdate"]
     assert codes(handed) == [(["input", "managerId"], "NOT_ALLOWED")]
-    bulk = (
-        await api(
-            SET_STATUS,
-            {"ids": [gid("Client", own.id), gid("Client", theirs.id)], "status": "INACTIVE"},
-            token=token,
-        )
-    )["clientsSetStatus"]
-    assert codes(bulk) == [(["ids", "1"], "NOT_ALLOWED")]
+    # a bulk action says it in the same shape, naming each client it may not change
+    errors = await api.errors(
+        SET_STATUS,
+        {"ids": [gid("Client", own.id), gid("Client", theirs.id)], "status": "INACTIVE"},
+        token=token,
+    )
+    assert errors[0]["extensions"] == {**single, "fields": [["ids", "1"]]}
 
 
 async def test_writing_needs_the_write_scope(api: GraphQLClient, factory: Factory) -> None:
@@ -653,7 +692,11 @@ async def test_writing_needs_the_write_scope(api: GraphQLClient, factory: Factor
     errors = await api.errors(
         DELETE, {"ids": [gid("Client", client.id)], "confirm": True}, token=reader
     )
-    assert errors[0]["extensions"] == {"code": "FORBIDDEN", "scope": "clients:delete"}
+    assert errors[0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "reason": "MISSING_SCOPE",
+        "scope": "clients:delete",
+    }
 
 
 @pytest.mark.usefixtures("admin")
@@ -783,7 +826,11 @@ async def test_custom_fields_are_for_admins(api: GraphQLClient, factory: Factory
     errors = await api.errors(
         CUSTOM_CREATE, {"input": {"key": "x", "label": "X", "type": "TEXT"}}, token=manager
     )
-    assert errors[0]["extensions"] == {"code": "FORBIDDEN", "scope": "staff:admin"}
+    assert errors[0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "reason": "MISSING_SCOPE",
+        "scope": "staff:admin",
+    }
 
 
 @pytest.mark.usefixtures("admin")

@@ -374,7 +374,11 @@ async def test_money_needs_the_credits_scope_and_ownership(
         {"input": {"clientId": gid("Client", client.id), "amount": "1", "paymentMethod": "CASH"}},
         token=reader,
     )
-    assert errors[0]["extensions"] == {"code": "FORBIDDEN", "scope": "credits:write"}
+    assert errors[0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "reason": "MISSING_SCOPE",
+        "scope": "credits:write",
+    }
     manager = await factory.token(await factory.staff(role=StaffRole.MANAGER))
     errors = await api.errors(
         ADD,

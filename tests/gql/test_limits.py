@@ -350,3 +350,27 @@ async def test_text_no_database_stores_is_refused(
         assert error_codes(errors) == ["BAD_USER_INPUT"]
         assert "NUL characters or unpaired surrogates" in errors[0]["message"]
         assert errors[0]["extensions"].get("field") == field
+
+
+async def test_no_schema_hints_where_introspection_is_off(
+    settings: Settings, engine: Any, sessionmaker: Any, factory: Factory
+) -> None:
+    from gql.app import create_app
+
+    token = await factory.admin_token()
+    production = settings.model_copy(update={"environment": "production"})
+    app = create_app(production, engine=engine, sessionmaker=sessionmaker)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        client = GraphQLClient(http)
+        # a field of the document, and a field of an input sent as a variable
+        typo = await client.errors("{ viewer { nme } }", token=token)
+        variable = await client.errors(
+            "query($f: ClientFilter) { clients(filter: $f) { nodes { id } } }",
+            {"f": {"logn": "x"}},
+            token=token,
+        )
+    for errors in (typo, variable):
+        assert errors[0]["extensions"]["code"] in {"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"}
+        assert all("Did you mean" not in error["message"] for error in errors), errors
+    assert "nme" in typo[0]["message"]
