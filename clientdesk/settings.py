@@ -151,7 +151,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How long /readyz waits for the database before answering 503.",
     )
-    metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    metrics: bool | None = Field(
+        default=None,
+        description="Serve Prometheus metrics at /metrics (default: in development, and in "
+        "production when metrics_token is set; true without a token serves them to anyone).",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="When set, /metrics needs `Authorization: Bearer <this>`.",
@@ -182,6 +186,12 @@ class Settings(BaseSettings):
         if self.introspection is not None:
             return self.introspection
         return self.environment == "development"
+
+    @property
+    def metrics_enabled(self) -> bool:
+        if self.metrics is not None:
+            return self.metrics
+        return self.environment == "development" or self.metrics_token is not None
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -18,13 +18,16 @@ from opentelemetry.trace import SpanKind, TracerProvider
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as RoutingError
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http.types import QueryParams
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from clientdesk import metrics, tracing
 from clientdesk.settings import Settings, get_settings
@@ -32,6 +35,14 @@ from db.session import SharedSession, create_engine, create_sessionmaker
 from gql.cabinet import session_info, set_password
 from gql.compiled import CompiledOperations
 from gql.context import Context
+from gql.guards import (
+    BodyLimit,
+    BodyTooLarge,
+    SecurityHeaders,
+    check_graphql_request,
+    json_object,
+    safe_request_id,
+)
 from gql.limits import Limits
 from gql.schema import build_schema, schema
 from services import auth, idempotency, mail
@@ -42,10 +53,29 @@ log = structlog.get_logger("clientdesk.http")
 
 
 class GraphQLView(GraphQL):
-    """Strawberry's ASGI view, answering with orjson."""
+    """Strawberry's ASGI view, reading and answering with orjson; what is not a JSON object
+    (or nests too deep) is an HTTP 400, as is anything else the view refuses (see `answer`)."""
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return json_object(data, what="The request body")
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        parsed: dict[str, Any] = dict(params)
+        for name in ("variables", "extensions"):
+            if parsed.get(name):
+                parsed[name] = json_object(parsed[name], what=f"The `{name}` parameter")
+        return parsed
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError):  # a mutation by GET
+                raise HTTPException(405, "Send mutations with POST.") from None
+            raise
 
 
 def bearer_token(request: Request) -> str | None:
@@ -57,23 +87,11 @@ async def graphql_endpoint(request: Request) -> Response:
     state = request.app.state
     # an operation, counted in the metrics (RequestContextMiddleware); not GraphiQL's page
     request.state.graphql = request.method == "POST" or "query" in request.query_params
-    settings: Settings = state.settings
-    declared = request.headers.get("content-length", "0")
-    if (declared.isdigit() and int(declared) > settings.max_body_bytes) or (
-        len(await request.body()) > settings.max_body_bytes
-    ):
-        return JSONResponse(
-            {
-                "errors": [
-                    {
-                        "message": f"The request body is larger than {settings.max_body_bytes} "
-                        "bytes.",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            },
-            status_code=413,
-        )
+    if request.method == "POST":  # a malformed request costs no token lookup
+        try:
+            await check_post(request)
+        except HTTPException as error:
+            return http_error(request, error.status_code, error.reason)
     tracer = state.tracer
     if tracer is None:
         return await answer(request, state)
@@ -87,6 +105,19 @@ async def graphql_endpoint(request: Request) -> Response:
         return response
 
 
+async def check_post(request: Request) -> None:
+    """A POSTed operation is one JSON object with the parameters' types; else an HTTP 400.
+    Its body is read here (BodyLimit stops it at the limit), before the compiled path and
+    the view read it again."""
+    body = await request.body()
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPException(
+            400, "Send the operation as JSON (Content-Type: application/json), or by GET."
+        )
+    check_graphql_request(json_object(body, what="The request body"))
+
+
 async def answer(request: Request, state: Any) -> Response:
     db = SharedSession(state.sessionmaker)
     context: Context | None = None
@@ -94,8 +125,9 @@ async def answer(request: Request, state: Any) -> Response:
         context = await build_context(request, db, state)
         compiled = await state.compiled.respond(request, context) if state.compiled else None
         response: Response = compiled or await state.graphql_view.run(request, context=context)
-    except HTTPException as error:
-        response = PlainTextResponse(error.reason, status_code=error.status_code)
+    except HTTPException as error:  # the view refused the HTTP request: no GraphQL ran
+        allow = {"Allow": "GET, POST"} if error.status_code == 405 else None
+        response = http_error(request, error.status_code, error.reason, allow)
     finally:
         await db.finish()
     if context is None:  # the view refused the HTTP request itself
@@ -105,7 +137,11 @@ async def answer(request: Request, state: Any) -> Response:
         response.status_code = 429
         response.headers["Retry-After"] = str(max(1, math.ceil(context.retry_after)))
     elif GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.status_code == 200:
-        response = graphql_response(response, request_error=context.request_error)
+        response = graphql_response(
+            response,
+            request_error=context.request_error,
+            unauthenticated=context.viewer is None and context.error_codes == ("UNAUTHENTICATED",),
+        )
     return response
 
 
@@ -130,15 +166,84 @@ def note_request(request: Request, context: Context, status: int) -> None:
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
-def graphql_response(response: Response, *, request_error: bool) -> Response:
+def graphql_response(response: Response, *, request_error: bool, unauthenticated: bool) -> Response:
     """The GraphQL-over-HTTP media type, for callers that ask for it: a request that could not
-    run is a 400 without `data` (with application/json it stays 200)."""
-    if not request_error:
+    run is a 400 without `data`, one refused for want of a valid token a 401 (with
+    application/json both stay 200)."""
+    if not (request_error or unauthenticated):
         response.headers["content-type"] = GRAPHQL_RESPONSE
         return response
     body = orjson.loads(response.body)
     body.pop("data", None)
-    return Response(orjson.dumps(body), status_code=400, media_type=GRAPHQL_RESPONSE)
+    if request_error:
+        return Response(orjson.dumps(body), status_code=400, media_type=GRAPHQL_RESPONSE)
+    reason = body["errors"][0]["extensions"].get("reason", "missing")
+    challenge = "Bearer" if reason == "missing" else 'Bearer error="invalid_token"'
+    return Response(
+        orjson.dumps(body),
+        status_code=401,
+        media_type=GRAPHQL_RESPONSE,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+# The code of each HTTP error a route answers before any GraphQL runs.
+HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    500: "INTERNAL_SERVER_ERROR",
+}
+
+
+def http_error(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An HTTP error with a code: GraphQL's shape (`errors[].extensions.code`) on /graphql,
+    the cabinet's (`error.code`) elsewhere."""
+    code = HTTP_ERROR_CODES.get(status, "BAD_REQUEST")
+    if request.scope["path"] == "/graphql":
+        body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    else:
+        body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def routing_error(request: Request, error: Exception) -> Response:
+    """A path nothing serves (404), or a method its route does not take (405)."""
+    assert isinstance(error, RoutingError)
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        return http_error(request, 405, f"Use {allowed}.", {"Allow": allowed})
+    if error.status_code == 404:
+        return http_error(request, 404, "Nothing is served at this address.")
+    return http_error(request, error.status_code, "The request cannot be served.")
+
+
+async def body_too_large(request: Request, error: Exception) -> Response:
+    """413 for a body past CLIENTDESK_MAX_BODY_BYTES; the connection closes, so that the rest
+    of the body is not read either."""
+    return http_error(request, 413, str(error), {"Connection": "close"})
+
+
+async def internal_error(request: Request, error: Exception) -> Response:
+    """An unexpected failure outside GraphQL's error masking (a lost database, say): logged in
+    full under the request id, answered with the id and nothing of the failure. It is sent
+    from outside the other middleware, so it brings their headers itself."""
+    request_id = getattr(request.state, "request_id", None) or secrets.token_hex(16)
+    log.error("request_failed", request_id=request_id, exc_info=error)
+    return http_error(
+        request,
+        500,
+        f"Internal server error. Quote request id {request_id} when reporting it.",
+        {
+            "X-Request-ID": request_id,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 async def build_context(request: Request, db: SharedSession, state: Any) -> Context:
@@ -147,11 +252,12 @@ async def build_context(request: Request, db: SharedSession, state: Any) -> Cont
     clock: Clock = state.clock
     now = clock()
     token = bearer_token(request)
-    viewer = (
+    found = (
         await auth.authenticate(db, token=token, now=now, cache=state.token_cache)
         if token
         else None
     )
+    viewer = found if isinstance(found, auth.Viewer) else None
     return Context(
         request=request,
         request_id=request.state.request_id,
@@ -159,7 +265,7 @@ async def build_context(request: Request, db: SharedSession, state: Any) -> Cont
         settings=settings,
         clock=clock,
         viewer=viewer,
-        credentials_given=token is not None,
+        token_refusal=found if isinstance(found, auth.TokenRefusal) else None,
         now=now,
         limits=state.limits,
         rate_limiter=state.rate_limiter.bound(db.exclusive),
@@ -192,13 +298,19 @@ async def metrics_endpoint(request: Request) -> Response:
     if expected is not None and not secrets.compare_digest(
         (bearer_token(request) or "").encode(), expected.get_secret_value().encode()
     ):
-        return PlainTextResponse("A bearer token is needed.", status_code=401)
+        return http_error(
+            request,
+            401,
+            "Send the metrics token: Authorization: Bearer <token>.",
+            {"WWW-Authenticate": "Bearer"},
+        )
     body, media_type = metrics.exposition()
     return Response(body, media_type=media_type)
 
 
 class RequestContextMiddleware:
-    """Give every request an id (or keep the caller's X-Request-ID), log it once when done."""
+    """Give every request an id (or keep the caller's X-Request-ID if it is a safe one: 1-64 of
+    letters, digits and `._:-`), log it once when done."""
 
     def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
         self.app = app
@@ -210,9 +322,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = (
-            given if 0 < len(given) <= 64 and given.isprintable() else secrets.token_hex(16)
-        )
+        request_id = given if safe_request_id(given) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -337,13 +447,23 @@ def create_app(
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            *([Route("/metrics", metrics_endpoint, methods=["GET"])] if settings.metrics else []),
+            *(
+                [Route("/metrics", metrics_endpoint, methods=["GET"])]
+                if settings.metrics_enabled
+                else []
+            ),
             Route("/cabinet/set-password", set_password, methods=["POST"]),
             Route("/cabinet/session", session_info, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers={
+            RoutingError: routing_error,
+            BodyTooLarge: body_too_large,
+            Exception: internal_error,
+        },
         middleware=[
             Middleware(RequestContextMiddleware, access_log=settings.access_log),
+            Middleware(SecurityHeaders),
             *(  # no origins, no CORS: browsers keep other sites' pages out by default
                 [
                     Middleware(
@@ -358,6 +478,7 @@ def create_app(
                 if settings.cors_origins
                 else []
             ),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
     )
     app.state.settings = settings

@@ -11,7 +11,7 @@ from clientdesk.settings import Settings
 from db.session import SharedSession
 from gql.limits import Limits
 from gql.loaders import Loaders, create_loaders
-from services.auth import Viewer
+from services.auth import TokenRefusal, Viewer
 from services.clock import Clock
 from services.ratelimit import RateLimiter
 
@@ -29,11 +29,11 @@ class Context:
     settings: Settings
     clock: Clock
     viewer: Viewer | None
-    credentials_given: bool  # a token was sent (even if it turned out invalid)
     now: datetime  # one instant for the whole request, so every field agrees on "expired"
     limits: Limits
     rate_limiter: RateLimiter
     client_address: str
+    token_refusal: TokenRefusal | None = None  # why the token sent stands for no viewer
     cost: "Cost | None" = None  # set before execution (gql/throttling.py)
     retry_after: float | None = None  # set when the rate limit refused the request
     request_error: bool = False  # set when nothing ran because the request was malformed

@@ -99,6 +99,8 @@ class BadUserInput(ApiError):
 
 
 class Unauthenticated(ApiError):
+    """No valid token; `extensions.reason` says why (gql/permissions.py: `unauthenticated`)."""
+
     code = "UNAUTHENTICATED"
 
 

@@ -14,8 +14,19 @@ from services.errors import Denial
 
 # The only root fields an anonymous caller may select.
 PUBLIC_ROOT_FIELDS = frozenset({"staffLogin", "__typename"})
-MISSING_TOKEN = "Authentication required: send `Authorization: Bearer <token>`."
-BAD_TOKEN = "The token is unknown, expired or revoked."
+# What an anonymous caller is told, by `extensions.reason` (never the token it sent).
+UNAUTHENTICATED = {
+    "missing": "Authentication required: send `Authorization: Bearer <token>`.",
+    "unknown": "The token is unknown: sign in again, or ask an admin for a new token.",
+    "expired": "The token has expired: sign in again, or ask an admin for a new token.",
+    "revoked": "The token was revoked (or its owner deactivated).",
+}
+
+
+def unauthenticated(context: Any) -> Unauthenticated:
+    """The error for a request without a viewer: no token, or why the one sent was refused."""
+    reason = str(context.token_refusal) if context.token_refusal else "missing"
+    return Unauthenticated(UNAUTHENTICATED[reason], reason=reason)
 
 
 class IsAuthenticated(BasePermission):
@@ -26,7 +37,7 @@ class IsAuthenticated(BasePermission):
 
     def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
         if info.context.viewer is None:
-            raise Unauthenticated(MISSING_TOKEN)
+            raise unauthenticated(info.context)
         return True
 
 
@@ -148,4 +159,4 @@ def refuse_anonymous(
     names = root_field_names(document, operation) if operation is not None else set()
     if names and names <= PUBLIC_ROOT_FIELDS:
         return None
-    return Unauthenticated(BAD_TOKEN if context.credentials_given else MISSING_TOKEN)
+    return unauthenticated(context)

@@ -5,6 +5,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -140,25 +141,31 @@ async def issue_token(
     return IssuedToken(token, row.id, row.prefix, expires_at, scopes)
 
 
-# The token behind a digest, if it is in force, with its owner (built and compiled once: it
-# runs on every request).
+class TokenRefusal(StrEnum):
+    """Why a bearer token stands for no viewer (told to the caller, who holds the token)."""
+
+    UNKNOWN = "unknown"  # never issued here, or deleted
+    EXPIRED = "expired"
+    REVOKED = "revoked"  # revoked, or its owner deactivated
+
+
+# The token behind a digest with its owner, in force or not (built and compiled once: it runs
+# on every request).
 TOKEN_OWNER = Reused(
     select(
         ApiToken.id,
         ApiToken.scopes,
         ApiToken.expires_at,
         ApiToken.last_used_at,
+        ApiToken.revoked_at,
         StaffUser.id,
         StaffUser.email,
         StaffUser.name,
         StaffUser.role,
+        StaffUser.is_active,
     )
     .join(StaffUser, StaffUser.id == ApiToken.staff_id)
-    .where(
-        ApiToken.token_hash == bindparam("digest"),
-        ApiToken.revoked_at.is_(None),
-        StaffUser.is_active.is_(True),
-    )
+    .where(ApiToken.token_hash == bindparam("digest"))
 )
 
 
@@ -166,7 +173,8 @@ class TokenCache:
     """The viewers of tokens seen lately, in this process, for `ttl`: a request with a token
     seen less than `ttl` ago skips the database. So a revoked token (or a deactivated owner)
     stops working within `ttl` in every process, and at once in the one that revoked it
-    (`clear`). An expired token stops at its expiry as always. Unknown tokens are not kept."""
+    (`clear`). An expired token stops at its expiry as always. Refused tokens are not kept:
+    why one is refused is always the database's answer."""
 
     def __init__(self, ttl: timedelta, *, max_entries: int = 10_000) -> None:
         self.ttl = ttl
@@ -195,20 +203,33 @@ class TokenCache:
 
 async def authenticate(
     db: SharedSession, *, token: str, now: datetime, cache: TokenCache | None = None
-) -> Viewer | None:
-    """The viewer a bearer token stands for, or None when it is unknown, expired or revoked."""
+) -> Viewer | TokenRefusal:
+    """The viewer a bearer token stands for, or why it stands for none."""
     if not token.startswith(TOKEN_PREFIX):
-        return None
+        return TokenRefusal.UNKNOWN
     digest = token_digest(token)
     if cache is not None and (viewer := cache.get(digest, now)) is not None:
         return viewer
     # every request asks this: straight through the driver
     found = await db.fetch_all(TOKEN_OWNER, {"digest": digest})
     if not found:
-        return None
-    token_id, scopes, expires_at, last_used_at, staff_id, email, name, role = found[0]
+        return TokenRefusal.UNKNOWN
+    (
+        token_id,
+        scopes,
+        expires_at,
+        last_used_at,
+        revoked_at,
+        staff_id,
+        email,
+        name,
+        role,
+        is_active,
+    ) = found[0]
+    if revoked_at is not None or not is_active:
+        return TokenRefusal.REVOKED
     if expires_at is not None and expires_at <= now:
-        return None
+        return TokenRefusal.EXPIRED
     if last_used_at is None or now - last_used_at >= LAST_USED_PRECISION:
         async with db.exclusive() as session:
             await begin_write(session)

@@ -1,6 +1,7 @@
 """ "In cabinet": a short-lived, signed token that opens one client's own interface for a
 staff user, audited with the reason; and checking such a token on the cabinet's side."""
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,8 @@ from services.validation import text
 
 ALGORITHM = "HS256"
 AUDIENCE = "clientdesk-cabinet"
+# Ids as tokens carry them (`str(id)`); longer ones lie beyond any table's ids (as in gql/node).
+ROW_ID = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,9 @@ async def impersonate(
 
 
 def verify(token: str, *, secret: str, now: datetime) -> CabinetSession:
-    """The session a token stands for; a tampered, foreign or expired one is refused."""
+    """The session a token stands for; a tampered, foreign or expired one is refused, and so
+    is one whose claims are not what `impersonate` writes."""
+    invalid = DomainError(ErrorCode.INVALID_TOKEN, "The token is not valid", ["token"])
     try:
         claims = jwt.decode(
             token,
@@ -107,15 +112,24 @@ def verify(token: str, *, secret: str, now: datetime) -> CabinetSession:
             # expiry is checked below against the injected clock, not the system's
             options={"verify_exp": False, "require": ["sub", "act", "exp", "jti", "aud"]},
         )
-        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        found = CabinetSession(
-            client_id=int(claims["sub"]),
-            staff_id=int(claims["act"]["sub"]),
-            expires_at=expires_at,
-            token_id=str(claims["jti"]),
-        )
-    except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
-        raise DomainError(ErrorCode.INVALID_TOKEN, "The token is not valid", ["token"]) from None
+    except jwt.InvalidTokenError:
+        raise invalid from None
+    act, exp, token_id = claims["act"], claims["exp"], claims["jti"]
+    client_id = _row_id(claims["sub"])
+    staff_id = _row_id(act.get("sub") if isinstance(act, dict) else None)
+    if client_id is None or staff_id is None or type(exp) is not int:
+        raise invalid
+    try:
+        expires_at = datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond the years datetime holds
+        raise invalid from None
     if expires_at <= now:
         raise DomainError(ErrorCode.TOKEN_EXPIRED, "The token has expired", ["token"])
-    return found
+    return CabinetSession(
+        client_id=client_id, staff_id=staff_id, expires_at=expires_at, token_id=str(token_id)
+    )
+
+
+def _row_id(claim: object) -> int | None:
+    """The row id in a claim, or None if the claim is not one."""
+    return int(claim) if isinstance(claim, str) and ROW_ID.fullmatch(claim) else None

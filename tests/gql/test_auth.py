@@ -1,12 +1,14 @@
 """Every operation but staffLogin needs a valid token; staffLogin issues one."""
 
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import Scope, StaffRole
-from db.models import ApiToken
+from db.models import ApiToken, StaffUser
 from services.auth import token_digest
 from tests.api import GraphQLClient, error_codes
 from tests.conftest import FakeClock
@@ -22,13 +24,19 @@ mutation Login($email: String!, $password: String!) {
 """
 CLIENT = "query($login: String!) { client(login: $login) { login } }"
 INTROSPECTION = "{ __schema { queryType { name } } }"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def refusal(errors: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each error's code and the reason it gives."""
+    return [(e["extensions"]["code"], e["extensions"].get("reason")) for e in errors]
 
 
 async def test_anonymous_request_is_unauthenticated(api: GraphQLClient) -> None:
     # when a query is sent without a token
     errors = await api.errors(VIEWER)
-    # then it is refused with UNAUTHENTICATED and nothing else
-    assert error_codes(errors) == ["UNAUTHENTICATED"]
+    # then it is refused with UNAUTHENTICATED and nothing else, because the token is missing
+    assert refusal(errors) == [("UNAUTHENTICATED", "missing")]
     assert "Authorization: Bearer" in errors[0]["message"]
 
 
@@ -40,10 +48,45 @@ async def test_anonymous_introspection_and_typos_reveal_nothing(api: GraphQLClie
     assert "Did you mean" not in str(errors)
 
 
-async def test_unknown_token_is_unauthenticated(api: GraphQLClient) -> None:
-    errors = await api.errors(VIEWER, token="cd_not-a-token")
-    assert error_codes(errors) == ["UNAUTHENTICATED"]
-    assert "unknown, expired or revoked" in errors[0]["message"]
+@pytest.mark.parametrize("token", ["cd_not-a-token", "not-even-ours", "é"])
+async def test_unknown_token_is_unauthenticated(api: GraphQLClient, token: str) -> None:
+    response = await api.http.post(
+        "/graphql",
+        json={"query": VIEWER},
+        headers={"Authorization": f"Bearer {token}".encode()},
+    )
+    errors = response.json()["errors"]
+    assert refusal(errors) == [("UNAUTHENTICATED", "unknown")]
+    assert "unknown" in errors[0]["message"]
+    assert token not in response.text  # the token is not echoed
+
+
+async def test_unauthenticated_is_a_401_for_graphql_response_clients(
+    api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    expired = await factory.token(await factory.staff(), expires_at=clock())
+    for token, reason, challenge in (
+        (None, "missing", "Bearer"),
+        ("cd_unknown", "unknown", 'Bearer error="invalid_token"'),
+        (expired, "expired", 'Bearer error="invalid_token"'),
+    ):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # when a client that speaks the GraphQL-over-HTTP media type is refused
+        modern = await api.http.post(
+            "/graphql", json={"query": VIEWER}, headers={**headers, "Accept": GRAPHQL_RESPONSE}
+        )
+        # then it is an HTTP 401 with the error, the reason and no data
+        assert modern.status_code == 401, reason
+        assert modern.headers["content-type"] == GRAPHQL_RESPONSE
+        assert modern.headers["www-authenticate"] == challenge
+        assert "data" not in modern.json()
+        assert refusal(modern.json()["errors"]) == [("UNAUTHENTICATED", reason)]
+        # and with application/json it stays a 200, as the spec asks
+        legacy = await api.http.post(
+            "/graphql", json={"query": VIEWER}, headers={**headers, "Accept": "application/json"}
+        )
+        assert legacy.status_code == 200, reason
+        assert refusal(legacy.json()["errors"]) == [("UNAUTHENTICATED", reason)]
 
 
 async def test_viewer_is_the_tokens_owner(api: GraphQLClient, factory: Factory) -> None:
@@ -68,8 +111,8 @@ async def test_expired_token_stops_working(
     assert (await api(VIEWER, token=token))["viewer"]["email"] == staff.email
     # when the hour has passed
     clock.advance(timedelta(hours=1))
-    # then the token is refused
-    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+    # then the token is refused as expired
+    assert refusal(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "expired")]
 
 
 async def test_revoked_token_stops_working(
@@ -82,7 +125,34 @@ async def test_revoked_token_stops_working(
         .values(revoked_at=clock())
     )
     await session.commit()
-    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+    assert refusal(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "revoked")]
+
+
+async def test_a_deactivated_owners_token_is_revoked(
+    api: GraphQLClient, factory: Factory, session: AsyncSession
+) -> None:
+    staff = await factory.staff()
+    token = await factory.token(staff)
+    await session.execute(update(StaffUser).where(StaffUser.id == staff.id).values(is_active=False))
+    await session.commit()
+    assert refusal(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "revoked")]
+
+
+async def test_a_revoked_token_past_its_expiry_says_revoked(
+    api: GraphQLClient, factory: Factory, session: AsyncSession, clock: FakeClock
+) -> None:
+    # given a token this process trusts, revoked elsewhere, whose expiry then passes
+    token = await factory.token(await factory.staff(), expires_at=clock() + timedelta(hours=1))
+    assert (await api(VIEWER, token=token))["viewer"]
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.token_hash == token_digest(token))
+        .values(revoked_at=clock())
+    )
+    await session.commit()
+    clock.advance(timedelta(hours=1))
+    # then the reason is the database's, not the cache's "expired"
+    assert refusal(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "revoked")]
 
 
 async def test_tokens_are_stored_hashed_and_record_their_use(
@@ -208,7 +278,7 @@ async def test_a_token_revoked_by_another_process_stops_within_a_second(
     # then this process keeps trusting it for at most a second (CLIENTDESK_TOKEN_CACHE_SECONDS)
     assert (await api(VIEWER, token=token))["viewer"]
     clock.advance(timedelta(seconds=1))
-    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+    assert refusal(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "revoked")]
 
 
 async def test_a_token_revoked_here_stops_at_once(api: GraphQLClient, factory: Factory) -> None:
@@ -219,7 +289,7 @@ async def test_a_token_revoked_here_stops_at_once(api: GraphQLClient, factory: F
     data = await api(REVOKE, {"id": token_id}, token=token)
     assert data["tokenRevoke"]["apiToken"]["revokedAt"]
     assert viewer["email"] == staff.email
-    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+    assert refusal(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "revoked")]
 
 
 async def test_a_trusted_token_still_expires_on_time(
@@ -230,4 +300,4 @@ async def test_a_trusted_token_still_expires_on_time(
     )
     assert (await api(VIEWER, token=token))["viewer"]
     clock.advance(timedelta(milliseconds=500))
-    assert error_codes(await api.errors(VIEWER, token=token)) == ["UNAUTHENTICATED"]
+    assert refusal(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "expired")]
