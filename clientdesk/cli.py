@@ -66,6 +66,7 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
 
     from clientdesk.logs import configure_logging
     from clientdesk.metrics import MULTIPROCESS_DIR
+    from clientdesk.protocol import BoundedHttpToolsProtocol
 
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
@@ -94,6 +95,7 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
             forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
             server_header=False,
+            http=BoundedHttpToolsProtocol,  # a request's head is bounded too
         )
 
 

@@ -17,7 +17,8 @@ from db.session import create_engine, create_sessionmaker
 from services.auth import issue_token
 
 CLIENTDESK = str(Path(sys.executable).parent / "clientdesk")
-STARTED = "Application startup complete"
+STARTED = "Application startup complete"  # a worker's app is ready
+LISTENING = "Uvicorn running on"  # the socket is bound (one worker: after its startup)
 CLEAN_EXIT = {0, -signal.SIGTERM}
 SEEDED_AT = datetime(2026, 6, 1, tzinfo=UTC)  # API tokens do not expire
 
@@ -81,15 +82,17 @@ def start_server(
     started = threading.Event()
     workers_started = 0
 
+    listening = False
+
     def read_log() -> None:
-        nonlocal workers_started
+        nonlocal workers_started, listening
         assert process.stderr is not None
         for line in process.stderr:
             server.log.append(line)
-            if STARTED in line:
-                workers_started += 1
-                if workers_started >= workers:
-                    started.set()
+            workers_started += STARTED in line
+            listening = listening or LISTENING in line
+            if workers_started >= workers and listening:
+                started.set()
         started.set()  # the process ended: let the caller see it
 
     server.reader = threading.Thread(target=read_log, daemon=True)

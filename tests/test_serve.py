@@ -3,6 +3,7 @@ and a JSON log line per request, and a graceful stop that lets the requests in f
 
 import asyncio
 import base64
+import contextlib
 import json
 from pathlib import Path
 
@@ -129,3 +130,37 @@ async def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None
     # and then the server exits cleanly
     assert status in CLEAN_EXIT
     assert server.failures() == []
+
+
+async def test_a_request_head_is_bounded(tmp_path: Path) -> None:
+    # given a server, and a client that sends a request line that never ends
+    scratch = ScratchDatabases("sqlite", tmp_path)
+    url = await scratch.create()
+    server = await asyncio.to_thread(start_server, url, {})
+    host, port = server.url.removeprefix("http://").split(":")
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /graphql?query=")
+        sent = 0
+        answer = b""
+        # when it keeps sending (up to 8 MiB)
+        with contextlib.suppress(ConnectionError):
+            while sent < 8 * 2**20 and not reader.at_eof():
+                writer.write(b"a" * 65536)
+                await writer.drain()
+                sent += 65536
+                with contextlib.suppress(TimeoutError):
+                    answer += await asyncio.wait_for(reader.read(4096), 0.001)
+            answer += await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+        # then the server answered 431 and closed the connection long before
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+        assert sent < 2 * 2**20
+        # and serves the next request as usual
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            long_url = await http.get("/healthz", params={"q": "x" * 30_000})
+            assert long_url.status_code == 200
+    finally:
+        assert await asyncio.to_thread(server.stop) in CLEAN_EXIT
+        await scratch.drop_all()
