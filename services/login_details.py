@@ -42,7 +42,8 @@ async def send_login_details(
         )
     )
     link = f"{cabinet_base_url.rstrip('/')}/set-password?{urlencode({'token': token})}"
-    greeting = f"Hello {client.name}," if client.name else "Hello,"
+    name = mail.one_line(client.name or "")
+    greeting = f"Hello {name}," if name else "Hello,"
     body = (
         f"{greeting}\n\n"
         f"an account has been opened for you.\n\n"
@@ -51,7 +52,13 @@ async def send_login_details(
         f"{expires_at:%Y-%m-%d %H:%M} UTC):\n{link}\n"
     )
     await mail.enqueue(
-        session, recipient=client.email, subject=SUBJECT, body=body, now=now, client_id=client.id
+        session,
+        recipient=client.email,
+        recipient_name=client.name,
+        subject=SUBJECT,
+        body=body,
+        now=now,
+        client_id=client.id,
     )
 
 
