@@ -246,6 +246,7 @@ class PasswordQuery:
             strawberry.argument(description="Words that count as guessable: login, name, e-mail."),
         ] = None,
     ) -> PasswordStrength:
+        await info.context.db.idle()  # the scoring may wait its turn: without a connection
         rated = await score_password(
             password, user_inputs=hints or [], min_score=info.context.settings.password_min_score
         )
