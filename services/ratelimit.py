@@ -65,8 +65,8 @@ class Decision:
 
 
 def whole_seconds(wait: float) -> int:
-    """A wait in whole seconds for people and Retry-After: rounded up, at least 1 (a wait
-    of 0.4 s is not "0 s"; float noise such as 12.000000000000002 is not 13)."""
+    """A wait in whole seconds, for people: rounded up, at least 1 (a wait of 0.4 s is not
+    "0 s"; float noise such as 12.000000000000002 is not 13)."""
     return max(1, math.ceil(round(wait, 6)))
 
 
