@@ -24,6 +24,12 @@ from services.errors import DomainError
 
 T = TypeVar("T")
 
+# Numbers the commands take: anything outside is refused with a usage error (exit code 2).
+PORT = click.IntRange(1, 65535)
+WORKERS = click.IntRange(1, 256)
+DEMO_CLIENTS = click.IntRange(1, 10_000_000)
+TOKEN_DAYS = click.IntRange(1, 3650)  # ten years; a token that should never expire takes none
+
 
 def run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction on the configured database."""
@@ -51,9 +57,9 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Interface to bind (default: settings, 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default: settings, 8000).")
+@click.option("--port", type=PORT, default=None, help="Port (default: settings, 8000).")
 @click.option(
-    "--workers", type=int, default=1, show_default=True, help="Worker processes (one per core)."
+    "--workers", type=WORKERS, default=1, show_default=True, help="Worker processes (one per core)."
 )
 @click.option("--reload", is_flag=True, help="Restart on code changes (development only).")
 def serve(host: str | None, port: int | None, workers: int, reload: bool) -> None:
@@ -116,7 +122,7 @@ def migrate() -> None:
 
 
 @main.command("seed-demo")
-@click.option("--clients", "count", type=int, default=500, show_default=True)
+@click.option("--clients", "count", type=DEMO_CLIENTS, default=500, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same data.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when clients already exist.")
 def seed_demo(count: int, seed: int, if_empty: bool) -> None:
@@ -190,7 +196,9 @@ def token() -> None:
     default=None,
     help="Comma-separated scopes, e.g. clients:read,credits:write (default: all of the role).",
 )
-@click.option("--expires-in-days", type=int, default=None, help="Default: never expires.")
+@click.option(
+    "--expires-in-days", type=TOKEN_DAYS, default=None, help="1-3650 (default: never expires)."
+)
 @click.option("--replace", is_flag=True, help="Revoke this user's other tokens of that name.")
 def token_create(
     email: str, name: str, scopes: str | None, expires_in_days: int | None, replace: bool

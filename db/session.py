@@ -246,6 +246,12 @@ class SharedSession:
             self._session = self._sessions()
         return self._session
 
+    async def idle(self) -> None:
+        """Give the plain read connection back to the pool before a long wait that needs none
+        (a password scoring's turn); a later read takes one again."""
+        async with self._lock:
+            await self._release_reader()
+
     async def finish(self) -> None:
         """Wait for the statement in flight, then refuse the rest and close what is open."""
         async with self._lock:

@@ -63,7 +63,7 @@ async def charge(context: Any, cost: Cost) -> GraphQLError | None:
             context.retry_after = decision.retry_after
             message = (
                 f"Rate limit: this costs {cost.points} points and {int(decision.remaining)} "
-                f"are left; try again in {decision.retry_after:.0f} s."
+                f"are left; try again in {decision.wait_seconds} s."
             )
             extensions = {"code": "RATE_LIMITED", "retryAfter": round(decision.retry_after, 1)}
             return GraphQLError(message, extensions=extensions)

@@ -16,7 +16,9 @@ from db.direct import Reused
 from db.enums import Scope, StaffRole, TokenKind
 from db.models import ApiToken, StaffUser
 from db.session import SharedSession, begin_write
+from services.cpu import CpuLane
 from services.errors import DomainError, ErrorCode
+from services.passwords import MAX_LENGTH
 
 TOKEN_PREFIX = "cd_"
 ROLE_SCOPES: dict[StaffRole, frozenset[Scope]] = {
@@ -30,6 +32,9 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 _hasher = PasswordHasher()
 # Verified against when the account does not exist, so that timing does not reveal it.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Hashing takes the hasher's memory (64 MiB by default) and its parallelism in threads for
+# tens of milliseconds, without the GIL: at most two at a time per process, off the event loop.
+HASHING = CpuLane("argon2", 2)
 
 
 def configure_password_hasher(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
@@ -55,6 +60,16 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def password_needs_rehash(password_hash: str) -> bool:
     """Whether the hash was made with other parameters than the current ones."""
     return _hasher.check_needs_rehash(password_hash)
+
+
+async def hash_password_async(password: str) -> str:
+    """`hash_password` off the event loop, a few at a time per process."""
+    return await HASHING.run(hash_password, password)
+
+
+async def verify_password_async(password_hash: str | None, password: str) -> bool:
+    """`verify_password` off the event loop, a few at a time per process."""
+    return await HASHING.run(verify_password, password_hash, password)
 
 
 def token_digest(token: str) -> str:
@@ -254,17 +269,23 @@ async def authenticate(
 async def login(
     session: AsyncSession, *, email: str, password: str, now: datetime, ttl: timedelta
 ) -> tuple[StaffUser, IssuedToken]:
-    """Check a staff user's password and issue a session token with every scope of the role."""
+    """Check a staff user's password and issue a session token with every scope of the role
+    (the look-up's transaction ends before the hash is checked: a sign-in waiting for its turn
+    to hash holds no database connection)."""
     staff = (
         await session.execute(select(StaffUser).where(StaffUser.email == email.strip().lower()))
     ).scalar_one_or_none()
+    await session.commit()
     hash_ = staff.password_hash if staff is not None and staff.is_active else None
-    if staff is None or not verify_password(hash_, password):
+    # Verified whether or not the account exists (so that timing does not tell); a password
+    # longer than the policy allows cannot be right, whoever asks, and is not worth a hashing.
+    right = len(password) <= MAX_LENGTH and await verify_password_async(hash_, password)
+    if staff is None or not right:
         raise DomainError(
             ErrorCode.INVALID_CREDENTIALS, "E-mail or password is not right", ["password"]
         )
     if hash_ is not None and password_needs_rehash(hash_):
-        staff.password_hash = hash_password(password)
+        staff.password_hash = await hash_password_async(password)
     issued = await issue_token(
         session,
         staff=staff,

@@ -30,13 +30,13 @@ from db.models import (
 from db.session import transaction
 from services import audit
 from services.actors import Actor
-from services.auth import hash_password
+from services.auth import hash_password_async
 from services.custom_fields import check_value
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 from services.languages import normalize_language
 from services.login_details import send_login_details
 from services.money import check_amount, format_money
-from services.passwords import check_password
+from services.passwords import check_password_async
 from services.validation import (
     Checks,
     normalize_country,
@@ -259,8 +259,8 @@ async def _clean(
         )
     if values.get("password"):
         inputs = [value("login") or "", value("name") or "", value("email") or ""]
-        checks.run(
-            check_password,
+        await checks.run_async(
+            check_password_async,
             values["password"] or "",
             field=["password"],
             user_inputs=inputs,
@@ -387,10 +387,11 @@ async def create_client(
         "moderation": False,
         **{k: v for k, v in clean.items() if k not in related and v is not None},
     }
+    password_hash = await hash_password_async(values["password"])
     async with transaction(session):
         client = Client(
             **columns,
-            password_hash=hash_password(values["password"]),
+            password_hash=password_hash,
             created_at=actor.now,
             updated_at=actor.now,
         )
@@ -469,9 +470,12 @@ async def change_password(
     """Set a new password for the client (audited, without the password)."""
     client = await client_for_change(session, actor=actor, client_id=client_id)
     inputs = [client.login, client.name or "", client.email or ""]
-    check_password(password, field=["password"], user_inputs=inputs, min_score=min_score)
+    await check_password_async(
+        password, field=["password"], user_inputs=inputs, min_score=min_score
+    )
+    password_hash = await hash_password_async(password)
     async with transaction(session):
-        client.password_hash = hash_password(password)
+        client.password_hash = password_hash
         client.updated_at = actor.now
         await audit.record(
             session,

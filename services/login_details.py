@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Client, ClientPasswordToken
 from db.session import transaction
 from services import mail
-from services.auth import hash_password, token_digest
+from services.auth import hash_password_async, token_digest
 from services.errors import DomainError, ErrorCode
-from services.passwords import check_password
+from services.passwords import check_password_async
 
 SUBJECT = "Your new account"
 
@@ -42,7 +42,8 @@ async def send_login_details(
         )
     )
     link = f"{cabinet_base_url.rstrip('/')}/set-password?{urlencode({'token': token})}"
-    greeting = f"Hello {client.name}," if client.name else "Hello,"
+    name = mail.one_line(client.name or "")
+    greeting = f"Hello {name}," if name else "Hello,"
     body = (
         f"{greeting}\n\n"
         f"an account has been opened for you.\n\n"
@@ -51,7 +52,13 @@ async def send_login_details(
         f"{expires_at:%Y-%m-%d %H:%M} UTC):\n{link}\n"
     )
     await mail.enqueue(
-        session, recipient=client.email, subject=SUBJECT, body=body, now=now, client_id=client.id
+        session,
+        recipient=client.email,
+        recipient_name=client.name,
+        subject=SUBJECT,
+        body=body,
+        now=now,
+        client_id=client.id,
     )
 
 
@@ -67,12 +74,13 @@ async def set_password_with_token(
         raise DomainError(ErrorCode.INVALID, "This link is unknown, used or expired", ["token"])
     client = await session.get(Client, row.client_id)
     assert client is not None  # tokens go with their client
-    check_password(
+    await check_password_async(
         password,
         field=["password"],
         user_inputs=[client.login, client.name or "", client.email or ""],
         min_score=min_score,
     )
+    password_hash = await hash_password_async(password)
     async with transaction(session):
         spent = await session.execute(
             update(ClientPasswordToken)
@@ -81,6 +89,6 @@ async def set_password_with_token(
         )
         if spent.rowcount != 1:  # type: ignore[attr-defined]  # a concurrent use won
             raise DomainError(ErrorCode.INVALID, "This link is unknown, used or expired", ["token"])
-        client.password_hash = hash_password(password)
+        client.password_hash = password_hash
         client.updated_at = now
     return client

@@ -2,6 +2,8 @@
 (one atomic script call) or, without Redis, in the database (one locked row)."""
 
 import asyncio
+import hashlib
+import math
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -9,20 +11,33 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import redis.asyncio as aioredis
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import RateLimitBucket
 from db.session import begin_write
 
+# A bucket refills from empty within its rate's period, so one left alone that long is full
+# again: as good as none, and forgotten (the database's rows; Redis expires its keys).
+LONGEST_PERIOD = timedelta(hours=1)
+# How often a process looks for such rows, by the clock of the asks.
+SWEEP_EVERY = timedelta(minutes=1)
+# Keys are kept as given up to this length when plain printable ASCII, else as a digest: they
+# are made of what callers send (an e-mail, an address), and must fit the column whatever it is.
+KEY_LENGTH = 100
+
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    """`capacity` points, refilled evenly over `period`."""
+    """`capacity` points, refilled evenly over `period` (at most LONGEST_PERIOD)."""
 
     capacity: int
     period: timedelta
+
+    def __post_init__(self) -> None:
+        if not timedelta(0) < self.period <= LONGEST_PERIOD:
+            raise ValueError(f"a rate's period is more than 0 and at most {LONGEST_PERIOD}")
 
     @property
     def per_second(self) -> float:
@@ -42,6 +57,26 @@ class Decision:
     def after(cls, allowed: bool, tokens: float, cost: int, rate: Rate) -> "Decision":
         """The decision on asking `cost`, with `tokens` left in the bucket afterwards."""
         return cls(allowed, tokens, rate, 0.0 if allowed else (cost - tokens) / rate.per_second)
+
+    @property
+    def wait_seconds(self) -> int:
+        """`retry_after` in whole seconds, for people: rounded up, at least 1."""
+        return whole_seconds(self.retry_after)
+
+
+def whole_seconds(wait: float) -> int:
+    """A wait in whole seconds, for people: rounded up, at least 1 (a wait of 0.4 s is not
+    "0 s"; float noise such as 12.000000000000002 is not 13)."""
+    return max(1, math.ceil(round(wait, 6)))
+
+
+def stored_key(key: str) -> str:
+    """The bucket's key as stored: itself when short plain text, else a fixed-length digest
+    (callers' keys start with their kind, `token:` or `login:`, so no key given looks like a
+    digest)."""
+    if len(key) <= KEY_LENGTH and key.isascii() and key.isprintable():
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class RateLimiter(Protocol):
@@ -128,6 +163,7 @@ class RedisRateLimiter:
         self._sending: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps none)
 
     async def take(self, key: str, cost: int, rate: Rate, now: datetime) -> Decision:
+        key = stored_key(key)
         waiting = self._waiting.get(key)
         if waiting is not None:
             ask = _Ask(cost, rate, now, asyncio.get_running_loop().create_future())
@@ -192,32 +228,55 @@ class RedisRateLimiter:
         await self.redis.aclose()
 
 
-class DatabaseRateLimiter:
-    """Buckets in a table, each taken under a row lock (or SQLite's write lock)."""
+async def forget_full_buckets(session: AsyncSession, *, now: datetime) -> int:
+    """Delete the buckets left alone for LONGEST_PERIOD (full again); how many went."""
+    await begin_write(session)
+    gone = await session.execute(
+        delete(RateLimitBucket).where(RateLimitBucket.updated_at < now - LONGEST_PERIOD)
+    )
+    await session.commit()
+    return int(gone.rowcount)  # type: ignore[attr-defined]  # a DML result has one
 
-    def __init__(self, sessions: SessionScope) -> None:
+
+@dataclass(slots=True)
+class _Sweeps:
+    """When this process next looks for full buckets (shared by a limiter's bound copies)."""
+
+    next_at: datetime | None = None
+
+
+class DatabaseRateLimiter:
+    """Buckets in a table, each taken under a row lock (or SQLite's write lock). Every
+    SWEEP_EVERY an ask also deletes the buckets that are full again (`forget_full_buckets`),
+    so the table holds only the buckets of the last LONGEST_PERIOD, whatever the keys."""
+
+    def __init__(self, sessions: SessionScope, *, sweeps: _Sweeps | None = None) -> None:
         self.sessions = sessions
+        self._sweeps = sweeps or _Sweeps()
 
     def bound(self, sessions: SessionScope) -> "DatabaseRateLimiter":
-        return DatabaseRateLimiter(sessions)
+        return DatabaseRateLimiter(sessions, sweeps=self._sweeps)
 
     async def take(self, key: str, cost: int, rate: Rate, now: datetime) -> Decision:
+        key = stored_key(key)
         async with self.sessions() as session:
             await begin_write(session)
             dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            await session.execute(
-                insert(RateLimitBucket)
-                .values(key=key, tokens=float(rate.capacity), updated_at=now)
-                .on_conflict_do_nothing(index_elements=["key"])
-            )
-            bucket = (
+            bucket = None
+            while bucket is None:  # twice at most: a sweep may delete the row in between
                 await session.execute(
-                    select(RateLimitBucket.tokens, RateLimitBucket.updated_at)
-                    .where(RateLimitBucket.key == key)
-                    .with_for_update()
+                    insert(RateLimitBucket)
+                    .values(key=key, tokens=float(rate.capacity), updated_at=now)
+                    .on_conflict_do_nothing(index_elements=["key"])
                 )
-            ).one()
+                bucket = (
+                    await session.execute(
+                        select(RateLimitBucket.tokens, RateLimitBucket.updated_at)
+                        .where(RateLimitBucket.key == key)
+                        .with_for_update()
+                    )
+                ).one_or_none()
             tokens, decision = _decide(bucket.tokens, bucket.updated_at, cost, rate, now)
             await session.execute(
                 update(RateLimitBucket)
@@ -225,6 +284,10 @@ class DatabaseRateLimiter:
                 .values(tokens=tokens, updated_at=max(now, bucket.updated_at))
             )
             await session.commit()
+            sweeps = self._sweeps
+            if sweeps.next_at is None or sweeps.next_at <= now:
+                sweeps.next_at = now + SWEEP_EVERY  # before the await: one sweep at a time
+                await forget_full_buckets(session, now=now)
         return decision
 
     async def close(self) -> None:

@@ -5,9 +5,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import StaffRole
 from db.models import StaffUser
-from services.auth import hash_password
+from services.auth import hash_password_async
 from services.errors import DomainError, ErrorCode
-from services.passwords import check_password
+from services.passwords import check_password_async
 from services.validation import normalize_email
 
 
@@ -21,14 +21,11 @@ async def create_staff(
     taken = await session.scalar(select(StaffUser.id).where(StaffUser.email == email))
     if taken is not None:
         raise DomainError(ErrorCode.INVALID, f"{email} is already a staff user", ["email"])
+    password_hash = None
     if password:
-        check_password(password, field=["password"], user_inputs=[email, name])
-    staff = StaffUser(
-        email=email,
-        name=name.strip(),
-        role=role,
-        password_hash=hash_password(password) if password else None,
-    )
+        await check_password_async(password, field=["password"], user_inputs=[email, name])
+        password_hash = await hash_password_async(password)
+    staff = StaffUser(email=email, name=name.strip(), role=role, password_hash=password_hash)
     session.add(staff)
     await session.flush()
     return staff

@@ -151,3 +151,35 @@ async def test_seed_demo_if_empty_seeds_once(scratch_url: str) -> None:
 def test_export_schema_prints_the_checked_in_schema() -> None:
     done = subprocess.run([CLIENTDESK, "export-schema"], capture_output=True, text=True, check=True)
     assert done.stdout == SCHEMA_FILE.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("token", "create", "--staff", "a@example.com", "--expires-in-days", "-1"),
+            "'--expires-in-days': -1 is not in the range 1<=x<=3650.",
+        ),
+        (
+            ("token", "create", "--staff", "a@example.com", "--expires-in-days", "0"),
+            "'--expires-in-days': 0 is not in the range 1<=x<=3650.",
+        ),
+        (
+            ("token", "create", "--staff", "a@example.com", "--expires-in-days", "99999999999"),
+            "'--expires-in-days': 99999999999 is not in the range 1<=x<=3650.",
+        ),
+        (("seed-demo", "--clients", "-5"), "'--clients': -5 is not in the range"),
+        (("seed-demo", "--clients", "0"), "'--clients': 0 is not in the range"),
+        (("serve", "--port", "0"), "'--port': 0 is not in the range 1<=x<=65535."),
+        (("serve", "--port", "70000"), "'--port': 70000 is not in the range 1<=x<=65535."),
+        (("serve", "--workers", "0"), "'--workers': 0 is not in the range 1<=x<=256."),
+    ],
+)
+def test_numbers_out_of_range_are_refused_before_anything_runs(
+    args: tuple[str, ...], message: str
+) -> None:
+    # nothing to connect to: a refused number never gets that far
+    done = clientdesk("postgresql+asyncpg://nobody@127.0.0.1:1/none", *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

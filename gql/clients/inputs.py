@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from gql.arguments import kept_when_left_out
 from gql.enums import ClientStatus
 from gql.node import pk_of
+from services.passwords import MAX_LENGTH, MIN_LENGTH, SCORED_LENGTH
 
 # A global ID of another type refers to nothing: the services report it as not found.
 NO_ROW = 0
@@ -47,7 +48,8 @@ def _custom(values: list[CustomFieldValueInput] | None) -> dict[str, Any] | None
 class ClientCreateInput:
     login: str = strawberry.field(description="3-64 of a-z, 0-9, '.', '_', '-'; any case given.")
     password: str = strawberry.field(
-        description="At least 8 characters and hard to guess (see `passwordStrength`)."
+        description=f"{MIN_LENGTH} to {MAX_LENGTH} characters, hard to guess (the first "
+        f"{SCORED_LENGTH} are scored; see `passwordStrength`)."
     )
     currency: str = strawberry.field(description="ISO 4217 code; fixed once money moves.")
     email: str | None = _doc("Contact e-mail (an e-mail or a phone is required).")

@@ -14,6 +14,7 @@ from gql.errors import UserError, attempt
 from gql.node import pk_of, to_global_id
 from gql.permissions import HasScope
 from services import clients
+from services.passwords import MAX_LENGTH, MIN_LENGTH, SCORED_LENGTH
 
 IdArg = Annotated[strawberry.ID, strawberry.argument(description="The client's global ID.")]
 IdsArg = Annotated[
@@ -116,7 +117,9 @@ class ClientMutation:
         return await client_payload(info, client.id if client else None, errors)
 
     @strawberry.mutation(
-        description="Set a new password for the client (at least 8 characters, hard to guess).",
+        description=f"Set a new password for the client ({MIN_LENGTH} to {MAX_LENGTH} "
+        f"characters, hard to guess: the first {SCORED_LENGTH} are scored, see "
+        "`passwordStrength`).",
         permission_classes=WRITE,
     )
     async def client_password_change(

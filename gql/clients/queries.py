@@ -34,7 +34,7 @@ from gql.node import pk_of
 from gql.pagination import Connection, page_request, paginate
 from gql.permissions import HasScope, IsAuthenticated
 from gql.scalars import Money
-from services.passwords import strength
+from services.passwords import MAX_LENGTH, MIN_LENGTH, SCORED_LENGTH, score_password
 
 FilterArg = Annotated[
     ClientFilter | None, strawberry.argument(description="Conditions, combined with AND.")
@@ -216,9 +216,13 @@ class ClientQuery:
 
 @strawberry.type(description="How hard a password is to guess, for a strength bar.")
 class PasswordStrength:
-    score: int = strawberry.field(description="0 (trivial) to 4 (very strong), from zxcvbn.")
+    score: int = strawberry.field(
+        description=f"0 (trivial) to 4 (very strong), from zxcvbn, for the first "
+        f"{SCORED_LENGTH} characters (a longer password is at least as strong as its start)."
+    )
     meets_policy: bool = strawberry.field(
-        description="Long enough (8+) and strong enough to be accepted for a client."
+        description=f"{MIN_LENGTH} to {MAX_LENGTH} characters long and strong enough to be "
+        "accepted for a client."
     )
     warning: str | None = strawberry.field(description="What makes it weak, if anything.")
     suggestions: list[str] = strawberry.field(description="How to make it stronger.")
@@ -230,10 +234,12 @@ class PasswordStrength:
 @strawberry.type
 class PasswordQuery:
     @strawberry.field(
-        description="Rate a password before setting it (nothing is stored or logged).",
+        description=f"Rate a password before setting it (nothing is stored or logged). Its "
+        f"first {SCORED_LENGTH} characters are scored: zxcvbn's time grows steeply with length. "
+        f"Passwords have {MIN_LENGTH} to {MAX_LENGTH} characters.",
         permission_classes=[IsAuthenticated],
     )
-    def password_strength(
+    async def password_strength(
         self,
         info: Info,
         password: Annotated[str, strawberry.argument(description="The password to rate.")],
@@ -242,7 +248,8 @@ class PasswordQuery:
             strawberry.argument(description="Words that count as guessable: login, name, e-mail."),
         ] = None,
     ) -> PasswordStrength:
-        rated = strength(
+        await info.context.db.idle()  # the scoring may wait its turn: without a connection
+        rated = await score_password(
             password, user_inputs=hints or [], min_score=info.context.settings.password_min_score
         )
         return PasswordStrength(

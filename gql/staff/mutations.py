@@ -32,9 +32,9 @@ class StaffLoginPayload:
 LOGIN_WINDOW = timedelta(minutes=15)
 
 
-async def login_throttle(context: Any, email: str) -> float | None:
+async def login_throttle(context: Any, email: str) -> int | None:
     """Count a sign-in attempt against the account and the caller's address (every alias
-    counts); the seconds to wait when either has had too many, else None."""
+    counts); the whole seconds to wait when either has had too many, else None."""
     settings = context.settings
     buckets = (
         (f"login:account:{email.strip().lower()}", settings.login_attempts_per_account),
@@ -46,7 +46,7 @@ async def login_throttle(context: Any, email: str) -> float | None:
             key, 1, Rate(attempts, LOGIN_WINDOW), context.now
         )
         if not decision.allowed:
-            waits.append(decision.retry_after)
+            waits.append(decision.wait_seconds)
     return max(waits) if waits else None
 
 
@@ -75,7 +75,7 @@ class StaffMutation:
                     UserError(
                         field=None,
                         code=ErrorCode.TOO_MANY_ATTEMPTS,
-                        message=f"Too many sign-in attempts; try again in {waiting:.0f} s.",
+                        message=f"Too many sign-in attempts; try again in {waiting} s.",
                     )
                 ],
             )

@@ -3,6 +3,7 @@ login e-mail's one-time link, spent on a password through the cabinet endpoint."
 
 import re
 import socket
+import unicodedata
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes
@@ -32,11 +33,13 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.recipients: list[list[str]] = []  # of each message's envelope
         self.reply = "250 Message accepted"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.reply.startswith("250"):
             self.messages.append(message_from_bytes(envelope.content))
+            self.recipients.append(list(envelope.rcpt_tos))
         return self.reply
 
 
@@ -181,7 +184,7 @@ async def test_login_details_email_and_one_time_link(
     await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=3)
     # then the client gets their login and a link, and never a password
     [received] = handler.messages
-    assert received["To"] == "owner@example.com"
+    assert received["To"] == "Acme Ltd <owner@example.com>"
     body = received.get_payload(decode=True).decode()
     assert "Hello Acme Ltd," in body
     assert "Login: acme" in body
@@ -305,3 +308,111 @@ async def test_background_jobs_deliver_and_forget_expired_keys(
     assert (
         await session.scalar(select(IdempotencyKey.id).where(IdempotencyKey.key == "old")) is None
     )
+
+
+# Line breaks and control characters a name or a setting may carry into a header.
+INJECTIONS = [
+    "Evil\r\nBcc: thief@example.com",
+    "Evil\nBcc: thief@example.com",
+    "Evil\rBcc: thief@example.com",
+    "Evil\x85Bcc: thief@example.com",
+    "Evil\u2028Bcc: thief@example.com",
+    "Evil\x1b\x07\x7f\tBcc: thief@example.com",  # (PostgreSQL stores no NUL)
+]
+
+
+@pytest.mark.parametrize("name", INJECTIONS)
+async def test_names_cannot_add_headers_or_recipients(
+    inbox: tuple[Inbox, int],
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    factory: Factory,
+    name: str,
+) -> None:
+    from services.login_details import send_login_details
+
+    handler, port = inbox
+    # given a client whose name, and a sender setting whose name, carry line breaks
+    client = await factory.client(login="evil", name=name, email="evil@example.com")
+    await send_login_details(
+        session,
+        client=client,
+        now=clock(),
+        cabinet_base_url="https://cabinet.example.com",
+        valid_for=timedelta(hours=1),
+    )
+    await mail.enqueue(session, recipient="ada@example.com", subject=name, body="x", now=clock())
+    await session.commit()
+    smtp = mail.Smtp(host="127.0.0.1", port=port, sender=f"{name} <no-reply@example.com>")
+    # when the outbox is delivered
+    done = await mail.deliver_due(sessionmaker, smtp=smtp, now=clock(), max_attempts=3)
+    # then each message went to its recipient alone, with one line per header
+    assert (done.sent, done.retrying, done.failed) == (2, 0, 0)
+    assert handler.recipients == [["evil@example.com"], ["ada@example.com"]]
+    login_mail, other = handler.messages
+    for received in handler.messages:
+        assert received["Bcc"] is None
+        assert received["From"] == '"Evil Bcc: thief@example.com" <no-reply@example.com>'
+        assert all(unicodedata.category(c) != "Cc" for _, value in received.items() for c in value)
+    assert login_mail["To"] == '"Evil Bcc: thief@example.com" <evil@example.com>'
+    assert other["Subject"] == "Evil Bcc: thief@example.com"
+    # and the greeting is one line too
+    body = login_mail.get_payload(decode=True).decode()
+    assert body.splitlines()[0] == "Hello Evil Bcc: thief@example.com,"
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("Ada Lovelace", "Ada Lovelace <ada@example.com>"),
+        ('Ada "Countess" Lovelace', '"Ada \\"Countess\\" Lovelace" <ada@example.com>'),
+        ("Zoë, Ltd.", "=?utf-8?q?Zo=C3=AB=2C_Ltd=2E?= <ada@example.com>"),
+        ("  \t ", "ada@example.com"),
+        (None, "ada@example.com"),
+        ("x" * 300, "ada@example.com"),  # would not fit the outbox: the address alone
+    ],
+)
+async def test_recipient_names_are_written_as_headers_write_them(
+    inbox: tuple[Inbox, int],
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    name: str | None,
+    header: str,
+) -> None:
+    handler, port = inbox
+    await mail.enqueue(
+        session,
+        recipient="ada@example.com",
+        recipient_name=name,
+        subject="Hi",
+        body="x",
+        now=clock(),
+    )
+    await session.commit()
+    await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=3)
+    [received] = handler.messages
+    assert handler.recipients == [["ada@example.com"]]
+    assert received.get_all("To") == [header]
+
+
+async def test_a_message_that_cannot_be_written_does_not_hold_up_the_others(
+    inbox: tuple[Inbox, int],
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    handler, port = inbox
+    # given a message with no address to send to, before a good one
+    broken = await mail.enqueue(session, recipient="<>", subject="Hi", body="x", now=clock())
+    await mail.enqueue(session, recipient="ada@example.com", subject="Hi", body="x", now=clock())
+    await session.commit()
+    # when the outbox is delivered
+    done = await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=3)
+    # then the good one went, and the broken one waits for a retry with its reason
+    assert (done.sent, done.retrying) == (1, 1)
+    assert handler.recipients == [["ada@example.com"]]
+    await session.refresh(broken)
+    assert broken.status is MailStatus.PENDING
+    assert broken.last_error

@@ -15,10 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from clientdesk.settings import Settings
 from db.enums import StaffRole
-from db.models import ApiToken
+from db.models import ApiToken, RateLimitBucket
 from gql.app import create_app
 from services.auth import token_digest
-from services.ratelimit import DatabaseRateLimiter, Rate, RateLimiter, RedisRateLimiter
+from services.ratelimit import (
+    LONGEST_PERIOD,
+    SWEEP_EVERY,
+    DatabaseRateLimiter,
+    Rate,
+    RateLimiter,
+    RedisRateLimiter,
+    forget_full_buckets,
+    whole_seconds,
+)
 from tests.api import GraphQLClient, error_codes
 from tests.conftest import FakeClock
 from tests.factories import Factory
@@ -232,3 +241,137 @@ async def test_compiled_pages_are_charged_and_refused_like_any_query(
         # and after a few seconds the bucket has points again
         clock.advance(timedelta(seconds=3))
         assert (await api.post(LIST, token=token)).status_code == 200
+
+
+LOGIN = """
+mutation($email: String!) {
+  staffLogin(email: $email, password: "x") { userErrors { code message } }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0.0, 1), (0.4, 1), (0.5, 1), (1.0, 1), (1.2, 2), (2 / (10 / 60), 12), (20.0, 20)],
+)
+def test_waits_are_shown_in_whole_seconds_rounded_up(seconds: float, shown: int) -> None:
+    assert whole_seconds(seconds) == shown
+
+
+async def test_a_nearly_refilled_login_bucket_says_one_second_not_zero(
+    throttled_api: GraphQLClient, clock: FakeClock
+) -> None:
+    # given an account that had its three attempts (one comes back every 300 s)
+    for _ in range(3):
+        await throttled_api(LOGIN, {"email": "ada@example.com"})
+    # when it tries again 0.4 s before the next attempt is there
+    clock.advance(timedelta(seconds=299.6))
+    [error] = (await throttled_api(LOGIN, {"email": "ada@example.com"}))["staffLogin"]["userErrors"]
+    # then it is told to wait 1 s
+    assert error == {
+        "code": "TOO_MANY_ATTEMPTS",
+        "message": "Too many sign-in attempts; try again in 1 s.",
+    }
+
+
+async def test_a_nearly_refilled_token_bucket_says_one_second_not_zero(
+    throttled_api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    # given a token that spent its 30 points (half a point comes back a second)
+    token = await factory.admin_token()
+    mutation = 'mutation { clientAvatarReset(id: "Q2xpZW50OjA=") { userErrors { code } } }'
+    for _ in range(3):
+        assert (await throttled_api.post(mutation, token=token)).status_code == 200
+    # when it asks for 10 points when 9.75 are back
+    clock.advance(timedelta(seconds=19.5))
+    refused = await throttled_api.post(mutation, token=token)
+    # then it is told to wait 1 s
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
+    [error] = refused.json()["errors"]
+    assert error["message"].endswith("try again in 1 s.")
+
+
+KEYS = [
+    "login:account:" + "a" * 300 + "@example.com",
+    "login:account:" + "a" * 300 + "@example.org",  # same start, another bucket
+    "login:account:nul\x00@example.com",
+    "login:account:zoë@example.com",
+    "login:account:\ud800@example.com",  # an unpaired surrogate: not even UTF-8
+    "login:address:" + "f" * 1000,
+]
+
+
+async def test_any_key_fits_and_keeps_its_own_bucket(
+    limiter: RateLimiter, clock: FakeClock
+) -> None:
+    rate = Rate(2, timedelta(minutes=1))
+    # when each key takes its two points
+    for key in KEYS:
+        assert (await limiter.take(key, 2, rate, clock())).allowed
+    # then each has its own bucket, now empty
+    for key in KEYS:
+        assert not (await limiter.take(key, 1, rate, clock())).allowed
+
+
+async def test_sign_in_with_a_very_long_email_is_throttled_like_any(
+    throttled_api: GraphQLClient,
+) -> None:
+    email = "a" * 250 + "@" + "b" * 60 + ".example.com"
+    answers = [(await throttled_api(LOGIN, {"email": email}))["staffLogin"] for _ in range(4)]
+    codes = [answer["userErrors"][0]["code"] for answer in answers]
+    assert codes == ["INVALID_CREDENTIALS"] * 3 + ["TOO_MANY_ATTEMPTS"]
+
+
+def test_a_rate_refills_within_the_longest_period() -> None:
+    with pytest.raises(ValueError, match="at most"):
+        Rate(10, LONGEST_PERIOD + timedelta(seconds=1))
+    with pytest.raises(ValueError, match="more than 0"):
+        Rate(10, timedelta(0))
+
+
+async def stored_keys(session: AsyncSession) -> set[str]:
+    return set((await session.scalars(select(RateLimitBucket.key))).all())
+
+
+async def test_buckets_full_again_are_forgotten(
+    sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession, clock: FakeClock
+) -> None:
+    limiter = DatabaseRateLimiter(sessionmaker)
+    rate = Rate(10, LONGEST_PERIOD)
+    # given buckets of many one-off keys, and one emptied
+    for n in range(20):
+        await limiter.take(f"login:account:user{n}@example.com", 1, rate, clock())
+    await limiter.take("token:1", 10, rate, clock())
+    # and a bucket used a little later
+    clock.advance(timedelta(seconds=30))
+    await limiter.take("token:2", 10, rate, clock())
+    assert len(await stored_keys(session)) == 22
+    # when an ask comes once the first ones are full again
+    clock.advance(LONGEST_PERIOD - timedelta(seconds=29))
+    await limiter.take("token:3", 1, rate, clock())
+    # then only the buckets that may still be short are kept
+    assert await stored_keys(session) == {"token:2", "token:3"}
+    # and a forgotten bucket is full, as it would have been
+    assert (await limiter.take("token:1", 10, rate, clock())).remaining == 0
+    # and the next look is SWEEP_EVERY later: until then, full buckets stay
+    clock.advance(SWEEP_EVERY - timedelta(seconds=1))  # token:2 is full from now on
+    await limiter.take("token:4", 1, rate, clock())
+    assert await stored_keys(session) == {"token:1", "token:2", "token:3", "token:4"}
+    clock.advance(timedelta(seconds=1))
+    await limiter.take("token:5", 1, rate, clock())
+    assert await stored_keys(session) == {"token:1", "token:3", "token:4", "token:5"}
+
+
+async def test_forget_full_buckets(
+    sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession, clock: FakeClock
+) -> None:
+    limiter = DatabaseRateLimiter(sessionmaker)
+    rate = Rate(1, timedelta(minutes=15))
+    await limiter.take("old", 1, rate, clock())
+    clock.advance(LONGEST_PERIOD)
+    await limiter.take("new", 1, rate, clock())  # exactly LONGEST_PERIOD: not yet
+    assert await forget_full_buckets(session, now=clock()) == 0
+    clock.advance(timedelta(microseconds=1))
+    assert await forget_full_buckets(session, now=clock()) == 1
+    assert await stored_keys(session) == {"new"}
