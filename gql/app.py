@@ -135,7 +135,8 @@ async def answer(request: Request, state: Any) -> Response:
     note_request(request, context, response.status_code)
     if context.retry_after is not None:
         response.status_code = 429
-        response.headers["Retry-After"] = str(max(1, math.ceil(context.retry_after)))
+        # rounded first: 12.000000000000002 s of float noise is 12 s, not 13
+        response.headers["Retry-After"] = str(max(1, math.ceil(round(context.retry_after, 3))))
     elif GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.status_code == 200:
         response = graphql_response(
             response,
@@ -384,20 +385,24 @@ async def run_background_jobs(
     clock: Clock,
     stop: asyncio.Event,
 ) -> None:
-    """Every few seconds until `stop` is set: deliver the outbox, forget expired idempotency
-    keys. Safe in every process at once (outbox rows are claimed with SKIP LOCKED)."""
+    """Every few seconds until `stop` is set: deliver the outbox (where this process sends
+    mail, CLIENTDESK_MAIL_SENDER), forget expired idempotency keys. Safe in every process at
+    once (outbox rows are claimed with SKIP LOCKED)."""
     smtp = smtp_of(settings)
-    while not stop.is_set():
+    while True:  # a pass first, then a wait, until stopped
         try:
-            await mail.deliver_due(
-                sessions, smtp=smtp, now=clock(), max_attempts=settings.mail_max_attempts
-            )
+            if settings.mail_sender:
+                await mail.deliver_due(
+                    sessions, smtp=smtp, now=clock(), max_attempts=settings.mail_max_attempts
+                )
             async with sessions() as session, session.begin():
                 await idempotency.forget_expired(session, now=clock())
         except Exception:  # the loop must outlive a bad pass; the error is logged
             log.exception("background_jobs_failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.mail_poll_seconds)
+        if stop.is_set():
+            return
 
 
 def create_app(
@@ -426,15 +431,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        sender = (
-            asyncio.create_task(run_background_jobs(app.state.sessionmaker, settings, clock, stop))
-            if settings.mail_sender
-            else None
+        jobs = asyncio.create_task(
+            run_background_jobs(app.state.sessionmaker, settings, clock, stop)
         )
         yield
         stop.set()
-        if sender is not None:
-            await sender
+        await jobs
         await app.state.rate_limiter.close()
         if owns_engine:
             await engine.dispose()

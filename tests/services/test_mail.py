@@ -310,6 +310,44 @@ async def test_background_jobs_deliver_and_forget_expired_keys(
     )
 
 
+async def test_keys_are_forgotten_where_no_mail_is_sent(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    factory: Factory,
+) -> None:
+    import asyncio
+
+    from clientdesk.settings import Settings
+    from db.models import IdempotencyKey
+    from gql.app import run_background_jobs
+
+    # given an expired key and a process that does not send mail
+    staff = await factory.staff()
+    session.add(
+        IdempotencyKey(
+            staff_id=staff.id,
+            key="old",
+            operation="credit.add",
+            request_hash="x",
+            response={},
+            created_at=clock() - timedelta(days=2),
+            expires_at=clock() - timedelta(days=1),
+        )
+    )
+    await session.commit()
+    settings = Settings(mail_sender=False, mail_poll_seconds=60)
+    # when its background jobs run one pass
+    stop = asyncio.Event()
+    stop.set()  # the pass before the first wait still runs
+    jobs = asyncio.create_task(run_background_jobs(sessionmaker, settings, clock, stop))
+    await jobs
+    # then the key is gone
+    assert (
+        await session.scalar(select(IdempotencyKey.id).where(IdempotencyKey.key == "old")) is None
+    )
+
+
 # Line breaks and control characters a name or a setting may carry into a header.
 INJECTIONS = [
     "Evil\r\nBcc: thief@example.com",
