@@ -605,6 +605,22 @@ def problem(response: httpx.Response) -> str | None:
     return None
 
 
+async def answer_problem(
+    sender: "Sender", operation: Operation, query: str, variables: Any
+) -> str | None:
+    """What is wrong with the answer to the request, and to a read of everything after a
+    mutation that accepted it. An exception out of the app is a 500 over HTTP."""
+    try:
+        response = await sender.post(query, variables)
+        found = problem(response)
+        if found is None and operation.root == "mutation" and accepted(operation, response):
+            found = problem(await sender.post(READ_BACK, {}))
+            found = f"read after it: {found}" if found else None
+    except Exception as error:  # raised through the ASGI app: uvicorn answers 500
+        return f"the app raised {type(error).__name__}: {str(error)[:200]}"
+    return found
+
+
 def accepted(operation: Operation, response: httpx.Response) -> bool:
     """Whether a mutation changed something (no top-level error, no userErrors)."""
     try:
@@ -670,11 +686,7 @@ async def test_hostile_values_in_every_argument_never_cause_a_server_error(
         # when it is sent (in a savepoint, rolled back after)
         savepoint = await hostile_http.connection.begin_nested()
         try:
-            response = await hostile_http.post(query, variables)
-            found = problem(response)
-            if found is None and operation.root == "mutation" and accepted(operation, response):
-                found = problem(await hostile_http.post(READ_BACK, {}))
-                found = f"read after it: {found}" if found else None
+            found = await answer_problem(hostile_http, operation, query, variables)
         finally:
             await savepoint.rollback()
         # then it is refused cleanly, or accepted without harm
@@ -684,3 +696,46 @@ async def test_hostile_values_in_every_argument_never_cause_a_server_error(
     SENT[backend] = SENT.get(backend, 0) + hostile_http.sent
     hostile_http.sent = 0
     assert not failures, "\n".join(failures)
+
+
+# Bodies that are not a GraphQL request: refused with a 4xx (or errors), never a 500.
+DEEP_TEXT = "[" * 20_000 + "]" * 20_000
+BODIES = [
+    "5",
+    "null",
+    "true",
+    '"x"',
+    "[]",
+    "[1]",
+    "{}",
+    DEEP_TEXT,
+    '{"query": 5}',
+    '{"query": null}',
+    '{"query": "{ viewer { email } }", "variables": 5}',
+    '{"query": "{ viewer { email } }", "variables": "x"}',
+    '{"query": "{ viewer { email } }", "variables": []}',
+    '{"query": "{ viewer { email } }", "operationName": 5}',
+    '{"query": "{ viewer { email } }", "extensions": 5}',
+    '{"query": "query($f: ClientFilter) { clients(filter: $f) { totalCount } }", '
+    f'"variables": {{"f": {DEEP_TEXT}}}}}',
+    '{"query": "query($n: Int) { clients(first: $n) { totalCount } }", "variables": {"n": NaN}}',
+    '{"query": "{ viewer { email } }", "x": ' + DEEP_TEXT + "}",
+    '{"query": "\\ud800"}',
+    '{"query": "{ viewer { email } }"',  # cut short
+]
+
+
+@pytest.mark.parametrize("body", BODIES, ids=[b[:40] for b in BODIES])
+async def test_bodies_that_are_not_requests_are_refused(
+    world: World, hostile_http: Sender, body: str
+) -> None:
+    # given a body that is JSON of the wrong shape, too deep, or not JSON
+    headers = {"Authorization": f"Bearer {world.token}", "Content-Type": "application/json"}
+    # when it is posted
+    try:
+        response = await hostile_http.http.post("/graphql", content=body, headers=headers)
+    except Exception as error:  # raised through the ASGI app: uvicorn answers 500
+        pytest.fail(f"the app raised {type(error).__name__}: {str(error)[:300]}")
+    # then it is refused: a 4xx or GraphQL errors, and no internal error
+    assert problem(response) is None, response.text[:500]
+    assert response.status_code >= 400 or response.json().get("errors"), response.text[:500]
