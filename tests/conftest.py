@@ -29,6 +29,14 @@ from gql.app import create_app
 from services.auth import configure_password_hasher
 from tests.api import GraphQLClient
 from tests.factories import Factory
+from tests.fuzzing import fuzz_summary
+from tests.logcheck import (  # noqa: F401  (pytest hooks: logged errors fail the run)
+    logged_errors_summary,
+    pytest_configure,
+    pytest_runtest_makereport,
+    pytest_runtest_protocol,
+    pytest_sessionfinish,
+)
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -43,6 +51,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say how many tests passed on each database, so CI output shows PostgreSQL really ran."""
+    fuzz_summary(terminalreporter)  # how many cases the fuzzing tests ran
+    logged_errors_summary(terminalreporter)
     passed = terminalreporter.stats.get("passed", [])
     counts = {b: sum(f"[{b}" in r.nodeid or f"-{b}" in r.nodeid for r in passed) for b in BACKENDS}
     summary = ", ".join(f"{backend} {n}" for backend, n in counts.items())

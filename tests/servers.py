@@ -1,6 +1,8 @@
 """Real server processes on loopback, started as operators start them (`clientdesk serve`)."""
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,12 +17,37 @@ from db.enums import StaffRole, TokenKind
 from db.models import Client, StaffUser
 from db.session import create_engine, create_sessionmaker
 from services.auth import issue_token
+from tests.logcheck import COLLECTOR
 
 CLIENTDESK = str(Path(sys.executable).parent / "clientdesk")
 STARTED = "Application startup complete"  # a worker's app is ready
 LISTENING = "Uvicorn running on"  # the socket is bound (one worker: after its startup)
 CLEAN_EXIT = {0, -signal.SIGTERM}
 SEEDED_AT = datetime(2026, 6, 1, tzinfo=UTC)  # API tokens do not expire
+# What an unhandled exception leaves in a server's log, whatever logged it.
+FAILURE_MARKERS = (
+    "resolver_failed",  # gql/errors.py ErrorMasking: a resolver raised
+    "background_jobs_failed",  # gql/app.py: the outbox / idempotency loop raised
+    "Traceback",
+    "Exception in ASGI application",  # uvicorn: the app raised past Starlette
+    "Task exception was never retrieved",  # asyncio
+)
+ERROR_LEVELS = frozenset({"error", "critical", "exception", "fatal"})
+CONSOLE_LEVEL = re.compile(r"\[(error|critical|exception)\s*\]", re.IGNORECASE)
+
+
+def is_failure(line: str) -> bool:
+    """Whether a server log line tells of an unexpected error: a known marker, or any line at
+    level error or critical (JSON lines, or the console format)."""
+    if any(marker in line for marker in FAILURE_MARKERS):
+        return True
+    if line.startswith("{"):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        return isinstance(event, dict) and str(event.get("level", "")).lower() in ERROR_LEVELS
+    return CONSOLE_LEVEL.search(line) is not None
 
 
 def free_port() -> int:
@@ -37,6 +64,7 @@ class ServerProcess:
     process: subprocess.Popen[str]
     log: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
+    started_by: str | None = None  # the test that started it (tests/logcheck.py)
 
     @property
     def graphql(self) -> str:
@@ -44,7 +72,7 @@ class ServerProcess:
 
     def failures(self) -> list[str]:
         """Log lines of unexpected errors (masked for callers, logged in full here)."""
-        return [line for line in self.log if "resolver_failed" in line or "Traceback" in line]
+        return [line for line in self.log if is_failure(line)]
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, as a process manager stops it; its exit status (uvicorn ends a graceful
@@ -78,7 +106,7 @@ def start_server(
         stdout=subprocess.DEVNULL,
         text=True,
     )
-    server = ServerProcess(f"http://127.0.0.1:{port}", process)
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, started_by=COLLECTOR.current)
     started = threading.Event()
     workers_started = 0
 
@@ -89,6 +117,8 @@ def start_server(
         assert process.stderr is not None
         for line in process.stderr:
             server.log.append(line)
+            if is_failure(line):  # the test running now errors at teardown (tests/logcheck.py)
+                COLLECTOR.add_line(server.url, line, started_by=server.started_by)
             workers_started += STARTED in line
             listening = listening or LISTENING in line
             if workers_started >= workers and listening:

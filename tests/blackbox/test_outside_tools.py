@@ -2,18 +2,24 @@
 (the GraphQL-over-HTTP spec) and schemathesis (generated queries for every root field)."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from gql.schema import schema
 from tests.blackbox.conftest import ROOT, LiveServer
+from tests.fuzzing import fuzz_report
 
 AUDIT = ROOT / "tools" / "graphql-http-audit"
 ST = str(Path(sys.executable).parent / "st")
+FUZZ_CASES = 20_000  # generated cases per database, spread over every operation
+ST_WORKERS = 2  # schemathesis' threads: one generates while the server answers another
 
 
 def need(tool: str, installed: Path | None = None) -> None:
@@ -42,12 +48,25 @@ def test_graphql_over_http_audit_has_no_failures(live_server: LiveServer) -> Non
     assert done.returncode == 0
 
 
-def test_schemathesis_finds_no_server_errors(live_server: LiveServer, tmp_path: Path) -> None:
+def root_fields() -> list[str]:
+    """Every operation schemathesis tests: the root fields, as it names them."""
+    graphql_schema = schema._schema
+    roots = [("Query", graphql_schema.query_type), ("Mutation", graphql_schema.mutation_type)]
+    return [f"{name}.{field}" for name, root in roots if root for field in root.fields]
+
+
+def test_schemathesis_finds_no_server_errors(
+    live_server: LiveServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    operations = root_fields()
+    per_operation = math.ceil(FUZZ_CASES / len(operations))
     environment = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tools.schemathesis_hooks",
+        "CLIENTDESK_FUZZ_DATA": str(live_server.fuzz_data),
         "PYTHONPATH": str(ROOT),
     }
+    started = time.perf_counter()  # reported, never asserted on
     done = subprocess.run(
         [
             ST,
@@ -58,21 +77,37 @@ def test_schemathesis_finds_no_server_errors(live_server: LiveServer, tmp_path: 
             "--checks",
             "not_a_server_error",
             "--max-examples",
-            "15",
-            "--generation-deterministic",
+            str(per_operation),
+            "--generation-deterministic",  # the same cases on every run
+            "--workers",
+            str(ST_WORKERS),
             "--report",
-            "junit",
+            "json",
             "--report-dir",
             str(tmp_path),
         ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         env=environment,
         cwd=tmp_path,
     )
-    summary = [line for line in done.stdout.splitlines() if "generated" in line or "Tested" in line]
-    print("schemathesis:", *summary)
-    assert done.returncode == 0, done.stdout[-4000:]
-    assert "Tested: 4" in done.stdout  # every root field (40-odd operations)
+    seconds = time.perf_counter() - started
+    report = json.loads(next(tmp_path.glob("*.json")).read_text())
+    generated = report["test_cases"]["generated"]
+    no_data = report["warnings"]["missing_test_data"]
+    fuzz_report(
+        request.config,
+        f"schemathesis ({request.node.callspec.id}): {generated} cases over "
+        f"{report['operations']['tested']} operations in {seconds:.0f} s "
+        f"({generated / seconds:.0f}/s, {ST_WORKERS} workers); "
+        f"{len(no_data)} operations never answered data: {', '.join(no_data) or '-'}",
+    )
+    assert report["failures"] == [], done.stdout[-8000:]
+    assert report["errors"] == [], done.stdout[-8000:]
+    counts = report["operations"]
+    assert counts["tested"] == counts["selected"] == len(operations), counts
+    assert counts["errored"] == counts["skipped"] == 0, counts
+    assert generated >= FUZZ_CASES
+    assert done.returncode == 0, done.stdout[-8000:]
     assert live_server.failures() == []

@@ -3,6 +3,7 @@
 import asyncio
 
 import httpx
+import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -61,6 +62,7 @@ async def test_request_id_is_returned_and_callers_id_kept(http: httpx.AsyncClien
     assert kept.headers["x-request-id"] == "trace-123"
 
 
+@pytest.mark.logs_errors  # the resolver's exception is logged, on purpose
 async def test_internal_error_is_masked_with_the_request_id(
     api: GraphQLClient, factory: Factory, connection: AsyncConnection
 ) -> None:

@@ -4,6 +4,7 @@ error, to graphql-core."""
 import enum
 from typing import Any
 
+import pytest
 import strawberry
 
 from gql.execution import FastExecutionContext
@@ -38,6 +39,7 @@ def run(query: str, *, fast: bool) -> Any:
     return strawberry.Schema(query=Query, **options).execute_sync(query)
 
 
+@pytest.mark.logs_errors  # strawberry logs the toy schema's field errors
 def test_answers_match_graphql_core_including_errors() -> None:
     query = "{ items { name nickname colour count } }"
     fast, plain = run(query, fast=True), run(query, fast=False)
@@ -62,6 +64,7 @@ def test_plain_fields_serialize_as_graphql_core_does() -> None:
     }
 
 
+@pytest.mark.logs_errors  # strawberry logs the toy schema's field errors
 def test_a_value_that_cannot_serialize_takes_graphql_cores_error() -> None:
     query = "{ items { colour } }"
     fast, plain = run(query, fast=True), run(query, fast=False)
