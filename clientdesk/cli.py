@@ -169,8 +169,10 @@ def staff() -> None:
 )
 def staff_create(email: str, name: str, role: str, password: str | None) -> None:
     """Add a staff user."""
+    from services.auth import configure_password_hasher
     from services.staff import create_staff
 
+    configure_password_hasher(**get_settings().password_hashing)
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")
 

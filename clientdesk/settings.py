@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     password_min_score: int = Field(
         default=3, ge=0, le=4, description="zxcvbn score (0-4) a client password needs."
     )
+    password_hash_time_cost: int = Field(
+        default=3, ge=1, le=20, description="argon2id passes (RFC 9106 low-memory profile: 3)."
+    )
+    password_hash_memory_kib: int = Field(
+        default=65_536, ge=1_024, le=4_194_304, description="argon2id memory per hash, KiB."
+    )
+    password_hash_parallelism: int = Field(
+        default=4, ge=1, le=16, description="argon2id lanes per hash."
+    )
     cabinet_base_url: str = Field(
         default="http://127.0.0.1:8000/cabinet",
         description="The client cabinet's address; links in e-mails point there.",
@@ -180,6 +189,15 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         return _DEVELOPMENT_KEY
+
+    @property
+    def password_hashing(self) -> dict[str, int]:
+        """The argon2id parameters, as services.auth.configure_password_hasher takes them."""
+        return {
+            "time_cost": self.password_hash_time_cost,
+            "memory_kib": self.password_hash_memory_kib,
+            "parallelism": self.password_hash_parallelism,
+        }
 
     @property
     def introspection_enabled(self) -> bool:

@@ -521,4 +521,5 @@ def create_production_app() -> Any:
 
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    auth.configure_password_hasher(**settings.password_hashing)
     return create_app(settings)

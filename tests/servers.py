@@ -100,6 +100,10 @@ def start_server(
             "CLIENTDESK_PORT": str(port),
             "CLIENTDESK_MAIL_SENDER": "false",
             "CLIENTDESK_LOG_LEVEL": "INFO",
+            # cheap hashes, as in-process tests use (tests/conftest.py): staffLogin is fuzzed
+            "CLIENTDESK_PASSWORD_HASH_TIME_COST": "1",
+            "CLIENTDESK_PASSWORD_HASH_MEMORY_KIB": "1024",
+            "CLIENTDESK_PASSWORD_HASH_PARALLELISM": "1",
             **environment,
         },
         stderr=subprocess.PIPE,

@@ -111,14 +111,15 @@ class CompiledOperations:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError:
             return None
-        if check_document(document, self.limits) or unstorable_literals(document):
-            return None
-        if validate(self.graphql_schema, document, specified_rules):
-            return None
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if operation_name is not None:
             operations = [o for o in operations if o.name and o.name.value == operation_name]
+        # the cheap refusals first: validation is the dearest part of compiling
         if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+            return None
+        if check_document(document, self.limits) or unstorable_literals(document):
+            return None
+        if validate(self.graphql_schema, document, specified_rules):
             return None
         operation = operations[0]
         if operation.directives or any(v.directives for v in operation.variable_definitions or ()):
