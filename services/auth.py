@@ -16,6 +16,8 @@ from db.enums import Scope, StaffRole, TokenKind
 from db.models import ApiToken, StaffUser
 from db.session import SharedSession, begin_write
 from services.errors import DomainError, ErrorCode
+from services.passwords import MAX_LENGTH as MAX_PASSWORD
+from services.validation import MAX_EMAIL, UNSTORABLE, too_long
 
 TOKEN_PREFIX = "cd_"
 ROLE_SCOPES: dict[StaffRole, frozenset[Scope]] = {
@@ -234,8 +236,15 @@ async def login(
     session: AsyncSession, *, email: str, password: str, now: datetime, ttl: timedelta
 ) -> tuple[StaffUser, IssuedToken]:
     """Check a staff user's password and issue a session token with every scope of the role."""
+    email = email.strip().lower()
+    too_long(email, MAX_EMAIL, field=["email"])
+    too_long(password, MAX_PASSWORD, field=["password"])
+    if UNSTORABLE.search(email) or UNSTORABLE.search(password):  # no account has them
+        raise DomainError(
+            ErrorCode.INVALID_CREDENTIALS, "E-mail or password is not right", ["password"]
+        )
     staff = (
-        await session.execute(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+        await session.execute(select(StaffUser).where(StaffUser.email == email))
     ).scalar_one_or_none()
     hash_ = staff.password_hash if staff is not None and staff.is_active else None
     if staff is None or not verify_password(hash_, password):

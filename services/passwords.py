@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from zxcvbn import zxcvbn
 
 from services.errors import DomainError, ErrorCode
+from services.validation import storable
 
 MIN_LENGTH = 8
 MAX_LENGTH = 256  # argon2 hashes any length without truncating; this only bounds the work
-SCORED_PREFIX = 100  # zxcvbn's cost grows with length; its own limit is 100 characters
+SCORED_PREFIX = 72  # zxcvbn raises ValueError on longer passwords (its cost grows with length)
 DEFAULT_MIN_SCORE = 3  # "safely unguessable": resists an offline attack on slow hashes
 
 
@@ -60,6 +61,7 @@ def check_password(
         )
     if len(password) > MAX_LENGTH:
         raise DomainError(ErrorCode.TOO_LONG, f"At most {MAX_LENGTH} characters", field)
+    storable(password, field=field)  # hashed as UTF-8, which a lone surrogate is not
     rated = strength(password, user_inputs=user_inputs, min_score=min_score)
     if not rated.meets_policy:
         advice = rated.warning or (rated.suggestions[0] if rated.suggestions else "")

@@ -34,7 +34,8 @@ from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
 from gql.errors import BadUserInput
 from gql.node import pk_of
 from services.errors import DomainError
-from services.validation import normalize_country, normalize_currency
+from services.money import check_stored_amount
+from services.validation import UNSTORABLE, normalize_country, normalize_currency
 
 MAX_TEXT = 100
 
@@ -103,6 +104,8 @@ def _text(value: str, field: str) -> str | None:
     value = value.strip()
     if len(value) > MAX_TEXT:
         raise BadUserInput(f"`{field}` is longer than {MAX_TEXT} characters.", field=field)
+    if UNSTORABLE.search(value):  # no client's data holds it, and PostgreSQL refuses it
+        raise BadUserInput(f"`{field}` contains a NUL or a lone surrogate.", field=field)
     return value or None
 
 
@@ -229,6 +232,7 @@ FILTERS: dict[str, Callable[[Any, FilterScope], ColumnElement[bool]]] = {
     "valid_till_before": _before(Client.valid_till),
     "valid_till_after": _at_or_after(Client.valid_till),
 }
+AMOUNTS = ("balance_below", "balance_above")
 RANGES = (
     ("created_after", "created_before"),
     ("last_activity_after", "last_activity_before"),
@@ -256,6 +260,12 @@ def client_conditions(
     """The WHERE conditions for a filter and a search; refuses values that cannot match."""
     conditions: list[ColumnElement[bool]] = []
     if filter is not None:
+        try:
+            for name in AMOUNTS:  # before comparing them: NaN cannot be compared
+                if (amount := getattr(filter, name)) is not None:
+                    check_stored_amount(amount, field=["filter", _camel(name)])
+        except DomainError as error:
+            raise BadUserInput(error.message, field=".".join(error.field or [])) from None
         for lower, upper in RANGES:
             low, high = getattr(filter, lower), getattr(filter, upper)
             if low is not None and high is not None and low >= high:

@@ -33,6 +33,7 @@ from gql.pagination import Connection, page_request, paginate
 from gql.permissions import HasScope, IsAuthenticated
 from gql.scalars import Money
 from services.passwords import strength
+from services.validation import LOGIN_PATTERN
 
 FilterArg = Annotated[
     ClientFilter | None, strawberry.argument(description="Conditions, combined with AND.")
@@ -134,7 +135,10 @@ class ClientQuery:
             row = await loaders.client_by_id.load(pk) if pk is not None else None
         else:
             assert login is not None
-            row = await loaders.client_by_login.load(login.strip().lower())
+            wanted = login.strip().lower()
+            # no login is longer, or holds what PostgreSQL cannot compare (NUL)
+            found = LOGIN_PATTERN.fullmatch(wanted) is not None
+            row = await loaders.client_by_login.load(wanted) if found else None
         return client_from_row(info, row) if row is not None else None
 
     @strawberry.field(
