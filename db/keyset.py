@@ -51,8 +51,8 @@ def parse_column_value(type_: TypeEngine[Any], value: Any) -> Any:
         except OverflowError:
             raise ValueError("a moment beyond the years 1-9999 in UTC") from None
     if isinstance(type_, ExactDecimal):
-        if not isinstance(value, str):
-            raise ValueError("a decimal is a string")
+        if not isinstance(value, str) or not value.isascii():  # Decimal reads Arabic-Indic digits
+            raise ValueError("a decimal is a string of ASCII digits")
         try:
             number = Decimal(value)
         except InvalidOperation:

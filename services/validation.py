@@ -52,9 +52,11 @@ def storable(value: str, *, field: list[str]) -> str:
 
 
 def normalize_login(value: str, *, field: list[str]) -> str:
-    """A login as stored: lower case, 3-64 of a-z, 0-9, '.', '_' and '-'."""
-    login = value.strip().lower()
+    """A login as stored: lower case, 3-64 of a-z, 0-9, '.', '_' and '-' (as given: the Kelvin
+    sign lower-cases to "k", and is not one)."""
+    login = value.strip()
     too_long(login, MAX_LOGIN, field=field)
+    login = login.lower() if login.isascii() else ""
     if not LOGIN_PATTERN.fullmatch(login):
         raise DomainError(
             ErrorCode.INVALID_LOGIN,

@@ -135,9 +135,11 @@ class ClientQuery:
             row = await loaders.client_by_id.load(pk) if pk is not None else None
         else:
             assert login is not None
-            wanted = login.strip().lower()
-            # no login is longer, or holds what PostgreSQL cannot compare (NUL)
-            found = LOGIN_PATTERN.fullmatch(wanted) is not None
+            wanted = login.strip()
+            # no login is longer, or holds what PostgreSQL cannot compare (NUL), or is
+            # written with a letter that lower-cases to ASCII (the Kelvin sign to "k")
+            found = wanted.isascii() and LOGIN_PATTERN.fullmatch(wanted.lower()) is not None
+            wanted = wanted.lower()
             row = await loaders.client_by_login.load(wanted) if found else None
         return client_from_row(info, row) if row is not None else None
 

@@ -102,6 +102,7 @@ DECIMAL_KEY: dict[str, Tamper] = {
     "amount with 5 decimals": key_value("0.00001"),
     "amount as a JSON number": key_value(5.5),
     "amount not a number": key_value("12,50"),
+    "amount in Arabic-Indic digits": key_value("\u0661\u0662"),
     "amount null in a NOT NULL column": key_value(None),
 }
 # Clients sorted by login: a text column of 64 characters.

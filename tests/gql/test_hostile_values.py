@@ -709,8 +709,11 @@ async def test_a_search_for_what_no_column_holds_is_a_clear_error(
 
 
 @pytest.mark.usefixtures("admin")
-@pytest.mark.parametrize("value", [*UNSTORABLE, "x" * 65])
-async def test_a_login_no_client_can_have_finds_nobody(api: GraphQLClient, value: str) -> None:
+@pytest.mark.parametrize("value", [*UNSTORABLE, "x" * 65, "\u212aate"])
+async def test_a_login_no_client_can_have_finds_nobody(
+    api: GraphQLClient, factory: Factory, value: str
+) -> None:
+    await factory.client(login="kate")  # what "\u212aate" (a Kelvin sign) lower-cases to
     body = await post_raw(api, "query($v: String!) { client(login: $v) { id } }", {"v": value})
     assert body == {"data": {"client": None}, "extensions": body.get("extensions")}
 

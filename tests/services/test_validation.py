@@ -231,3 +231,9 @@ def test_amounts_compared_with_stored_ones(value: str, refusal: ErrorCode | None
         assert check_stored_amount(Decimal(value), field=FIELD) == Decimal(value)
     else:
         assert refused(check_stored_amount, Decimal(value)) is refusal
+
+
+@pytest.mark.parametrize("login", ["\u212aate", "\u0131van", "\uff4b\uff41\uff54\uff45"])
+def test_logins_are_ascii_as_given(login: str) -> None:
+    # the Kelvin sign lower-cases to "k", full-width letters are not a-z
+    assert refused(normalize_login, login) is ErrorCode.INVALID_LOGIN
