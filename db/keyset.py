@@ -7,12 +7,84 @@ PostgreSQL answers with one index range scan at any depth; otherwise it is the e
 OR-chain.
 """
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, and_, false, literal, or_, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Enum,
+    FromClause,
+    Integer,
+    String,
+    and_,
+    false,
+    literal,
+    or_,
+    tuple_,
+)
 from sqlalchemy.sql.elements import KeyedColumnElement
+from sqlalchemy.types import TypeEngine
+
+from db.base import ExactDecimal, UTCDateTime
+
+MAX_BIGINT = 2**63 - 1
+# Text no column holds: NUL (PostgreSQL refuses it) and lone surrogates (not Unicode text).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def parse_column_value(type_: TypeEngine[Any], value: Any) -> Any:
+    """A cursor's JSON value as a value of a column of `type_`, exactly as we encode one
+    (datetimes in ISO 8601 with an offset, decimals and enums as strings); ValueError for
+    anything else, or for a value the column could not hold (so the query cannot fail)."""
+    if isinstance(type_, UTCDateTime):
+        if not isinstance(value, str):
+            raise ValueError("a moment is a string")
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("a moment has an offset")
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("a moment beyond the years 1-9999 in UTC") from None
+    if isinstance(type_, ExactDecimal):
+        if not isinstance(value, str) or not value.isascii():  # Decimal reads Arabic-Indic digits
+            raise ValueError("a decimal is a string of ASCII digits")
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ValueError("not a decimal") from None
+        if (
+            not number.is_finite()
+            or abs(number) >= Decimal(10) ** (type_.precision - type_.scale)
+            or abs(number.scaleb(type_.scale)) > MAX_BIGINT  # SQLite keeps a count of units
+            or number != number.quantize(type_.quantum)
+        ):
+            raise ValueError("a decimal the column cannot hold")
+        return number
+    if isinstance(type_, Enum):  # before String: an Enum is a String too
+        if not isinstance(value, str) or value not in type_.enums:
+            raise ValueError("not one of the enum's values")
+        return type_.enum_class(value) if type_.enum_class is not None else value
+    if isinstance(type_, String):
+        if not isinstance(value, str) or UNSTORABLE.search(value):
+            raise ValueError("not text a column holds")
+        if type_.length is not None and len(value) > type_.length:
+            raise ValueError("longer than the column")
+        return value
+    if isinstance(type_, Integer):
+        return parse_id(value)
+    raise TypeError(f"no cursor values for {type_!r}")  # a sort key we do not support
+
+
+def parse_id(value: Any) -> int:
+    """A primary key from a cursor: a JSON integer from 1 to the largest BIGINT."""
+    if type(value) is not int or not 1 <= value <= MAX_BIGINT:
+        raise ValueError("not an id")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +95,20 @@ class SortKey:
     column: ColumnElement[Any]
     descending: bool = False
     nullable: bool = False
-    # Turns a cursor's JSON value back into the column's Python type.
-    parse: Callable[[Any], Any] = lambda value: value
 
     @property
     def field(self) -> str:
         """The key of the column in result rows."""
         return str(self.column.key)
+
+    def parse(self, value: Any) -> Any:
+        """A cursor's JSON value back in the column's Python type; ValueError if the column
+        cannot hold it (NULL included, unless the column is nullable)."""
+        if value is None:
+            if not self.nullable:
+                raise ValueError("NULL in a column that holds none")
+            return None
+        return parse_column_value(self.column.type, value)
 
 
 @dataclass(frozen=True, slots=True)

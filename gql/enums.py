@@ -28,7 +28,8 @@ strawberry.enum(ConnectionType, description="How a client connects: SMPP, HTTP A
 strawberry.enum(ConnectionStatus, description="Whether a connection is up.")
 strawberry.enum(
     CustomFieldType,
-    description="TEXT, NUMBER, BOOLEAN, DATE (YYYY-MM-DD), or SELECT (one of `options`).",
+    description="TEXT (up to 1,000 characters), NUMBER (a JSON number from -10^15 to 10^15), "
+    "BOOLEAN, DATE (a real date, YYYY-MM-DD), or SELECT (one of `options`).",
 )
 strawberry.enum(
     EntryKind,

@@ -1,12 +1,14 @@
 """Relay global object identification: opaque IDs, the Node interface, `node` and `nodes`."""
 
 import base64
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import strawberry
 
 from gql.errors import BadUserInput
+from services.validation import quoted
 
 
 @strawberry.interface(description="An object with a global ID, fetchable with `node(id:)`.")
@@ -19,15 +21,31 @@ def to_global_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(base64.b64encode(f"{type_name}:{pk}".encode()).decode())
 
 
+# What `to_global_id` writes inside the base64: a type name, a colon and a primary key in
+# ASCII digits without leading zeros ([0-9] is ASCII-only, unlike \d).
+_DECODED_ID = re.compile(r"([A-Z][A-Za-z]{0,63}):([1-9][0-9]{0,18})")
+MAX_PK = 2**63 - 1  # BIGINT
+MAX_ID_LENGTH = 120  # the base64 of the longest decoded form above
+
+
 def parse_global_id(value: str) -> tuple[str, int]:
-    """The (type name, primary key) inside a global ID; a malformed one is a clear error."""
-    try:
-        type_name, _, pk = base64.b64decode(value, validate=True).decode().partition(":")
-        if type_name and pk.isdigit() and len(pk) <= 18:
-            return type_name, int(pk)
-    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 inside
-        pass
-    raise BadUserInput(f"{value!r} is not a valid ID", field="id")
+    """The (type name, primary key) inside a global ID; a malformed one is a clear error.
+
+    Only the exact text `to_global_id` writes is an ID: leading zeros ("Client:01"), digits
+    other than ASCII's (an Arabic-Indic one), a key beyond BIGINT, or another base64 of the
+    same bytes are not.
+    """
+    if len(value) <= MAX_ID_LENGTH:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("ascii")
+        except ValueError:  # not base64 (binascii.Error), or not ASCII inside
+            decoded = ""
+        match = _DECODED_ID.fullmatch(decoded)
+        if match is not None and int(match[2]) <= MAX_PK:
+            type_name, pk = match[1], int(match[2])
+            if to_global_id(type_name, pk) == value:
+                return type_name, pk
+    raise BadUserInput(f"{quoted(value)} is not a valid ID", field="id")
 
 
 def pk_of(value: str, type_name: str) -> int | None:

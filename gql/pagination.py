@@ -7,7 +7,7 @@ page deep in the list costs what the first one costs.
 
 import base64
 import binascii
-import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +20,7 @@ import strawberry
 from sqlalchemy import ColumnElement, func, literal_column, select, union_all
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from db.keyset import Ordering
+from db.keyset import Ordering, parse_id
 from db.queries import AnyRow, AnySelect
 from db.session import SharedSession
 from gql.errors import BadUserInput
@@ -137,28 +137,40 @@ def encode_position(signature: str, values: Sequence[Any], id_: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 
+# Base64url without padding, as `encode_position` writes it; long enough for ten sort keys
+# of the longest text columns, short enough that a made-up one costs nothing to refuse.
+CURSOR_PATTERN = re.compile(r"[A-Za-z0-9_-]*")
+MAX_CURSOR_LENGTH = 4096
+
+
 def decode_cursor(cursor: str, ordering: Ordering, *, field: str) -> Position:
-    """The position inside a cursor; a malformed or foreign cursor is a clear error."""
+    """The position inside a cursor; a malformed, tampered or foreign cursor is a clear error
+    (BAD_USER_INPUT), never a query that fails: every value must be one its column holds."""
+    invalid = BadUserInput(f"`{field}` is not a valid cursor.", field=field)
+    if len(cursor) > MAX_CURSOR_LENGTH or not CURSOR_PATTERN.fullmatch(cursor):
+        raise invalid
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        signature, values, id_ = json.loads(raw)
-        if not isinstance(values, list) or not isinstance(id_, int):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise BadUserInput(f"`{field}` is not a valid cursor.", field=field) from None
+        # orjson, not json: it refuses NaN, lone surrogates and nesting past 1024 levels
+        # (json.loads recurses until Python's stack runs out).
+        payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):  # orjson.JSONDecodeError is a ValueError
+        raise invalid from None
+    if not isinstance(payload, list) or len(payload) != 3:
+        raise invalid
+    signature, values, id_ = payload
+    if not isinstance(signature, str) or not isinstance(values, list):
+        raise invalid
     if signature != ordering.signature or len(values) != len(ordering.keys):
         raise BadUserInput(
             f"`{field}` is a cursor of another ordering; use cursors from the same orderBy.",
             field=field,
         )
     try:
-        parsed = tuple(
-            None if value is None else key.parse(value)
-            for key, value in zip(ordering.keys, values, strict=True)
-        )
+        parsed = tuple(key.parse(value) for key, value in zip(ordering.keys, values, strict=True))
+        position = Position(parsed, parse_id(id_))
     except (ValueError, TypeError, ArithmeticError):
-        raise BadUserInput(f"`{field}` is not a valid cursor.", field=field) from None
-    return Position(parsed, id_)
+        raise invalid from None
+    return position
 
 
 def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySelect:

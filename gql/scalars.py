@@ -12,6 +12,7 @@ from strawberry.types.scalar import ScalarDefinition
 
 from services.errors import ErrorCode
 from services.money import quantum
+from services.validation import quoted
 
 # Plain notation only: ASCII digits, an optional sign and fraction; no exponent, no spaces,
 # no "_" separators, no other digits (Python's Decimal() reads all of those).
@@ -57,14 +58,33 @@ def readable(parse: Callable[[object], Any], code: ErrorCode) -> Callable[[objec
     return parse_or_flag
 
 
+# The moments a DateTime may name, in UTC: every database and every client can hold them,
+# and an offset never carries one past the years Python's datetime has (1 to 9999).
+EARLIEST = datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC)
+LATEST = datetime.datetime.max.replace(tzinfo=datetime.UTC)
+
+
 def _parse_datetime(value: object) -> datetime.datetime:
     if not isinstance(value, str):
         raise ValueError("DateTime values are ISO 8601 strings")
     try:
         parsed = datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO 8601 date and time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+        raise ValueError(f"{quoted(value)} is not an ISO 8601 date and time") from None
+    try:
+        moment = (
+            parsed.astimezone(datetime.UTC)
+            if parsed.tzinfo
+            else parsed.replace(tzinfo=datetime.UTC)
+        )
+    except OverflowError:  # "0001-01-01T00:00:00+05:00" is in year 0 in UTC
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise ValueError(
+            f"{quoted(value)} is out of range: DateTime values lie between "
+            "1900-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z (in UTC)"
+        )
+    return moment
 
 
 # Replaces Strawberry's built-in Decimal scalar (which accepts JSON numbers) in `schema.py`.
@@ -80,7 +100,8 @@ DATETIME_SCALAR_NAME = "DateTime"
 DATETIME_SCALAR = strawberry.scalar(
     name=DATETIME_SCALAR_NAME,
     description='A moment in ISO 8601, e.g. "2026-06-01T12:00:00+00:00"; without an offset '
-    "it is read as UTC. Always answered in UTC.",
+    "it is read as UTC. Between 1900-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z once "
+    "converted to UTC; other moments are refused. Always answered in UTC.",
     serialize=lambda value: value.isoformat(),
     parse_value=readable(_parse_datetime, ErrorCode.INVALID_DATE),
 )

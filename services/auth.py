@@ -19,6 +19,7 @@ from db.session import SharedSession, begin_write
 from services.cpu import CpuLane
 from services.errors import DomainError, ErrorCode
 from services.passwords import MAX_LENGTH
+from services.validation import MAX_EMAIL, UNSTORABLE, too_long
 
 TOKEN_PREFIX = "cd_"
 ROLE_SCOPES: dict[StaffRole, frozenset[Scope]] = {
@@ -272,8 +273,14 @@ async def login(
     """Check a staff user's password and issue a session token with every scope of the role
     (the look-up's transaction ends before the hash is checked: a sign-in waiting for its turn
     to hash holds no database connection)."""
+    email = email.strip().lower()
+    too_long(email, MAX_EMAIL, field=["email"])
+    if UNSTORABLE.search(email) or UNSTORABLE.search(password):  # no account has them
+        raise DomainError(
+            ErrorCode.INVALID_CREDENTIALS, "E-mail or password is not right", ["password"]
+        )
     staff = (
-        await session.execute(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+        await session.execute(select(StaffUser).where(StaffUser.email == email))
     ).scalar_one_or_none()
     await session.commit()
     hash_ = staff.password_hash if staff is not None and staff.is_active else None

@@ -8,13 +8,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Client
+from db.models import AuditEntry, Client
 from db.session import transaction
 from services import audit
 from services.actors import Actor
 from services.clients import client_for_change
 from services.errors import DomainError, ErrorCode
-from services.validation import Checks, text
+from services.validation import Checks, column_length, text
+
+MAX_REASON = column_length(Client.block_reason, AuditEntry.reason)
 
 
 def is_blocked(client: Client, now: datetime) -> bool:
@@ -40,7 +42,7 @@ async def block(
     until someone unblocks them."""
     client = await client_for_change(session, actor=actor, client_id=client_id)
     checks = Checks()
-    cleaned = checks.run(text, reason, field=["reason"], maximum=500, required=True)
+    cleaned = checks.run(text, reason, field=["reason"], maximum=MAX_REASON, required=True)
     if until is not None and until <= actor.now:
         checks.add(ErrorCode.INVALID, "A block ends in the future", ["until"])
     checks.raise_if_any()

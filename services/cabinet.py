@@ -10,19 +10,20 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import ClientStatus
-from db.models import Client
+from db.models import AuditEntry, Client
 from db.session import transaction
 from services import audit
 from services.actors import Actor
 from services.blocking import is_blocked
 from services.clients import client_for_change
 from services.errors import DomainError, ErrorCode
-from services.validation import text
+from services.validation import column_length, text
 
 ALGORITHM = "HS256"
 AUDIENCE = "clientdesk-cabinet"
 # Ids as tokens carry them (`str(id)`); longer ones lie beyond any table's ids (as in gql/node).
 ROW_ID = re.compile(r"[0-9]{1,18}")
+MAX_REASON = column_length(AuditEntry.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,7 @@ async def impersonate(
     """A token for the client's cabinet; refused for a client who cannot sign in (blocked or
     inactive) unless an admin forces it."""
     client = await client_for_change(session, actor=actor, client_id=client_id)
-    cleaned = text(reason, field=["reason"], maximum=500, required=True)
+    cleaned = text(reason, field=["reason"], maximum=MAX_REASON, required=True)
     locked_out = client.status is not ClientStatus.ACTIVE or is_blocked(client, actor.now)
     if locked_out and not force:
         raise DomainError(

@@ -39,11 +39,13 @@ from services.money import check_amount, format_money
 from services.passwords import check_password_async
 from services.validation import (
     Checks,
+    column_length,
     normalize_country,
     normalize_currency,
     normalize_email,
     normalize_login,
     normalize_phone,
+    quoted,
     text,
 )
 
@@ -111,10 +113,10 @@ def check_percent(value: Decimal, *, field: list[str]) -> Decimal:
     low, high = PERCENT_LIMITS
     if not value.is_finite() or "e" in getattr(value, "written", "").lower():
         raise DomainError(ErrorCode.INVALID_AMOUNT, "Not a plain decimal number", field)
+    if not low < value <= high:  # first: quantizing a huge number fails
+        raise DomainError(ErrorCode.OUT_OF_RANGE, "Above -100 and at most 1000 (percent)", field)
     if value != value.quantize(Decimal("0.01")):
         raise DomainError(ErrorCode.INVALID_AMOUNT_PRECISION, "At most 2 decimals", field)
-    if not low < value <= high:
-        raise DomainError(ErrorCode.OUT_OF_RANGE, "Above -100 and at most 1000 (percent)", field)
     return value
 
 
@@ -158,7 +160,9 @@ async def _clean(
                 checks.add(ErrorCode.LOGIN_TAKEN, f"The login {login!r} is taken", ["login"])
         clean["login"] = login
     if "name" in values:
-        clean["name"] = checks.run(text, values["name"], field=["name"], maximum=200)
+        clean["name"] = checks.run(
+            text, values["name"], field=["name"], maximum=column_length(Client.name)
+        )
     if "country" in values:
         country = values["country"]
         clean["country"] = country and checks.run(normalize_country, country, field=["country"])
@@ -296,7 +300,7 @@ async def _custom_values(
         if definition is None:
             checks.add(
                 ErrorCode.CUSTOM_FIELD_UNKNOWN,
-                f"No custom field {key!r}",
+                f"No custom field {quoted(key)}",
                 ["custom_fields", str(n)],
             )
             continue

@@ -5,6 +5,7 @@ import re
 from datetime import date
 from typing import Any
 
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,11 +15,18 @@ from db.session import transaction
 from services import audit
 from services.actors import Actor
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
-from services.validation import Checks, text
+from services.validation import Checks, column_length, text
 
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_KEY = column_length(CustomFieldDefinition.key)
+MAX_LABEL = column_length(CustomFieldDefinition.label)
 MAX_OPTIONS = 100
+MAX_OPTION = 100
 MAX_TEXT = 1000
+# NUMBER values: JSON numbers within +-10^15, so that every integer among them is exact in
+# any client's double (JavaScript's safe integers end near 9 * 10^15) and in every database.
+MAX_NUMBER = 10**15
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def check_value(definition: CustomFieldDefinition, value: Any, *, field: list[str]) -> Any:
@@ -35,9 +43,7 @@ def check_value(definition: CustomFieldDefinition, value: Any, *, field: list[st
     if kind is CustomFieldType.TEXT:
         if not isinstance(value, str):
             raise invalid("text")
-        if len(value) > MAX_TEXT:
-            raise DomainError(ErrorCode.TOO_LONG, f"At most {MAX_TEXT} characters", field)
-        return value.strip() or None
+        return text(value, field=field, maximum=MAX_TEXT)
     if kind is CustomFieldType.NUMBER:
         if (
             isinstance(value, bool)
@@ -45,13 +51,17 @@ def check_value(definition: CustomFieldDefinition, value: Any, *, field: list[st
             or not math.isfinite(value)
         ):
             raise invalid("a number")
+        if abs(value) > MAX_NUMBER:
+            raise DomainError(
+                ErrorCode.OUT_OF_RANGE, f"{definition.label} takes numbers within ±10^15", field
+            )
         return value
     if kind is CustomFieldType.BOOLEAN:
         if not isinstance(value, bool):
             raise invalid("true or false")
         return value
     if kind is CustomFieldType.DATE:
-        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        if not isinstance(value, str) or not DATE_PATTERN.fullmatch(value):
             raise invalid("a date written YYYY-MM-DD")
         try:
             return date.fromisoformat(value).isoformat()
@@ -62,24 +72,48 @@ def check_value(definition: CustomFieldDefinition, value: Any, *, field: list[st
     return value
 
 
+def readable_value(definition: Any, value: Any) -> Any:
+    """A stored value as reads show it. One the field's type does not take (written around
+    the rules, or before they were this strict) reads as None, with a warning in the log:
+    a bad value must not break every read of the client."""
+    if value is None:
+        return None
+    try:
+        return check_value(definition, value, field=["value"])
+    except DomainError as error:
+        structlog.get_logger("clientdesk.custom_fields").warning(
+            "custom_field_value_unreadable",
+            definition_id=definition.id,
+            key=definition.key,
+            problem=error.message,
+        )
+        return None
+
+
 def check_options(
     type_: CustomFieldType, options: list[str] | None, checks: Checks
 ) -> list[str] | None:
-    """SELECT fields need 1-100 distinct, non-empty options; other types take none."""
+    """SELECT fields need 1-100 distinct, non-empty options of at most 100 characters; other
+    types take none."""
     if type_ is not CustomFieldType.SELECT:
         if options:
             checks.add(ErrorCode.INVALID, "Only SELECT fields have options", ["options"])
         return None
-    cleaned = [option.strip() for option in options or []]
-    if not cleaned:
+    given = options or []
+    if not given:
         checks.add(ErrorCode.REQUIRED, "A SELECT field needs options", ["options"])
-    elif len(cleaned) > MAX_OPTIONS:
+        return []
+    if len(given) > MAX_OPTIONS:
         checks.add(ErrorCode.TOO_MANY, f"At most {MAX_OPTIONS} options", ["options"])
-    elif len(set(cleaned)) != len(cleaned) or not all(cleaned):
-        checks.add(ErrorCode.INVALID, "Options must be distinct and not empty", ["options"])
-    elif any(len(option) > 100 for option in cleaned):
-        checks.add(ErrorCode.TOO_LONG, "Options are at most 100 characters", ["options"])
-    return cleaned
+        return []
+    cleaned = [
+        checks.run(text, option, field=["options", str(n)], maximum=MAX_OPTION, required=True)
+        for n, option in enumerate(given)
+    ]
+    kept = [option for option in cleaned if option is not None]
+    if len(kept) == len(cleaned) and len(set(kept)) != len(kept):
+        checks.add(ErrorCode.INVALID, "Options must be distinct", ["options"])
+    return kept
 
 
 def _require_admin(actor: Actor) -> None:
@@ -113,7 +147,9 @@ async def create_definition(
     _require_admin(actor)
     checks = Checks()
     key = key.strip()
-    if not KEY_PATTERN.fullmatch(key):
+    if len(key) > MAX_KEY:
+        checks.add(ErrorCode.TOO_LONG, f"At most {MAX_KEY} characters", ["key"])
+    elif not KEY_PATTERN.fullmatch(key):
         checks.add(
             ErrorCode.INVALID,
             "A key is a lower-case letter, then up to 63 of a-z, 0-9 and '_'",
@@ -123,7 +159,7 @@ async def create_definition(
         select(CustomFieldDefinition.id).where(CustomFieldDefinition.key == key)
     ):
         checks.add(ErrorCode.DUPLICATE, f"A field with key {key!r} exists", ["key"])
-    cleaned_label = checks.run(text, label, field=["label"], maximum=200, required=True)
+    cleaned_label = checks.run(text, label, field=["label"], maximum=MAX_LABEL, required=True)
     cleaned_options = check_options(type, options, checks)
     checks.raise_if_any()
     async with transaction(session):
@@ -164,7 +200,9 @@ async def update_definition(
     before = _snapshot(definition)
     checks = Checks()
     if "label" in changes:
-        label = checks.run(text, changes["label"], field=["label"], maximum=200, required=True)
+        label = checks.run(
+            text, changes["label"], field=["label"], maximum=MAX_LABEL, required=True
+        )
     if "options" in changes:
         options = check_options(definition.type, changes["options"], checks)
         removed = set(definition.options or []) - set(options or [])

@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import IdempotencyKey
 from services.audit import json_safe
 from services.errors import DomainError, ErrorCode
+from services.validation import column_length
 
 KEEP_FOR = timedelta(hours=24)
-MAX_LENGTH = 200
+MAX_LENGTH = column_length(IdempotencyKey.key)
 
 
 def fingerprint(operation: str, request: dict[str, Any]) -> str:
@@ -30,7 +31,10 @@ def fingerprint(operation: str, request: dict[str, Any]) -> str:
 
 
 def check_key(key: str, *, field: list[str]) -> str:
-    if not 1 <= len(key) <= MAX_LENGTH or not key.isprintable():
+    """A key as given: 1-200 printable characters (so no NUL)."""
+    if len(key) > MAX_LENGTH:
+        raise DomainError(ErrorCode.TOO_LONG, f"At most {MAX_LENGTH} characters", field)
+    if not key or not key.isprintable():
         raise DomainError(
             ErrorCode.INVALID, f"An idempotency key is 1-{MAX_LENGTH} printable characters", field
         )

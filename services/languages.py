@@ -1,5 +1,6 @@
 """Languages: BCP 47 tags, which ones the cabinet is translated into, and the fallback."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -8,17 +9,50 @@ from babel import Locale, UnknownLocaleError
 from babel.localedata import locale_identifiers
 
 from services.errors import DomainError, ErrorCode
+from services.validation import quoted, too_long
+
+MAX_TAG = 35  # the column's length (real tags are far shorter)
+# A BCP 47 (RFC 5646) language tag as a client's language: a language subtag, then an
+# optional script, region and variant; no extensions or private use. ASCII only.
+TAG = re.compile(
+    r"(?P<language>[a-z]{2,3})(?:-(?P<script>[a-z]{4}))?(?:-(?P<region>[a-z]{2}|[0-9]{3}))?"
+    r"(?:-(?P<variant>[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))?",
+    re.ASCII | re.IGNORECASE,
+)
 
 
 def normalize_language(value: str, *, field: list[str]) -> str:
-    """A BCP 47 tag that CLDR knows, in canonical case ("PT_br" becomes "pt-BR")."""
-    try:
-        locale = Locale.parse(value.strip().replace("_", "-"), sep="-")
-    except (ValueError, UnknownLocaleError):
+    """A BCP 47 tag that CLDR knows, as given in canonical case ("PT_br" becomes "pt-BR");
+    never a different tag (Babel reads "und" as en-US, "en-ZZ" as en-US: those are refused)."""
+    tag = value.strip().replace("_", "-")
+    too_long(tag, MAX_TAG, field=field)
+    match = TAG.fullmatch(tag)
+    given = None
+    if match is not None:
+        given = (
+            match["language"].lower(),
+            match["script"] and match["script"].title(),
+            match["region"] and match["region"].upper(),
+            match["variant"] and match["variant"].lower(),
+        )
+        try:
+            locale = Locale.parse("_".join(part for part in given if part))
+        except (ValueError, UnknownLocaleError):
+            given = None
+        else:
+            read = (
+                locale.language,
+                given[1] and locale.script,
+                given[2] and locale.territory,
+                given[3] and (locale.variant or "").lower(),
+            )
+            if read != given:  # Babel replaced or dropped a part: not the tag given
+                given = None
+    if given is None:
         raise DomainError(
-            ErrorCode.INVALID_LANGUAGE, f"{value!r} is not a known language tag", field
-        ) from None
-    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
+            ErrorCode.INVALID_LANGUAGE, f"{quoted(value)} is not a known language tag", field
+        )
+    return "-".join(part for part in given if part)
 
 
 def effective_language(language: str | None, *, translations: Sequence[str], default: str) -> str:

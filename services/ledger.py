@@ -16,18 +16,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import EntryKind, PaymentMethod
-from db.models import Client, CreditEntry, CreditNoteLine, Package, PackagePrice
+from db.models import AuditEntry, Client, CreditEntry, CreditNoteLine, Package, PackagePrice
 from db.session import transaction
 from services import audit, idempotency
 from services.actors import Actor
 from services.clients import client_for_change
 from services.errors import DomainError, ErrorCode
-from services.money import MAX_AMOUNT, check_amount, format_money
+from services.money import MAX_AMOUNT, MAX_BALANCE, check_amount, format_money
 from services.pricing import adjusted_price
-from services.validation import Checks, text
+from services.validation import Checks, column_length, text
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
+# A comment or reason is kept on the entry and as the audit entry's reason: it fits both.
+MAX_COMMENT = column_length(CreditEntry.comment, AuditEntry.reason)
+MAX_REFERENCE = column_length(CreditEntry.payment_reference)
+MAX_DESCRIPTION = column_length(CreditNoteLine.description)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,8 @@ class _Entry:
     reverses_id: int | None = None
     valid_till: datetime | None = None
     lines: list[dict[str, Any]] = field(default_factory=list)
+    # the input that sets the amount, for an error about the balance it leads to
+    amount_field: list[str] = field(default_factory=lambda: ["amount"])
 
 
 async def _post(
@@ -105,6 +111,13 @@ async def _post(
             )
         ).one()
         balance = locked.balance + entry.amount
+        if abs(balance) > MAX_BALANCE:
+            raise DomainError(
+                ErrorCode.AMOUNT_TOO_LARGE,
+                f"This would take the balance to {format_money(balance, client.currency)}; "
+                f"a balance stays within ±{format_money(MAX_BALANCE, client.currency)}",
+                entry.amount_field,
+            )
         if entry.amount < 0 and balance < -locked.credit_limit:
             raise DomainError(
                 ErrorCode.CREDIT_LIMIT_EXCEEDED,
@@ -202,8 +215,8 @@ async def add_credit(
             kind=EntryKind.PAYMENT,
             amount=checked or Decimal(0),
             payment_method=payment_method,
-            payment_reference=_text(checks, payment_reference, "payment_reference", 200),
-            comment=_text(checks, comment, "comment", 1000),
+            payment_reference=_text(checks, payment_reference, "payment_reference", MAX_REFERENCE),
+            comment=_text(checks, comment, "comment", MAX_COMMENT),
             valid_till=valid_till,
         )
 
@@ -241,7 +254,7 @@ async def deduct(
         return _Entry(
             kind=EntryKind.DEDUCTION,
             amount=-(checked or Decimal(0)),
-            comment=_text(checks, reason, "reason", 1000, required=True),
+            comment=_text(checks, reason, "reason", MAX_COMMENT, required=True),
         )
 
     return await _post(
@@ -286,10 +299,12 @@ async def create_credit_note(
         written: list[dict[str, Any]] = []
         for n, line in enumerate(lines):
             where = ["lines", str(n)]
-            if line.quantity == 0 or abs(line.quantity) > MAX_QUANTITY:
+            if line.quantity == 0:
+                checks.add(ErrorCode.INVALID, "Quantity is not zero", [*where, "quantity"])
+            elif abs(line.quantity) > MAX_QUANTITY:
                 checks.add(
-                    ErrorCode.INVALID,
-                    f"Quantity is not zero and at most {MAX_QUANTITY} either way",
+                    ErrorCode.OUT_OF_RANGE,
+                    f"Quantity is at most {MAX_QUANTITY} either way",
                     [*where, "quantity"],
                 )
             unit = line.unit_amount
@@ -318,10 +333,17 @@ async def create_credit_note(
                 text,
                 line.description or name,
                 field=[*where, "description"],
-                maximum=500,
+                maximum=MAX_DESCRIPTION,
                 required=True,
             )
             if unit is None or description is None:
+                continue
+            if abs(unit * line.quantity) > MAX_AMOUNT:
+                checks.add(
+                    ErrorCode.AMOUNT_TOO_LARGE,
+                    f"Quantity x unit amount is at most {MAX_AMOUNT} either way",
+                    where,
+                )
                 continue
             written.append(
                 {
@@ -342,8 +364,9 @@ async def create_credit_note(
         return _Entry(
             kind=EntryKind.CREDIT_NOTE,
             amount=total,
-            comment=_text(checks, comment, "comment", 1000),
+            comment=_text(checks, comment, "comment", MAX_COMMENT),
             lines=written,
+            amount_field=["lines"],
         )
 
     request = {
@@ -394,7 +417,8 @@ async def reverse(
             kind=EntryKind.REVERSAL,
             amount=-original.amount,
             reverses_id=original.id,
-            comment=_text(checks, reason, "reason", 1000, required=True),
+            comment=_text(checks, reason, "reason", MAX_COMMENT, required=True),
+            amount_field=["entry_id"],
         )
 
     return await _post(

@@ -47,6 +47,11 @@ def round_half_up(amount: Decimal, currency: str) -> Decimal:
 
 
 MAX_AMOUNT = Decimal("1000000000000")  # 10^12 in any currency, per amount
+# How far a balance may go either way. The Amount column holds 15 integer digits on
+# PostgreSQL and 9.2 * 10^14 on SQLite (a 64-bit count of 10^-4 units); a hundred times the
+# largest single amount stays well inside both.
+MAX_BALANCE = Decimal("100000000000000")  # 10^14
+STORED_DECIMALS = 4  # the Amount column's scale
 
 
 class WrittenDecimal(Decimal):
@@ -83,5 +88,22 @@ def check_amount(
         allowed = "no decimals" if units == 0 else f"at most {units} decimals"
         raise DomainError(
             ErrorCode.INVALID_AMOUNT_PRECISION, f"{currency} amounts have {allowed}", field
+        )
+    return value
+
+
+def check_stored_amount(value: Decimal, *, field: list[str]) -> Decimal:
+    """An amount to compare with stored ones (a filter's bound, say): finite, within
+    ±MAX_BALANCE, with at most the column's 4 decimals; OUT_OF_RANGE otherwise."""
+    if (
+        not value.is_finite()
+        or abs(value) > MAX_BALANCE
+        or value != value.quantize(Decimal(1).scaleb(-STORED_DECIMALS))
+    ):
+        raise DomainError(
+            ErrorCode.OUT_OF_RANGE,
+            f"Amounts here are numbers within ±{MAX_BALANCE} with at most "
+            f"{STORED_DECIMALS} decimals",
+            field,
         )
     return value

@@ -12,6 +12,7 @@ from zxcvbn import zxcvbn
 
 from services.cpu import CpuLane
 from services.errors import DomainError, ErrorCode
+from services.validation import storable
 
 MIN_LENGTH = 8
 # argon2 hashes any length without truncating; a bound keeps every request's work bounded and
@@ -83,6 +84,7 @@ def check_length(password: str, *, field: list[str]) -> None:
         )
     if len(password) > MAX_LENGTH:
         raise DomainError(ErrorCode.TOO_LONG, f"At most {MAX_LENGTH} characters", field)
+    storable(password, field=field)  # hashed as UTF-8, which a lone surrogate is not
 
 
 def _judged(rated: Strength, *, field: list[str], min_score: int) -> None:

@@ -14,9 +14,11 @@ from services.actors import Actor
 from services.clients import check_percent, client_for_change
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 from services.money import check_amount, round_half_up
-from services.validation import Checks, normalize_currency, text
+from services.validation import Checks, column_length, normalize_currency, text
 
 HUNDRED = Decimal(100)
+MAX_NAME = column_length(Package.name)
+MAX_DESCRIPTION = 2000  # a TEXT column: a bound on the work, not on the storage
 
 
 def adjusted_price(base: Decimal, percent: Decimal, currency: str) -> Decimal:
@@ -85,10 +87,10 @@ async def create_package(
     """Add a price-list item with a base price per currency (admins only)."""
     _require_admin(actor)
     checks = Checks()
-    cleaned = checks.run(text, name, field=["name"], maximum=200, required=True)
+    cleaned = checks.run(text, name, field=["name"], maximum=MAX_NAME, required=True)
     if cleaned and await session.scalar(select(Package.id).where(Package.name == cleaned)):
         checks.add(ErrorCode.DUPLICATE, f"A package named {cleaned!r} exists", ["name"])
-    about = checks.run(text, description, field=["description"], maximum=2000)
+    about = checks.run(text, description, field=["description"], maximum=MAX_DESCRIPTION)
     checked = _check_prices(prices, checks)
     checks.raise_if_any()
     async with transaction(session):
@@ -132,7 +134,7 @@ async def update_package(
         raise DomainError(ErrorCode.NOT_FOUND, "No such package", ["id"])
     checks = Checks()
     if "name" in changes:
-        name = checks.run(text, changes["name"], field=["name"], maximum=200, required=True)
+        name = checks.run(text, changes["name"], field=["name"], maximum=MAX_NAME, required=True)
         if (
             name
             and name != package.name
@@ -140,7 +142,9 @@ async def update_package(
         ):
             checks.add(ErrorCode.DUPLICATE, f"A package named {name!r} exists", ["name"])
     if "description" in changes:
-        about = checks.run(text, changes["description"], field=["description"], maximum=2000)
+        about = checks.run(
+            text, changes["description"], field=["description"], maximum=MAX_DESCRIPTION
+        )
     checked = _check_prices(changes["prices"], checks) if "prices" in changes else None
     checks.raise_if_any()
     old_prices = {

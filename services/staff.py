@@ -8,7 +8,7 @@ from db.models import StaffUser
 from services.auth import hash_password_async
 from services.errors import DomainError, ErrorCode
 from services.passwords import check_password_async
-from services.validation import normalize_email
+from services.validation import column_length, normalize_email, text
 
 
 async def create_staff(
@@ -16,8 +16,7 @@ async def create_staff(
 ) -> StaffUser:
     """Add a staff user (a password is optional: token-only users have none)."""
     email = normalize_email(email, field=["email"]).lower()
-    if not name.strip():
-        raise DomainError(ErrorCode.REQUIRED, "A name is required", ["name"])
+    name = text(name, field=["name"], maximum=column_length(StaffUser.name), required=True) or ""
     taken = await session.scalar(select(StaffUser.id).where(StaffUser.email == email))
     if taken is not None:
         raise DomainError(ErrorCode.INVALID, f"{email} is already a staff user", ["email"])
@@ -25,7 +24,7 @@ async def create_staff(
     if password:
         await check_password_async(password, field=["password"], user_inputs=[email, name])
         password_hash = await hash_password_async(password)
-    staff = StaffUser(email=email, name=name.strip(), role=role, password_hash=password_hash)
+    staff = StaffUser(email=email, name=name, role=role, password_hash=password_hash)
     session.add(staff)
     await session.flush()
     return staff

@@ -10,7 +10,9 @@ from services import audit
 from services.actors import Actor
 from services.auth import IssuedToken, issue_token
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
-from services.validation import text
+from services.validation import column_length, text
+
+MAX_NAME = column_length(ApiToken.name)
 
 
 async def create_token(
@@ -30,7 +32,7 @@ async def create_token(
     owner = await session.get(StaffUser, owner_id)
     if owner is None or not owner.is_active:
         raise DomainError(ErrorCode.NOT_FOUND, "No such staff user", ["staff_id"])
-    cleaned = text(name, field=["name"], maximum=200, required=True)
+    cleaned = text(name, field=["name"], maximum=MAX_NAME, required=True)
     beyond = scopes - actor_scopes
     if beyond:
         listed = ", ".join(sorted(scope.value for scope in beyond))

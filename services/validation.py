@@ -16,12 +16,47 @@ from services.errors import DomainError, ErrorCode, ValidationFailed
 from services.money import tender_currencies
 
 LOGIN_PATTERN = re.compile(r"[a-z0-9._-]{3,64}")
+MAX_LOGIN = 64
+MAX_EMAIL = 254  # RFC 5321's limit, and the columns'
+MAX_PHONE_INPUT = 64  # as typed, spaces and brackets included; stored in E.164 (16 at most)
+# What no column can hold: NUL (PostgreSQL refuses it in text and JSON) and lone surrogates
+# (half a UTF-16 pair: not Unicode text, no database encodes them).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 T = TypeVar("T")
 
 
+def quoted(value: str, limit: int = 40) -> str:
+    """A value the caller sent, for a message: quoted, and cut short when long."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def column_length(*columns: Any) -> int:
+    """The most characters every one of these String(n) columns holds: the maximum of a
+    text input that lands in all of them (a comment that is also an audit reason, say)."""
+    return min(int(column.type.length) for column in columns)
+
+
+def too_long(value: str, maximum: int, *, field: list[str]) -> None:
+    """TOO_LONG if `value` has more than `maximum` characters."""
+    if len(value) > maximum:
+        raise DomainError(ErrorCode.TOO_LONG, f"At most {maximum} characters", field)
+
+
+def storable(value: str, *, field: list[str]) -> str:
+    """`value`, if a database can store it: INVALID for NUL or a lone surrogate."""
+    if UNSTORABLE.search(value):
+        raise DomainError(
+            ErrorCode.INVALID, "Contains a character that cannot be stored (NUL, say)", field
+        )
+    return value
+
+
 def normalize_login(value: str, *, field: list[str]) -> str:
-    """A login as stored: lower case, 3-64 of a-z, 0-9, '.', '_' and '-'."""
-    login = value.strip().lower()
+    """A login as stored: lower case, 3-64 of a-z, 0-9, '.', '_' and '-' (as given: the Kelvin
+    sign lower-cases to "k", and is not one)."""
+    login = value.strip()
+    too_long(login, MAX_LOGIN, field=field)
+    login = login.lower() if login.isascii() else ""
     if not LOGIN_PATTERN.fullmatch(login):
         raise DomainError(
             ErrorCode.INVALID_LOGIN,
@@ -33,6 +68,7 @@ def normalize_login(value: str, *, field: list[str]) -> str:
 
 def normalize_email(value: str, *, field: list[str]) -> str:
     """A syntactically valid address, normalized (domain lower-cased); no DNS look-up."""
+    too_long(value.strip(), MAX_EMAIL, field=field)
     try:
         return str(validate_email(value.strip(), check_deliverability=False).normalized)
     except EmailNotValidError as error:
@@ -43,6 +79,7 @@ def normalize_email(value: str, *, field: list[str]) -> str:
 
 def normalize_phone(value: str, *, country: str | None, field: list[str]) -> str:
     """A valid phone number in E.164; a national number is read in `country`."""
+    too_long(value.strip(), MAX_PHONE_INPUT, field=field)
     try:
         number = phonenumbers.parse(value, country)
     except phonenumbers.NumberParseException:
@@ -78,15 +115,15 @@ def normalize_currency(value: str, *, field: list[str]) -> str:
 def text(
     value: str | None, *, field: list[str], maximum: int, required: bool = False
 ) -> str | None:
-    """Trimmed text, None when empty; too long or missing-but-required is an error."""
+    """Trimmed text, None when empty; too long, unstorable (NUL) or missing-but-required is
+    an error."""
     cleaned = value.strip() if value is not None else None
     if not cleaned:
         if required:
             raise DomainError(ErrorCode.REQUIRED, "This is required", field)
         return None
-    if len(cleaned) > maximum:
-        raise DomainError(ErrorCode.TOO_LONG, f"At most {maximum} characters", field)
-    return cleaned
+    too_long(cleaned, maximum, field=field)
+    return storable(cleaned, field=field)
 
 
 def url(value: str | None, *, field: list[str]) -> str | None:

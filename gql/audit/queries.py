@@ -16,10 +16,12 @@ from gql.errors import BadUserInput
 from gql.node import parse_global_id, pk_of
 from gql.pagination import Connection, page_request, paginate
 from gql.permissions import HasScope
+from services.validation import UNSTORABLE, column_length
 
 NEWEST_FIRST = Ordering(keys=(), tiebreaker=AuditEntryModel.__table__.c.id, descending=True)
 # Changes to staff users and their tokens are for admins' eyes only.
 ADMIN_TARGETS = ("StaffUser", "ApiToken")
+MAX_ACTION = column_length(AuditEntryModel.action)
 
 
 @strawberry.input(description="Which audit entries to list; all given conditions must hold.")
@@ -67,6 +69,11 @@ class AuditQuery:
                     AuditEntryModel.actor_id == (pk_of(filter.actor_id, "StaffUser") or 0)
                 )
             if filter.actions:
+                if any(len(a) > MAX_ACTION or UNSTORABLE.search(a) for a in filter.actions):
+                    raise BadUserInput(
+                        f"`filter.actions` are at most {MAX_ACTION} characters, without NUL.",
+                        field="filter.actions",
+                    )
                 query = query.where(AuditEntryModel.action.in_(filter.actions))
             low, high = filter.occurred_after, filter.occurred_before
             if low is not None and high is not None and low >= high:

@@ -35,7 +35,8 @@ from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
 from gql.node import pk_of
 from gql.scalars import Unreadable
 from services.errors import DomainError, ErrorCode
-from services.validation import Checks, normalize_country, normalize_currency
+from services.money import check_stored_amount
+from services.validation import UNSTORABLE, Checks, normalize_country, normalize_currency
 
 MAX_TEXT = 100
 
@@ -105,6 +106,10 @@ def _text(value: str, field: str) -> str | None:
     if len(value) > MAX_TEXT:
         raise DomainError(
             ErrorCode.TOO_LONG, f"`{field}` is longer than {MAX_TEXT} characters.", field.split(".")
+        )
+    if UNSTORABLE.search(value):  # no client's data holds it, and PostgreSQL refuses it
+        raise DomainError(
+            ErrorCode.INVALID, f"`{field}` contains a NUL or a lone surrogate.", field.split(".")
         )
     return value or None
 
@@ -237,6 +242,7 @@ FILTERS: dict[str, Callable[[Any, FilterScope], ColumnElement[bool]]] = {
     "valid_till_before": _before(Client.valid_till),
     "valid_till_after": _at_or_after(Client.valid_till),
 }
+AMOUNTS = ("balance_below", "balance_above")
 RANGES = (
     ("created_after", "created_before"),
     ("last_activity_after", "last_activity_before"),
@@ -282,8 +288,16 @@ def _conditions(
     conditions: list[ColumnElement[bool]] = []
     checks = Checks()
     if filter is not None:
+        unusable: set[str] = set()  # checked before they are compared: NaN cannot be
+        for name in AMOUNTS:
+            amount = getattr(filter, name)
+            if amount is not None and _readable(amount):
+                if checks.run(check_stored_amount, amount, field=["filter", _camel(name)]) is None:
+                    unusable.add(name)
         for lower, upper in RANGES:
             low, high = getattr(filter, lower), getattr(filter, upper)
+            if unusable & {lower, upper}:
+                continue
             if _readable(low) and _readable(high) and low is not None and high is not None:
                 if low >= high:
                     checks.add(
@@ -294,7 +308,7 @@ def _conditions(
         for name, to_condition in FILTERS.items():
             value = getattr(filter, name)
             # an empty multi-select means "any"
-            if value is not None and value != [] and _readable(value):
+            if value is not None and value != [] and _readable(value) and name not in unusable:
                 condition = checks.run(to_condition, value, scope)
                 if condition is not None:
                     conditions.append(condition)

@@ -53,10 +53,17 @@ class ClientCreateInput:
     )
     currency: str = strawberry.field(description="ISO 4217 code; fixed once money moves.")
     email: str | None = _doc("Contact e-mail (an e-mail or a phone is required).")
-    phone: str | None = _doc("Contact phone; national numbers are read in `country`.")
+    phone: str | None = _doc(
+        "Contact phone (at most 64 characters as typed); national numbers are read in "
+        "`country`; stored in E.164."
+    )
     name: str | None = _doc("Display name.")
     country: str | None = _doc("ISO 3166-1 alpha-2 code.")
-    language: str | None = _doc('BCP 47 tag, e.g. "de" or "pt-BR".')
+    language: str | None = _doc(
+        'BCP 47 tag that CLDR knows, e.g. "de" or "pt-BR": a language, then optionally a '
+        "script, a region and a variant (at most 35 characters); stored as given, in canonical "
+        "case."
+    )
     status: ClientStatus | None = _doc("ACTIVE (default) or INACTIVE.")
     manager_id: strawberry.ID | None = _doc(
         "The account manager (a manager's own clients default to them)."
@@ -108,12 +115,12 @@ class ClientUpdateInput:
     login: strawberry.Maybe[str | None] = kept_when_left_out("New login.")
     name: strawberry.Maybe[str | None] = _doc("Display name.")
     email: strawberry.Maybe[str | None] = _doc("Contact e-mail.")
-    phone: strawberry.Maybe[str | None] = _doc("Contact phone.")
+    phone: strawberry.Maybe[str | None] = _doc("Contact phone (at most 64 characters).")
     country: strawberry.Maybe[str | None] = _doc("ISO 3166-1 alpha-2 code.")
     currency: strawberry.Maybe[str | None] = kept_when_left_out(
         "Only while no money has moved and it is unlinked."
     )
-    language: strawberry.Maybe[str | None] = _doc("BCP 47 tag.")
+    language: strawberry.Maybe[str | None] = _doc("BCP 47 tag, as for `clientCreate`.")
     status: strawberry.Maybe[ClientStatus | None] = kept_when_left_out("ACTIVE or INACTIVE.")
     manager_id: strawberry.Maybe[strawberry.ID | None] = _doc("The account manager.")
     credit_limit: strawberry.Maybe[Decimal | None] = kept_when_left_out(

@@ -35,6 +35,7 @@ from gql.pagination import Connection, page_request, paginate
 from gql.permissions import HasScope, IsAuthenticated
 from gql.scalars import Money
 from services.passwords import MAX_LENGTH, MIN_LENGTH, SCORED_LENGTH, score_password
+from services.validation import LOGIN_PATTERN
 
 FilterArg = Annotated[
     ClientFilter | None, strawberry.argument(description="Conditions, combined with AND.")
@@ -136,7 +137,12 @@ class ClientQuery:
             row = await loaders.client_by_id.load(pk) if pk is not None else None
         else:
             assert login is not None
-            row = await loaders.client_by_login.load(login.strip().lower())
+            wanted = login.strip()
+            # no login is longer, or holds what PostgreSQL cannot compare (NUL), or is
+            # written with a letter that lower-cases to ASCII (the Kelvin sign to "k")
+            found = wanted.isascii() and LOGIN_PATTERN.fullmatch(wanted.lower()) is not None
+            wanted = wanted.lower()
+            row = await loaders.client_by_login.load(wanted) if found else None
         return client_from_row(info, row) if row is not None else None
 
     @strawberry.field(

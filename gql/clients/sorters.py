@@ -1,7 +1,5 @@
 """How the clients list can be sorted: any of ten columns, several at once, id last."""
 
-from datetime import datetime
-from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -9,7 +7,6 @@ import strawberry
 
 from db.keyset import Ordering, SortKey
 from db.models import Client
-from gql.enums import ClientStatus
 from gql.errors import BadUserInput
 
 
@@ -41,18 +38,18 @@ class ClientOrder:
     )
 
 
-# column, whether it may be NULL, how a cursor's JSON value becomes a column value
-_COLUMNS: dict[ClientOrderField, tuple[Any, bool, Any]] = {
-    ClientOrderField.LOGIN: (Client.login, False, str),
-    ClientOrderField.NAME: (Client.name, True, str),
-    ClientOrderField.EMAIL: (Client.email, True, str),
-    ClientOrderField.COUNTRY: (Client.country, True, str),
-    ClientOrderField.CURRENCY: (Client.currency, False, str),
-    ClientOrderField.STATUS: (Client.status, False, ClientStatus),
-    ClientOrderField.CREATED_AT: (Client.created_at, False, datetime.fromisoformat),
-    ClientOrderField.LAST_ACTIVITY_AT: (Client.last_activity_at, True, datetime.fromisoformat),
-    ClientOrderField.BALANCE: (Client.balance, False, Decimal),
-    ClientOrderField.VALID_TILL: (Client.valid_till, True, datetime.fromisoformat),
+# column, whether it may be NULL (a cursor's values are read by the column's type)
+_COLUMNS: dict[ClientOrderField, tuple[Any, bool]] = {
+    ClientOrderField.LOGIN: (Client.login, False),
+    ClientOrderField.NAME: (Client.name, True),
+    ClientOrderField.EMAIL: (Client.email, True),
+    ClientOrderField.COUNTRY: (Client.country, True),
+    ClientOrderField.CURRENCY: (Client.currency, False),
+    ClientOrderField.STATUS: (Client.status, False),
+    ClientOrderField.CREATED_AT: (Client.created_at, False),
+    ClientOrderField.LAST_ACTIVITY_AT: (Client.last_activity_at, True),
+    ClientOrderField.BALANCE: (Client.balance, False),
+    ClientOrderField.VALID_TILL: (Client.valid_till, True),
 }
 NEWEST_FIRST = [ClientOrder(field=ClientOrderField.CREATED_AT, direction=OrderDirection.DESC)]
 
@@ -65,14 +62,13 @@ def client_ordering(order_by: list[ClientOrder] | None) -> Ordering:
         raise BadUserInput("Each field may appear in `orderBy` only once.", field="orderBy")
     keys = []
     for order in orders:
-        column, nullable, parse = _COLUMNS[order.field]
+        column, nullable = _COLUMNS[order.field]
         keys.append(
             SortKey(
                 name=order.field.value,
                 column=column,
                 descending=order.direction is OrderDirection.DESC,
                 nullable=nullable,
-                parse=parse,
             )
         )
     return Ordering(keys=tuple(keys), tiebreaker=Client.__table__.c.id)

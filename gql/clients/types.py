@@ -24,6 +24,7 @@ from gql.pricing.types import ClientPackagePrice, Package
 from gql.reference.types import Category, CustomFieldDefinition, CustomFieldValue, Department
 from gql.scalars import Money
 from gql.staff.types import StaffUser
+from services.custom_fields import readable_value
 from services.languages import effective_language
 from services.pricing import adjusted_price
 
@@ -261,7 +262,8 @@ class Client(Node):
         by_definition = {row.definition_id: row.value for row in values}
         return [
             CustomFieldValue(
-                definition=CustomFieldDefinition.from_row(row), value=by_definition.get(row.id)
+                definition=CustomFieldDefinition.from_row(row),
+                value=readable_value(row, by_definition.get(row.id)),
             )
             for row in definitions
         ]

@@ -70,7 +70,7 @@ async def test_internal_error_is_masked_with_the_request_id(
     api.token = await factory.admin_token()
     await connection.execute(text("ALTER TABLE clients RENAME TO clients_gone"))
     # when a client is read
-    response = await api.post('{ client(login: "x") { id } }')
+    response = await api.post('{ client(login: "nobody") { id } }')
     # then the caller gets a generic error that quotes the request id, and no internals
     body = response.json()
     error = body["errors"][0]

@@ -4,16 +4,19 @@ from decimal import Decimal
 
 import pytest
 
+from db.models import AuditEntry, CreditEntry
 from services.errors import DomainError, ErrorCode
 from services.languages import normalize_language
-from services.money import WrittenDecimal, check_amount
+from services.money import WrittenDecimal, check_amount, check_stored_amount
 from services.passwords import check_password, strength
 from services.validation import (
+    column_length,
     normalize_country,
     normalize_currency,
     normalize_email,
     normalize_login,
     normalize_phone,
+    text,
 )
 
 FIELD = ["x"]
@@ -31,9 +34,14 @@ def test_login_is_stored_lower_case(given: str, stored: str) -> None:
     assert normalize_login(given, field=FIELD) == stored
 
 
-@pytest.mark.parametrize("login", ["ab", "x" * 65, "bad login", "émile", "semi;colon", ""])
+@pytest.mark.parametrize("login", ["ab", "bad login", "émile", "semi;colon", ""])
 def test_bad_logins(login: str) -> None:
     assert refused(normalize_login, login) is ErrorCode.INVALID_LOGIN
+
+
+def test_a_login_longer_than_its_column_is_too_long() -> None:
+    assert normalize_login("x" * 64, field=FIELD) == "x" * 64
+    assert refused(normalize_login, "x" * 65) is ErrorCode.TOO_LONG
 
 
 def test_email_is_normalized_and_checked() -> None:
@@ -146,3 +154,86 @@ def test_the_default_hashing_meets_owasp() -> None:
     assert defaults.type is Type.ID
     assert defaults.memory_cost >= 19 * 1024
     assert defaults.time_cost >= 2
+
+
+@pytest.mark.parametrize("length", [73, 100, 256])
+def test_passwords_longer_than_zxcvbn_reads_are_rated_not_refused(length: int) -> None:
+    # zxcvbn raises on more than 72 characters: the rating reads the first 72
+    password = ("Zq!9 horse battery " * 20)[:length]
+    assert check_password(password, field=FIELD) == password
+    assert strength(password).meets_policy
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\ud800", "ok\udfff"])
+def test_text_no_database_can_store_is_refused(value: str) -> None:
+    assert refused(text, value, maximum=100) is ErrorCode.INVALID
+    assert refused(check_password, value + "long enough passphrase") is ErrorCode.INVALID
+
+
+def test_text_is_measured_after_trimming() -> None:
+    assert text("  " + "x" * 5 + "  ", field=FIELD, maximum=5) == "x" * 5
+    assert refused(text, "x" * 6, maximum=5) is ErrorCode.TOO_LONG
+
+
+def test_maxima_come_from_the_columns() -> None:
+    assert column_length(CreditEntry.comment) == 1000
+    assert column_length(CreditEntry.comment, AuditEntry.reason) == 500
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("pt_BR", "pt-BR"),
+        ("ZH-hant-tw", "zh-Hant-TW"),
+        ("en-US-POSIX", "en-US-posix"),
+        ("ca-ES-valencia", "ca-ES-valencia"),
+        ("es-419", "es-419"),
+        ("fil", "fil"),
+    ],
+)
+def test_language_tags_keep_every_part_given(given: str, stored: str) -> None:
+    assert normalize_language(given, field=FIELD) == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "code"),
+    [
+        ("en-" + "a" * 4995, ErrorCode.TOO_LONG),
+        ("und", ErrorCode.INVALID_LANGUAGE),  # Babel: en-US
+        ("en-ZZ", ErrorCode.INVALID_LANGUAGE),  # Babel: en-US
+        ("en-Cyrl", ErrorCode.INVALID_LANGUAGE),  # Babel drops the script
+        ("de-CH-1996", ErrorCode.INVALID_LANGUAGE),  # Babel drops the variant
+        ("iw", ErrorCode.INVALID_LANGUAGE),  # Babel: he-IL
+        ("en-\u017fs", ErrorCode.INVALID_LANGUAGE),  # the long s matches [a-z] in Unicode mode
+        ("en-u-ca-gregory", ErrorCode.INVALID_LANGUAGE),
+        ("", ErrorCode.INVALID_LANGUAGE),
+    ],
+)
+def test_language_tags_never_become_another(given: str, code: ErrorCode) -> None:
+    assert refused(normalize_language, given) is code
+
+
+@pytest.mark.parametrize(
+    ("value", "refusal"),
+    [
+        ("NaN", ErrorCode.OUT_OF_RANGE),
+        ("-Infinity", ErrorCode.OUT_OF_RANGE),
+        ("100000000000000.0001", ErrorCode.OUT_OF_RANGE),
+        ("1e40", ErrorCode.OUT_OF_RANGE),
+        ("0.00001", ErrorCode.OUT_OF_RANGE),
+        ("100000000000000", None),
+        ("-0.0001", None),
+        ("1E+3", None),
+    ],
+)
+def test_amounts_compared_with_stored_ones(value: str, refusal: ErrorCode | None) -> None:
+    if refusal is None:
+        assert check_stored_amount(Decimal(value), field=FIELD) == Decimal(value)
+    else:
+        assert refused(check_stored_amount, Decimal(value)) is refusal
+
+
+@pytest.mark.parametrize("login", ["\u212aate", "\u0131van", "\uff4b\uff41\uff54\uff45"])
+def test_logins_are_ascii_as_given(login: str) -> None:
+    # the Kelvin sign lower-cases to "k", full-width letters are not a-z
+    assert refused(normalize_login, login) is ErrorCode.INVALID_LOGIN
