@@ -471,8 +471,10 @@ def unstorable_literals(document: DocumentNode) -> GraphQLError | None:
 
 
 def _unstorable(path: list[Any] | None) -> GraphQLError:
-    where = "" if path is None else " at " + ".".join(str(step) for step in path)
+    """The error naming the variable (its path inside it, dotted) that holds the text."""
+    where = None if path is None else ".".join(str(step) for step in path[1:])
     return GraphQLError(
-        f"Text may not contain NUL characters or unpaired surrogates{where}.",
-        extensions={"code": "BAD_USER_INPUT", **({"field": path} if path else {})},
+        "Text may not contain NUL characters or unpaired surrogates"
+        + (f": variable `${where}`." if where else "."),
+        extensions={"code": "BAD_USER_INPUT", **({"field": where} if where else {})},
     )
