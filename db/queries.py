@@ -1,9 +1,12 @@
 """Select builders shared by loaders, resolvers and services (Core rows, not ORM objects)."""
 
+from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, TypeAlias
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import BigInteger, ColumnElement, Row, Select, func, select, type_coerce
 
+from db.base import ExactDecimal
 from db.models import Client, StaffUser
 
 # A result row, and a SELECT, of any number of columns.
@@ -25,3 +28,27 @@ def select_clients() -> AnySelect:
 def select_staff() -> AnySelect:
     """All staff columns but the password hash."""
     return select(*STAFF_COLUMNS)
+
+
+# SQLite keeps an ExactDecimal as an integer count of 10**-scale units, and SUM() of integers
+# stops at 2**63 (about 9.2 * 10**14 at scale 4). Summed in two parts, each stays far below.
+SPLIT = 10**9
+
+
+def exact_sum(column: Any, dialect: str) -> list[ColumnElement[Any]]:
+    """The SELECT columns that give the exact sum of an ExactDecimal column (read back with
+    `read_exact_sum`): one SUM on PostgreSQL, the high and low parts on SQLite."""
+    if dialect != "sqlite":
+        return [func.sum(column)]
+    units = type_coerce(column, BigInteger)
+    return [func.sum(units / SPLIT), func.sum(units % SPLIT)]  # both truncate toward zero
+
+
+def read_exact_sum(values: Sequence[Any], column: Any, dialect: str) -> Decimal:
+    """The sum from the values `exact_sum`'s columns gave (0 for no rows)."""
+    if dialect != "sqlite":
+        return Decimal(values[0] or 0)
+    column_type = column.type
+    assert isinstance(column_type, ExactDecimal)
+    units = int(values[0] or 0) * SPLIT + int(values[1] or 0)
+    return Decimal(units).scaleb(-column_type.scale)

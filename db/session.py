@@ -167,6 +167,11 @@ class SharedSession:
         self._lock = asyncio.Lock()
         self._finished = False
 
+    @property
+    def dialect_name(self) -> str:
+        """ "sqlite" or "postgresql", for the few statements that differ."""
+        return str(self._sessions.kw["bind"].dialect.name)
+
     async def execute(self, statement: Executable) -> Result[*tuple[Any, ...]]:
         """Run a read (resolvers read through here; changes go through `exclusive`)."""
         async with self._lock:

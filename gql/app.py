@@ -44,6 +44,7 @@ from gql.guards import (
     safe_request_id,
 )
 from gql.limits import Limits
+from gql.scalars import encode_response
 from gql.schema import build_schema, schema
 from services import auth, idempotency, mail
 from services.clock import Clock, system_clock
@@ -57,7 +58,7 @@ class GraphQLView(GraphQL):
     (or nests too deep) is an HTTP 400, as is anything else the view refuses (see `answer`)."""
 
     def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+        return encode_response(data)
 
     def decode_json(self, data: str | bytes) -> object:
         return json_object(data, what="The request body")

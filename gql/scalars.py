@@ -2,11 +2,13 @@
 
 import datetime
 import decimal
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
@@ -16,7 +18,7 @@ from services.validation import quoted
 
 # Plain notation only: ASCII digits, an optional sign and fraction; no exponent, no spaces,
 # no "_" separators, no other digits (Python's Decimal() reads all of those).
-PLAIN_DECIMAL = re.compile(r"[+-]?[0-9]{1,30}(?:\.[0-9]{1,30})?")
+PLAIN_DECIMAL = re.compile(r"[+-]?[0-9]{1,40}(?:\.[0-9]{1,40})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +128,12 @@ class Money:
 def money_amount(amount: decimal.Decimal, currency: str) -> decimal.Decimal:
     """An amount as the API shows it: with exactly the currency's minor-unit decimals."""
     return amount.quantize(quantum(currency))
+
+
+def encode_response(data: Any) -> bytes:
+    """A response body as JSON: orjson, or the standard library where orjson cannot (an
+    integer beyond 64 bits in a JSON value written before values were checked)."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, default=str, ensure_ascii=False).encode()

@@ -153,8 +153,8 @@ async def _clean(
         for name in ("login", "password", "currency"):
             if not values.get(name):
                 checks.add(ErrorCode.REQUIRED, "This is required", [name])
-    if values.get("login"):
-        login = checks.run(normalize_login, values["login"], field=["login"])
+    if values.get("login") or (current is not None and "login" in values):  # "" is no login
+        login = checks.run(normalize_login, values["login"] or "", field=["login"])
         if login is not None and (current is None or login != current.login):
             if await session.scalar(select(Client.id).where(Client.login == login)):
                 checks.add(ErrorCode.LOGIN_TAKEN, f"The login {login!r} is taken", ["login"])
@@ -163,9 +163,11 @@ async def _clean(
         clean["name"] = checks.run(
             text, values["name"], field=["name"], maximum=column_length(Client.name)
         )
-    if "country" in values:
-        country = values["country"]
-        clean["country"] = country and checks.run(normalize_country, country, field=["country"])
+    if "country" in values:  # "" clears it, as null does
+        country = (values["country"] or "").strip()
+        clean["country"] = (
+            country and checks.run(normalize_country, country, field=["country"])
+        ) or None
     if "email" in values:
         email = values["email"]
         clean["email"] = (email or "").strip() and checks.run(
@@ -183,8 +185,8 @@ async def _clean(
         clean["language"] = (
             language and checks.run(normalize_language, language, field=["language"])
         ) or None
-    if values.get("currency"):
-        currency = checks.run(normalize_currency, values["currency"], field=["currency"])
+    if values.get("currency") or (current is not None and "currency" in values):
+        currency = checks.run(normalize_currency, values["currency"] or "", field=["currency"])
         if currency is not None and current is not None and currency != current.currency:
             entries = await session.scalar(
                 select(func.count())

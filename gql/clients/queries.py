@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from db.enums import ClientStatus, Scope
 from db.models import Client as ClientModel
-from db.queries import select_clients
+from db.queries import exact_sum, read_exact_sum, select_clients
 from gql.arguments import check_arguments
 from gql.clients.filters import (
     ClientFilter,
@@ -201,14 +201,16 @@ class ClientQuery:
                 ).where(*conditions)
             )
         ).one()
-        balances = (
-            await db.execute(
-                select(ClientModel.currency, func.sum(ClientModel.balance))
+        dialect = db.dialect_name
+        balances = [
+            (row[0], read_exact_sum(row[1:], ClientModel.balance, dialect))
+            for row in await db.execute(
+                select(ClientModel.currency, *exact_sum(ClientModel.balance, dialect))
                 .where(*conditions)
                 .group_by(ClientModel.currency)
                 .order_by(ClientModel.currency)
             )
-        ).all()
+        ]
         return ClientStats(
             total=one[0],
             active_last_7_days=one[1],

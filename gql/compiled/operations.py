@@ -37,6 +37,7 @@ from gql.limits import (
     unstorable_literals,
     unstorable_variables,
 )
+from gql.scalars import encode_response
 from gql.throttling import Cost, charge, cost_of
 
 log = structlog.get_logger("clientdesk.compiled")
@@ -253,7 +254,7 @@ class CompiledOperations:
         if data is None:
             return None
         body = {"data": data, "extensions": {"cost": cost.as_extension()}}
-        return Response(orjson.dumps(body), media_type="application/json")
+        return Response(encode_response(body), media_type="application/json")
 
     async def execute(
         self, compiled: CompiledOperation, prepared: Prepared, context: Context

@@ -440,6 +440,24 @@ async def test_null_is_refused_where_it_cannot_clear(api: GraphQLClient, factory
 
 
 @pytest.mark.usefixtures("admin")
+async def test_empty_text_in_an_update_clears_or_is_refused(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    client = await factory.client(login="empty", country="DE")
+    cleared = (await api(UPDATE, {"id": gid("Client", client.id), "input": {"country": ""}}))[
+        "clientUpdate"
+    ]
+    assert (cleared["userErrors"], cleared["client"]["country"]) == ([], None)
+    refused = (
+        await api(UPDATE, {"id": gid("Client", client.id), "input": {"login": "", "currency": " "}})
+    )["clientUpdate"]
+    assert codes(refused) == [
+        (["input", "login"], "INVALID_LOGIN"),
+        (["input", "currency"], "INVALID_CURRENCY"),
+    ]
+
+
+@pytest.mark.usefixtures("admin")
 async def test_update_cannot_remove_the_last_contact(api: GraphQLClient, factory: Factory) -> None:
     client = await factory.client(login="bob", email="bob@example.com", phone=None)
     payload = (await api(UPDATE, {"id": gid("Client", client.id), "input": {"email": None}}))[

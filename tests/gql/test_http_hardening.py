@@ -270,6 +270,7 @@ async def test_a_malformed_request_gets_a_code_and_nothing_of_python(
         assert response.headers["allow"]
 
 
+@pytest.mark.logs_errors  # the failure is logged, on purpose
 async def test_an_unexpected_failure_outside_graphql_is_a_coded_500(
     app: Any, factory: Factory, connection: AsyncConnection, settings: Settings, clock: FakeClock
 ) -> None:
