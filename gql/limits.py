@@ -203,27 +203,34 @@ def check_document(document: DocumentNode, limits: Limits) -> list[GraphQLError]
     return errors
 
 
-def root_field_names(document: DocumentNode, operation: OperationDefinitionNode) -> set[str]:
-    """The names of the root fields an operation selects, through its fragments (each
-    fragment looked at once); an unknown fragment counts as a field no one may select."""
+def root_fields(document: DocumentNode, operation: OperationDefinitionNode) -> Iterator[Any]:
+    """The root fields an operation selects, through its fragments (each looked at once): the
+    field nodes, and the name of each fragment the document lacks."""
     fragments = fragments_of(document)
-    names: set[str] = set()
     seen: set[str] = set()
     stack = [operation.selection_set]
     while stack:
         for selection in stack.pop().selections:
             if isinstance(selection, FieldNode):
-                names.add(selection.name.value)
+                yield selection
             elif isinstance(selection, InlineFragmentNode):
                 stack.append(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 if name not in fragments:
-                    names.add("<unknown fragment>")
+                    yield name
                 elif name not in seen:
                     seen.add(name)
                     stack.append(fragments[name].selection_set)
-    return names
+
+
+def root_field_names(document: DocumentNode, operation: OperationDefinitionNode) -> set[str]:
+    """The names of the root fields an operation selects; an unknown fragment counts as a
+    field no one may select."""
+    return {
+        node.name.value if isinstance(node, FieldNode) else "<unknown fragment>"
+        for node in root_fields(document, operation)
+    }
 
 
 @dataclass(slots=True)
@@ -370,23 +377,11 @@ def estimate(
 def response_keys(document: DocumentNode, operation: OperationDefinitionNode) -> set[str]:
     """The distinct response keys of an operation's root fields, through its fragments (what
     the executor runs: a key selected twice runs once)."""
-    fragments = fragments_of(document)
-    keys: set[str] = set()
-    seen: set[str] = set()
-    stack = [operation.selection_set]
-    while stack:
-        for selection in stack.pop().selections:
-            if isinstance(selection, FieldNode):
-                if not selection.name.value.startswith("__"):
-                    keys.add((selection.alias or selection.name).value)
-            elif isinstance(selection, InlineFragmentNode):
-                stack.append(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name in fragments and name not in seen:
-                    seen.add(name)
-                    stack.append(fragments[name].selection_set)
-    return keys
+    return {
+        (node.alias or node.name).value
+        for node in root_fields(document, operation)
+        if isinstance(node, FieldNode) and not node.name.value.startswith("__")
+    }
 
 
 def points(*, mutation_fields: int, nodes: int) -> int:

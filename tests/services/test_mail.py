@@ -284,18 +284,7 @@ async def test_background_jobs_deliver_and_forget_expired_keys(
         return reply
 
     handler.handle_DATA = handle_and_signal  # type: ignore[method-assign]
-    staff = await factory.staff()
-    session.add(
-        IdempotencyKey(
-            staff_id=staff.id,
-            key="old",
-            operation="credit.add",
-            request_hash="x",
-            response={},
-            created_at=clock() - timedelta(days=2),
-            expires_at=clock() - timedelta(days=1),
-        )
-    )
+    await add_expired_key(session, factory, clock)
     await mail.enqueue(session, recipient="ada@example.com", subject="Hi", body="x", now=clock())
     await session.commit()
     settings = Settings(smtp_host="127.0.0.1", smtp_port=port, mail_poll_seconds=60)
@@ -323,18 +312,7 @@ async def test_keys_are_forgotten_where_no_mail_is_sent(
     from gql.app import run_background_jobs
 
     # given an expired key and a process that does not send mail
-    staff = await factory.staff()
-    session.add(
-        IdempotencyKey(
-            staff_id=staff.id,
-            key="old",
-            operation="credit.add",
-            request_hash="x",
-            response={},
-            created_at=clock() - timedelta(days=2),
-            expires_at=clock() - timedelta(days=1),
-        )
-    )
+    await add_expired_key(session, factory, clock)
     await session.commit()
     settings = Settings(mail_sender=False, mail_poll_seconds=60)
     # when its background jobs run one pass
@@ -454,3 +432,21 @@ async def test_a_message_that_cannot_be_written_does_not_hold_up_the_others(
     await session.refresh(broken)
     assert broken.status is MailStatus.PENDING
     assert broken.last_error
+
+
+async def add_expired_key(session: AsyncSession, factory: Factory, clock: FakeClock) -> None:
+    """An idempotency key that expired a day ago (the background jobs forget such keys)."""
+    from db.models import IdempotencyKey
+
+    staff = await factory.staff()
+    session.add(
+        IdempotencyKey(
+            staff_id=staff.id,
+            key="old",
+            operation="credit.add",
+            request_hash="x",
+            response={},
+            created_at=clock() - timedelta(days=2),
+            expires_at=clock() - timedelta(days=1),
+        )
+    )
