@@ -72,7 +72,10 @@ async def live_server(
     server = await asyncio.to_thread(
         start_server,
         database_url,
-        {"CLIENTDESK_RATE_LIMIT_POINTS_PER_MINUTE": "0"},  # the tools send many requests
+        {
+            "CLIENTDESK_RATE_LIMIT_POINTS_PER_MINUTE": "0",  # the tools send many requests
+            "CLIENTDESK_ACCESS_LOG": "false",  # thousands of lines; errors are still logged
+        },
     )
     async with httpx.AsyncClient() as http:
         cursors = await real_cursors(http, server.graphql, token, rich_client)
