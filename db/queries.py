@@ -41,7 +41,7 @@ def exact_sum(column: Any, dialect: str) -> list[ColumnElement[Any]]:
     if dialect != "sqlite":
         return [func.sum(column)]
     units = type_coerce(column, BigInteger)
-    return [func.sum(units / SPLIT), func.sum(units % SPLIT)]  # both truncate toward zero
+    return [func.sum(units // SPLIT), func.sum(units % SPLIT)]  # both truncate toward zero
 
 
 def read_exact_sum(values: Sequence[Any], column: Any, dialect: str) -> Decimal:

@@ -791,11 +791,13 @@ async def test_balance_totals_are_exact_beyond_what_one_integer_holds(
     await factory.client(
         login="poor", currency="EUR", balance=Decimal("-0.01"), credit_limit=Decimal(1)
     )
+    await factory.client(login="odd", currency="EUR", balance=Decimal("123456789.1234"))
     # when their totals are asked for
     data = await api("{ clientStats { balances { amount currency } } }")
-    # then the sum is exact
+    # then the sum is exact (to the currency's cents: the API shows EUR with two decimals)
+    total = 100 * MAX_BALANCE - Decimal("0.01") + Decimal("123456789.1234")
     assert data["clientStats"]["balances"] == [
-        {"amount": str(100 * MAX_BALANCE - Decimal("0.01")), "currency": "EUR"}
+        {"amount": str(total.quantize(Decimal("0.01"))), "currency": "EUR"}
     ]
 
 
