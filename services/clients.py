@@ -6,6 +6,7 @@ Field paths in errors are the snake_case names of the values given.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,7 +33,7 @@ from services import audit
 from services.actors import Actor
 from services.auth import hash_password_async
 from services.custom_fields import check_value
-from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
+from services.errors import Denial, DomainError, ErrorCode, PermissionDenied, ValidationFailed
 from services.languages import normalize_language
 from services.login_details import send_login_details
 from services.money import check_amount, format_money
@@ -72,6 +73,29 @@ EDITABLE = frozenset(
         "price_adjustment_percent",
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPassword:
+    """A password scored and hashed before any transaction begins (CPU work that should hold
+    no lock and no connection): its hash, or why the policy refuses it."""
+
+    hash: str | None
+    errors: list[DomainError]
+
+
+async def prepare_password(
+    password: str, *, user_inputs: Sequence[str], min_score: int
+) -> CheckedPassword:
+    """Score and hash a password for `create_client` or `change_password`, outside their
+    transactions (the words of the client's login, name and e-mail count as guessable)."""
+    try:
+        await check_password_async(
+            password, field=["password"], user_inputs=user_inputs, min_score=min_score
+        )
+    except DomainError as error:
+        return CheckedPassword(None, [error])
+    return CheckedPassword(await hash_password_async(password), [])
 
 
 async def may_change(session: AsyncSession, actor: Actor, clients: Sequence[Client]) -> list[bool]:
@@ -140,7 +164,7 @@ async def _clean(
     *,
     current: Client | None,
     actor: Actor,
-    min_score: int,
+    password: CheckedPassword | None = None,
 ) -> dict[str, Any]:
     """Validate and normalize the given values against the rules; raise every error found."""
     checks = Checks()
@@ -263,15 +287,8 @@ async def _clean(
         clean["custom_fields"] = await _custom_values(
             session, values["custom_fields"] or {}, checks, creating=current is None
         )
-    if values.get("password"):
-        inputs = [value("login") or "", value("name") or "", value("email") or ""]
-        await checks.run_async(
-            check_password_async,
-            values["password"] or "",
-            field=["password"],
-            user_inputs=inputs,
-            min_score=min_score,
-        )
+    if values.get("password") and password is not None:
+        checks.errors.extend(password.errors)
     if (
         value("email") is None
         and value("phone") is None
@@ -376,14 +393,15 @@ async def create_client(
     *,
     actor: Actor,
     values: dict[str, Any],
-    min_score: int,
+    password: CheckedPassword,
     cabinet_base_url: str,
     link_valid_for: timedelta,
 ) -> Client:
-    """Open an account: login, password, currency and a contact are required."""
+    """Open an account: login, password (checked by `prepare_password`), currency and a
+    contact are required."""
     if not actor.is_admin and values.get("manager_id") is None:
         values = {**values, "manager_id": actor.staff_id}  # a manager's new client is theirs
-    clean = await _clean(session, values, current=None, actor=actor, min_score=min_score)
+    clean = await _clean(session, values, current=None, actor=actor, password=password)
     related = ("department_ids", "category_ids", "custom_fields")
     columns: dict[str, Any] = {
         "status": ClientStatus.ACTIVE,
@@ -393,11 +411,11 @@ async def create_client(
         "moderation": False,
         **{k: v for k, v in clean.items() if k not in related and v is not None},
     }
-    password_hash = await hash_password_async(values["password"])
+    assert password.hash is not None  # a password with errors was refused above
     async with transaction(session):
         client = Client(
             **columns,
-            password_hash=password_hash,
+            password_hash=password.hash,
             created_at=actor.now,
             updated_at=actor.now,
         )
@@ -432,14 +450,14 @@ async def create_client(
 
 
 async def update_client(
-    session: AsyncSession, *, actor: Actor, client_id: int, values: dict[str, Any], min_score: int
+    session: AsyncSession, *, actor: Actor, client_id: int, values: dict[str, Any]
 ) -> Client:
     """Change the given fields; fields not given stay; None clears an optional one."""
     client = await client_for_change(session, actor=actor, client_id=client_id)
     unknown = set(values) - EDITABLE
     if unknown:
         raise ValueError(f"not editable here: {sorted(unknown)}")
-    clean = await _clean(session, values, current=client, actor=actor, min_score=min_score)
+    clean = await _clean(session, values, current=client, actor=actor)
     before = {**audit.client_snapshot(client), **await _related(session, client.id)}
     async with transaction(session):
         for name, new in clean.items():
@@ -471,17 +489,15 @@ async def update_client(
 
 
 async def change_password(
-    session: AsyncSession, *, actor: Actor, client_id: int, password: str, min_score: int
+    session: AsyncSession, *, actor: Actor, client_id: int, password: CheckedPassword
 ) -> Client:
     """Set a new password for the client (audited, without the password)."""
     client = await client_for_change(session, actor=actor, client_id=client_id)
-    inputs = [client.login, client.name or "", client.email or ""]
-    await check_password_async(
-        password, field=["password"], user_inputs=inputs, min_score=min_score
-    )
-    password_hash = await hash_password_async(password)
+    if password.errors:
+        raise ValidationFailed(password.errors)
+    assert password.hash is not None
     async with transaction(session):
-        client.password_hash = password_hash
+        client.password_hash = password.hash
         client.updated_at = actor.now
         await audit.record(
             session,

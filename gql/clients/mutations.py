@@ -86,11 +86,17 @@ class ClientMutation:
         input: Annotated[ClientCreateInput, strawberry.argument(description="The new account.")],
     ) -> ClientPayload:
         settings = info.context.settings
+        # scored and hashed first: the write that follows holds locks, this holds none
+        password = await clients.prepare_password(
+            input.password,
+            user_inputs=[input.login.lower(), input.name or "", input.email or ""],
+            min_score=settings.password_min_score,
+        )
         client, errors = await attempt(
             info,
             clients.create_client,
             values=input.values(),
-            min_score=settings.password_min_score,
+            password=password,
             cabinet_base_url=settings.cabinet_base_url,
             link_valid_for=timedelta(hours=settings.set_password_link_hours),
         )
@@ -112,7 +118,6 @@ class ClientMutation:
             paths={"id": ("id",)},
             client_id=client_pk(id),
             values=input.values(),
-            min_score=info.context.settings.password_min_score,
         )
         return await client_payload(info, client.id if client else None, errors)
 
@@ -128,13 +133,20 @@ class ClientMutation:
         id: IdArg,
         password: Annotated[str, strawberry.argument(description="The new password.")],
     ) -> ClientPayload:
+        # scored and hashed before the write (which holds locks); the client's words, read
+        # without a lock, count as guessable
+        row = await info.context.loaders.client_by_id.load(client_pk(id))
+        checked = await clients.prepare_password(
+            password,
+            user_inputs=[row.login, row.name or "", row.email or ""] if row else [],
+            min_score=info.context.settings.password_min_score,
+        )
         client, errors = await attempt(
             info,
             clients.change_password,
             prefix=(),
             client_id=client_pk(id),
-            password=password,
-            min_score=info.context.settings.password_min_score,
+            password=checked,
         )
         return await client_payload(info, client.id if client else None, errors)
 

@@ -186,3 +186,52 @@ async def test_the_server_answers_while_a_scoring_waits_for_its_turn(
     # and the rating comes once it is its turn
     rated = (await rating).json()["data"]["passwordStrength"]
     assert rated["meetsPolicy"] is True
+
+
+async def test_a_password_waiting_to_be_scored_holds_no_lock(scratch_url: str) -> None:
+    from clientdesk.settings import Settings
+    from db.session import create_engine
+    from gql.app import create_app
+    from tests.servers import seed_admin_and_client
+
+    # given a server on a database of its own (each request on its own connection), and the
+    # process's scoring busy
+    seeded = await seed_admin_and_client(scratch_url)
+    engine = create_engine(scratch_url)
+    app = create_app(
+        Settings(database_url=scratch_url, rate_limit_points_per_minute=0), engine=engine
+    )
+    release = threading.Event()
+    busy = asyncio.create_task(passwords.SCORING.run(release.wait))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            api = GraphQLClient(http)
+            api.token = seeded.tokens[0]
+            # when a new client waits for its password to be scored
+            new = {"login": "waiting", "password": LONG[:40], "currency": "EUR", "email": "w@x.io"}
+            create = asyncio.create_task(api.post(CREATE, {"input": new}))
+            # then another change goes through meanwhile (on SQLite, too: no write lock held)
+            credit = asyncio.create_task(
+                api.post(
+                    "mutation($i: CreditAddInput!) { creditAdd(input: $i) "
+                    "{ userErrors { code } } }",
+                    {
+                        "i": {
+                            "clientId": to_global_id("Client", seeded.client_id),
+                            "amount": "5.00",
+                            "paymentMethod": "CASH",
+                        }
+                    },
+                )
+            )
+            done, _ = await asyncio.wait({create, credit}, return_when=asyncio.FIRST_COMPLETED)
+            assert done == {credit}
+            assert (await credit).json()["data"]["creditAdd"]["userErrors"] == []
+            release.set()
+            created = (await create).json()["data"]["clientCreate"]
+            assert created == {"client": {"login": "waiting"}, "userErrors": []}
+    finally:
+        release.set()
+        await busy
+        await engine.dispose()
