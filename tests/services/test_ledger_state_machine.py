@@ -185,7 +185,6 @@ def test_ledger_state_machine(
                             actor=actor,
                             client_id=self.client_id,
                             values={"credit_limit": limit},
-                            min_score=3,
                         )
                     except ValidationFailed as failed:
                         return [error.code for error in failed.errors]
