@@ -298,6 +298,29 @@ class ClientPasswordToken(Base):
     __table_args__ = (Index(None, "client_id"),)
 
 
+class CabinetSession(Base):
+    """A client's cabinet opened by a staff user ("In cabinet"), checked again on every use:
+    its token names this row, so it can be revoked and outlives none of its grounds."""
+
+    __tablename__ = "cabinet_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    issued_by_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    api_token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    # opened by an admin over a block or an inactive status (`force`)
+    forced: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    revoked_reason: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index(None, "client_id"),)
+
+
 class IdempotencyKey(Base):
     """The remembered outcome of a money mutation, so that a retried request applies once."""
 

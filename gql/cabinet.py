@@ -1,11 +1,9 @@
 """HTTP endpoints for the client cabinet (the clients' own app), outside the staff GraphQL API."""
 
 import orjson
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from db.models import Client, StaffUser
 from db.session import transaction
 from services import cabinet
 from services.errors import DomainError, ValidationFailed
@@ -52,22 +50,42 @@ async def set_password(request: Request) -> Response:
     return JSONResponse({"login": client.login, "passwordSet": True})
 
 
-async def session_info(request: Request) -> Response:
-    """GET with `Authorization: Bearer <token from clientImpersonate>`: who the cabinet is
-    open for, and for whom (401 for a tampered, foreign or expired token)."""
+async def open_cabinet(request: Request) -> cabinet.OpenCabinet | Response:
+    """The cabinet session of a request (`Authorization: Bearer <token from
+    clientImpersonate>`), checked now; or the 401 that refuses it: every cabinet route that
+    acts for a client starts here."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _error("UNAUTHENTICATED", "Send Authorization: Bearer <cabinet token>.", 401)
     state = request.app.state
-    try:
-        found = cabinet.verify(token.strip(), secret=state.settings.signing_key, now=state.clock())
-    except DomainError as error:
-        return _error(error.code.value, error.message, 401)
     async with state.sessionmaker() as session:
-        client = await session.get(Client, found.client_id)
-        staff = await session.scalar(select(StaffUser.email).where(StaffUser.id == found.staff_id))
-    if client is None:
-        return _error("INVALID_TOKEN", "The client no longer exists.", 401)
+        try:
+            return await cabinet.open_session(
+                session, token=token.strip(), secret=state.settings.signing_key, now=state.clock()
+            )
+        except cabinet.SessionEnded as ended:
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": ended.code.value,
+                        "message": ended.message,
+                        "reason": ended.reason.value,
+                    }
+                },
+                status_code=401,
+            )
+        except DomainError as error:
+            return _error(error.code.value, error.message, 401)
+
+
+async def session_info(request: Request) -> Response:
+    """GET with `Authorization: Bearer <token from clientImpersonate>`: who the cabinet is
+    open for, and for whom (401 for a tampered, foreign or expired token, and for a session
+    that has ended: `SESSION_ENDED` with a `reason`)."""
+    opened = await open_cabinet(request)
+    if isinstance(opened, Response):
+        return opened
+    client = opened.client
     return JSONResponse(
         {
             "client": {
@@ -77,7 +95,7 @@ async def session_info(request: Request) -> Response:
                 "balance": str(client.balance.quantize(quantum(client.currency))),
                 "language": client.language,
             },
-            "impersonatedBy": staff,
-            "expiresAt": found.expires_at.isoformat(),
+            "impersonatedBy": opened.impersonated_by,
+            "expiresAt": opened.expires_at.isoformat(),
         }
     )

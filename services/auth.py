@@ -1,5 +1,6 @@
 """Staff credentials: argon2id password hashes, API tokens stored as SHA-256, the viewer."""
 
+import base64
 import hashlib
 import secrets
 from collections.abc import Iterable
@@ -7,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.direct import Reused
@@ -56,6 +57,22 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+def dummy_hash_like(template: str | None) -> str:
+    """A hash that no password matches, with the argon2 parameters of `template` (the current
+    ones when there is none): verifying against it costs what verifying against `template`
+    does."""
+    try:
+        parameters = extract_parameters(template or _DUMMY_HASH)
+    except InvalidHashError:
+        return _DUMMY_HASH
+    head = (template or _DUMMY_HASH).rsplit("$", 2)[0]  # $argon2id$v=19$m=…,t=…,p=…
+    salt, digest = (
+        base64.b64encode(secrets.token_bytes(size)).decode().rstrip("=")
+        for size in (parameters.salt_len, parameters.hash_len)
+    )
+    return f"{head}${salt}${digest}"
 
 
 def password_needs_rehash(password_hash: str) -> bool:
@@ -155,6 +172,13 @@ async def issue_token(
     session.add(row)
     await session.flush()
     return IssuedToken(token, row.id, row.prefix, expires_at, scopes)
+
+
+# Read with the account signing in: the first staff user with a password, whose hash's
+# parameters the dummy hash takes when the account does not exist or has no password.
+_TEMPLATE_ID = (
+    select(func.min(StaffUser.id)).where(StaffUser.password_hash.is_not(None)).scalar_subquery()
+)
 
 
 class TokenRefusal(StrEnum):
@@ -270,27 +294,35 @@ async def authenticate(
 async def login(
     session: AsyncSession, *, email: str, password: str, now: datetime, ttl: timedelta
 ) -> tuple[StaffUser, IssuedToken]:
-    """Check a staff user's password and issue a session token with every scope of the role
-    (the look-up's transaction ends before the hash is checked: a sign-in waiting for its turn
-    to hash holds no database connection)."""
+    """Check a staff user's password and issue a session token with every scope of the role.
+
+    Every refusal does the same work, so that neither the answer nor its timing tells whether
+    an account exists or is active: one look-up (its transaction ends before the hash is
+    checked: a sign-in waiting for its turn to hash holds no database connection) and one
+    argon2 verification, against the account's own hash or else a dummy one with the
+    parameters of a stored hash (the current ones when none is stored)."""
     email = email.strip().lower()  # a longer one than any account's simply finds none
-    if UNSTORABLE.search(email) or UNSTORABLE.search(password):  # no account has them
-        raise DomainError(
-            ErrorCode.INVALID_CREDENTIALS, "E-mail or password is not right", ["password"]
+    acceptable = not UNSTORABLE.search(password) and len(password) <= MAX_LENGTH
+    staff = template = None
+    if not UNSTORABLE.search(email):  # no account has such characters; the driver refuses them
+        found = await session.scalars(
+            select(StaffUser).where(or_(StaffUser.email == email, StaffUser.id == _TEMPLATE_ID))
         )
-    staff = (
-        await session.execute(select(StaffUser).where(StaffUser.email == email))
-    ).scalar_one_or_none()
+        rows = found.all()
+        staff = next((row for row in rows if row.email == email), None)
+        template = next((row.password_hash for row in rows if row.password_hash), None)
     await session.commit()
-    hash_ = staff.password_hash if staff is not None and staff.is_active else None
-    # Verified whether or not the account exists (so that timing does not tell); a password
-    # longer than the policy allows cannot be right, whoever asks, and is not worth a hashing.
-    right = len(password) <= MAX_LENGTH and await verify_password_async(hash_, password)
-    if staff is None or not right:
+    own = staff.password_hash if staff is not None else None
+    # a password that cannot be right (unstorable, or longer than the policy allows) still
+    # costs one verification, of an empty one
+    right = await verify_password_async(
+        own or dummy_hash_like(template), password if acceptable else ""
+    )
+    if staff is None or own is None or not staff.is_active or not acceptable or not right:
         raise DomainError(
             ErrorCode.INVALID_CREDENTIALS, "E-mail or password is not right", ["password"]
         )
-    if hash_ is not None and password_needs_rehash(hash_):
+    if password_needs_rehash(own):
         staff.password_hash = await hash_password_async(password)
     issued = await issue_token(
         session,

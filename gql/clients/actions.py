@@ -30,6 +30,17 @@ class ClientLinkPayload:
     user_errors: list[UserError] = strawberry.field(description="Why it was refused.")
 
 
+@strawberry.type(description="The result of `clientCabinetSessionsRevoke`.")
+class ClientCabinetSessionsRevokePayload:
+    revoked_count: int | None = strawberry.field(
+        description="How many of the client's cabinet sessions were open and are now revoked."
+    )
+    client: Client | None = strawberry.field(
+        description="The client.", permission_classes=[HasScope(Scope.CLIENTS_READ)]
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why it was refused.")
+
+
 @strawberry.type(description="A way into the client's own cabinet, for a short while.")
 class ClientImpersonatePayload:
     token: str | None = strawberry.field(
@@ -124,7 +135,10 @@ class ClientActionMutation:
     @strawberry.mutation(
         description='"In cabinet": a short-lived token that opens this client\'s own interface '
         "(audited with the reason). Refused for a blocked or inactive client unless an admin "
-        "passes `force: true`.",
+        "passes `force: true`. The cabinet checks its session again on every use: it ends when "
+        "it is revoked or expires, when the client is blocked, set inactive or deleted (unless "
+        "an admin forced it open), when its issuer may no longer change the client or is "
+        "deactivated, or when the staff token it was opened with is revoked or expires.",
         permission_classes=[HasScope(Scope.CLIENTS_IMPERSONATE)],
     )
     async def client_impersonate(
@@ -137,11 +151,13 @@ class ClientActionMutation:
             strawberry.argument(description="Admins: open it even if the client cannot sign in."),
         ] = False,
     ) -> ClientImpersonatePayload:
-        settings = info.context.settings
+        settings, viewer = info.context.settings, info.context.viewer
+        assert viewer is not None  # HasScope
         issued, errors = await attempt(
             info,
             cabinet.impersonate,
             prefix=(),
+            token_id=viewer.token_id,
             client_id=client_pk(id),
             reason=reason,
             force=force,
@@ -158,6 +174,42 @@ class ClientActionMutation:
             token=issued.token,
             expires_at=issued.expires_at,
             cabinet_url=issued.url,
+            client=client_from_row(info, row) if row else None,
+            user_errors=[],
+        )
+
+    @strawberry.mutation(
+        description="End every open cabinet session of a client (from `clientImpersonate`, "
+        "by anyone): their tokens stop working at once. Audited with the reason.",
+        permission_classes=[HasScope(Scope.CLIENTS_IMPERSONATE)],
+    )
+    async def client_cabinet_sessions_revoke(
+        self,
+        info: Info,
+        client_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The client's global ID.")
+        ],
+        reason: Annotated[
+            str | None,
+            strawberry.argument(description="Why (kept in the audit log; at most 500 characters)."),
+        ] = None,
+    ) -> ClientCabinetSessionsRevokePayload:
+        revoked, errors = await attempt(
+            info,
+            cabinet.revoke_sessions,
+            prefix=(),
+            paths={"id": ["clientId"]},
+            client_id=client_pk(client_id),
+            reason=reason,
+        )
+        if revoked is None:
+            return ClientCabinetSessionsRevokePayload(
+                revoked_count=None, client=None, user_errors=errors
+            )
+        client, count = revoked
+        row = await info.context.loaders.client_by_id.load(client.id)
+        return ClientCabinetSessionsRevokePayload(
+            revoked_count=count,
             client=client_from_row(info, row) if row else None,
             user_errors=[],
         )

@@ -4,11 +4,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from argon2 import Parameters, extract_parameters
+from argon2.exceptions import VerifyMismatchError
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.enums import Scope, StaffRole
 from db.models import ApiToken, StaffUser
+from services import auth
 from services.auth import token_digest
 from tests.api import GraphQLClient, error_codes
 from tests.conftest import FakeClock
@@ -214,6 +217,79 @@ async def test_staff_login_refuses_wrong_password_and_unknown_user_alike(
                 "message": "E-mail or password is not right",
             }
         ]
+
+
+async def test_every_refused_sign_in_does_the_same_work(
+    api: GraphQLClient,
+    factory: Factory,
+    connection: AsyncConnection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given an active, a deactivated and a token-only account, hashed with other parameters
+    # than the server's today (as after a change of settings, or seeded by another process)
+    real = await factory.staff(email="ada@clientdesk.test", password="right-password")
+    await factory.staff(email="gone@clientdesk.test", password="right-password", is_active=False)
+    await factory.staff(email="bot@clientdesk.test", password=None)
+    assert real.password_hash is not None
+    stored = extract_parameters(real.password_hash)
+    monkeypatch.setattr(auth, "_hasher", auth.PasswordHasher(time_cost=2, memory_cost=2048))
+    verified: list[Parameters] = []
+    verify = auth.verify_password
+
+    def counting(password_hash: str | None, password: str) -> bool:
+        verified.append(extract_parameters(password_hash or ""))
+        return verify(password_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", counting)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # the throttle's buckets are every attempt's alike; savepoints stand in for the begin
+        # and commit of transactions here (the throttle's first on an address has its own)
+        if "rate_limit" not in statement and "SAVEPOINT" not in statement:
+            statements.append(statement)
+
+    event.listen(connection.sync_connection, "before_cursor_execute", record)
+    attempts = {
+        "unknown e-mail": ("nobody@clientdesk.test", "right-password"),
+        "wrong password": ("ada@clientdesk.test", "wrong-password"),
+        "deactivated": ("gone@clientdesk.test", "right-password"),
+        "token-only": ("bot@clientdesk.test", "right-password"),
+        "too-long address": ("a" * 300 + "@clientdesk.test", "right-password"),
+        "too-long password": ("ada@clientdesk.test", "x" * 257),
+    }
+    work: dict[str, list[str]] = {}
+    try:
+        for case, (email, password) in attempts.items():
+            verified.clear()
+            statements.clear()
+            # when each signs in
+            payload = (await api(LOGIN, {"email": email, "password": password}))["staffLogin"]
+            # then each gets the same answer, after one verification with the stored
+            # parameters, and the same statements
+            assert payload["token"] is None, case
+            assert payload["userErrors"] == [
+                {
+                    "field": ["password"],
+                    "code": "INVALID_CREDENTIALS",
+                    "message": "E-mail or password is not right",
+                }
+            ], case
+            assert verified == [stored], case
+            work[case] = statements[:]
+    finally:
+        event.remove(connection.sync_connection, "before_cursor_execute", record)
+    assert all(done == work["wrong password"] for done in work.values()), work
+    assert len(work["wrong password"]) == 1  # the one look-up
+
+
+def test_a_dummy_hash_costs_a_full_verification() -> None:
+    template = auth.hash_password("anything at all")
+    dummy = auth.dummy_hash_like(template)
+    assert extract_parameters(dummy) == extract_parameters(template)
+    with pytest.raises(VerifyMismatchError):  # computed and compared, not refused as malformed
+        auth.PasswordHasher().verify(dummy, "anything at all")
+    assert extract_parameters(auth.dummy_hash_like(None)) == extract_parameters(template)
 
 
 async def test_token_only_staff_cannot_sign_in_with_a_password(

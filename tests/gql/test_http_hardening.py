@@ -298,6 +298,7 @@ def cabinet_token(settings: Settings, clock: FakeClock, **claims: Any) -> str:
     """A cabinet token signed with the server's key, with `claims` over sensible ones."""
     valid = {
         "sub": "1",
+        "sid": "1",
         "act": {"sub": "1", "email": "root@clientdesk.test"},
         "aud": AUDIENCE,
         "iat": int(clock().timestamp()),
@@ -324,6 +325,9 @@ ODD_CLAIMS: dict[str, dict[str, Any]] = {
     "sub with underscores": {"sub": "1_0"},
     "sub in Arabic digits": {"sub": "\u0661"},
     "sub empty": {"sub": ""},
+    "sid 2**70": {"sid": str(2**70)},
+    "sid a number": {"sid": 1},
+    "sid null": {"sid": None},
     "act a string": {"act": "x"},
     "act without sub": {"act": {}},
     "act sub 2**70": {"act": {"sub": str(2**70)}},
@@ -347,10 +351,10 @@ async def test_a_cabinet_token_for_an_id_beyond_any_row_finds_nothing(
     http: httpx.AsyncClient, settings: Settings, clock: FakeClock
 ) -> None:
     largest = "9" * 18
-    token = cabinet_token(settings, clock, sub=largest, act={"sub": largest})
+    token = cabinet_token(settings, clock, sub=largest, sid=largest, act={"sub": largest})
     response = await http.get("/cabinet/session", headers={"Authorization": f"Bearer {token}"})
-    assert (response.status_code, code_of(response)) == (401, "INVALID_TOKEN")
-    assert response.json()["error"]["message"] == "The client no longer exists."
+    assert (response.status_code, code_of(response)) == (401, "SESSION_ENDED")
+    assert response.json()["error"]["reason"] == "gone"
 
 
 # --- Security headers ----------------------------------------------------------------------

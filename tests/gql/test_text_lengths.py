@@ -23,6 +23,7 @@ from db.enums import CustomFieldType, EntryKind
 from db.models import (
     ApiToken,
     AuditEntry,
+    CabinetSession,
     Client,
     CreditEntry,
     CreditNoteLine,
@@ -133,6 +134,9 @@ PASSWORD_CHANGE = mutation(
 )
 BLOCK = mutation("$id: ID!, $value: String!", "clientBlock(id: $id, reason: $value)")
 IMPERSONATE = mutation("$id: ID!, $value: String!", "clientImpersonate(id: $id, reason: $value)")
+REVOKE_SESSIONS = mutation(
+    "$id: ID!, $value: String!", "clientCabinetSessionsRevoke(clientId: $id, reason: $value)"
+)
 CREDIT_ADD = mutation("$input: CreditAddInput!", "creditAdd(input: $input)")
 CREDIT_DEDUCT = mutation("$input: CreditDeductInput!", "creditDeduct(input: $input)")
 CREDIT_NOTE = mutation("$input: CreditNoteCreateInput!", "creditNoteCreate(input: $input)")
@@ -278,6 +282,12 @@ INPUTS: dict[str, TextInput] = {
     ),
     "clientImpersonate reason": TextInput(
         IMPERSONATE, lambda w, v: {"id": w.client_id, "value": v}, ["reason"], REASON
+    ),
+    "clientCabinetSessionsRevoke reason": TextInput(
+        REVOKE_SESSIONS,
+        lambda w, v: {"id": w.client_id, "value": v},
+        ["reason"],
+        length(CabinetSession.revoked_reason, AuditEntry.reason),
     ),
     "creditAdd paymentReference": TextInput(
         CREDIT_ADD,
