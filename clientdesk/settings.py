@@ -195,6 +195,16 @@ class Settings(BaseSettings):
             raise ValueError("CLIENTDESK_SECRET_KEY needs at least 32 characters")
         return self
 
+    @model_validator(mode="after")
+    def _one_address_cannot_lock_an_account(self) -> "Settings":
+        if self.login_attempts_per_account <= self.login_attempts_per_address_account:
+            raise ValueError(
+                "CLIENTDESK_LOGIN_ATTEMPTS_PER_ACCOUNT must be more than "
+                "CLIENTDESK_LOGIN_ATTEMPTS_PER_ADDRESS_ACCOUNT, or one address could keep an "
+                "account locked"
+            )
+        return self
+
     @property
     def signing_key(self) -> str:
         """The key for cabinet tokens (a random one per process in development)."""

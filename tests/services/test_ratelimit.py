@@ -556,3 +556,9 @@ async def test_forget_deletes_the_keys_and_prefixes_given_only(
     ]
     with pytest.raises(ValueError, match="plain"):
         await limiter.forget(prefixes=["x" * 200])
+
+
+def test_the_account_wide_limit_must_be_above_one_addresss() -> None:
+    with pytest.raises(ValueError, match="one address could keep an account locked"):
+        Settings(login_attempts_per_address_account=10, login_attempts_per_account=10)
+    assert Settings(login_attempts_per_address_account=10, login_attempts_per_account=11)
