@@ -185,6 +185,35 @@ def staff_create(email: str, name: str, role: str, password: str | None) -> None
     click.echo(f"Created {user.role.value} {user.email} (id {user.id}).")
 
 
+@staff.command("unlock")
+@click.option("--email", required=True, help="E-mail of the account to unlock.")
+def staff_unlock(email: str) -> None:
+    """Forget an account's sign-in attempts (from every address): it may sign in at once.
+
+    Addresses throttled for trying many accounts stay throttled.
+    """
+    from services.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
+    from services.signin_limits import unlock_account
+
+    settings = get_settings()
+
+    async def main() -> int:
+        engine = create_engine(settings.database_url)
+        limiter: RateLimiter = (
+            RedisRateLimiter(settings.redis_url, prefix=f"{settings.redis_key_prefix}ratelimit:")
+            if settings.redis_url
+            else DatabaseRateLimiter(create_sessionmaker(engine))
+        )
+        try:
+            return await unlock_account(limiter, email=email)
+        finally:
+            await limiter.close()
+            await engine.dispose()
+
+    forgotten = asyncio.run(main())
+    click.echo(f"Unlocked {email.strip().lower()} ({forgotten} sign-in buckets forgotten).")
+
+
 @main.group()
 def token() -> None:
     """Manage API tokens."""

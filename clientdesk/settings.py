@@ -97,12 +97,24 @@ class Settings(BaseSettings):
         description="Each token's budget: a query costs a point per 100 nodes (at least 1), a "
         "mutation field 10; 0 turns the limit off.",
     )
-    login_attempts_per_account: int = Field(
-        default=10, description="staffLogin attempts per e-mail address per 15 minutes."
+    login_attempts_per_address_account: int = Field(
+        default=10,
+        ge=1,
+        description="staffLogin attempts at one account from one client IP address per 15 minutes.",
     )
     login_attempts_per_address: int = Field(
-        default=50, description="staffLogin attempts per client IP address per 15 minutes."
+        default=50,
+        ge=1,
+        description="staffLogin attempts from one client IP address per 15 minutes, at any "
+        "accounts.",
     )
+    login_attempts_per_account: int = Field(
+        default=100,
+        ge=1,
+        description="staffLogin attempts at one account from every address per 15 minutes: "
+        "much more than one address may make, so that no single address can lock it.",
+    )
+
     max_query_depth: int = 12
     max_query_aliases: int = 15
     max_query_tokens: int = 1_000
@@ -181,6 +193,16 @@ class Settings(BaseSettings):
             raise ValueError("CLIENTDESK_SECRET_KEY is required in production")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("CLIENTDESK_SECRET_KEY needs at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _one_address_cannot_lock_an_account(self) -> "Settings":
+        if self.login_attempts_per_account <= self.login_attempts_per_address_account:
+            raise ValueError(
+                "CLIENTDESK_LOGIN_ATTEMPTS_PER_ACCOUNT must be more than "
+                "CLIENTDESK_LOGIN_ATTEMPTS_PER_ADDRESS_ACCOUNT, or one address could keep an "
+                "account locked"
+            )
         return self
 
     @property

@@ -283,9 +283,9 @@ async def _clean(
     for name, model in (("department_ids", Department), ("category_ids", Category)):
         if name in values:
             clean[name] = await _existing_ids(session, model, values[name] or [], name, checks)
-    if "custom_fields" in values:
+    if "custom_fields" in values or current is None:  # a new client needs the required ones
         clean["custom_fields"] = await _custom_values(
-            session, values["custom_fields"] or {}, checks, creating=current is None
+            session, values.get("custom_fields") or {}, checks, creating=current is None
         )
     if values.get("password") and password is not None:
         checks.errors.extend(password.errors)
@@ -311,7 +311,10 @@ async def _clean(
 async def _custom_values(
     session: AsyncSession, given: dict[str, Any], checks: Checks, *, creating: bool
 ) -> dict[int, Any]:
-    """Values by definition id; errors point at the position of the value given."""
+    """Values by definition id; errors point at the position of the value given. A required
+    field's value may not be null or blank (on a new client or a change), and a new client
+    needs one for every required field; a client that lacks one (made required later) is not
+    refused for changing other fields."""
     definitions = {d.key: d for d in await session.scalars(select(CustomFieldDefinition))}
     values: dict[int, Any] = {}
     for n, (key, raw) in enumerate(given.items()):
@@ -323,11 +326,18 @@ async def _custom_values(
                 ["custom_fields", str(n)],
             )
             continue
+        if definition.required and (raw is None or (isinstance(raw, str) and not raw.strip())):
+            checks.add(
+                ErrorCode.CUSTOM_FIELD_REQUIRED,
+                f"{definition.label} ({key}) is required: it cannot be empty or removed",
+                ["custom_fields", str(n)],
+            )
+            continue
         checked = checks.run(check_value, definition, raw, field=["custom_fields", str(n)])
         values[definition.id] = checked
     if creating:
         for key, definition in definitions.items():
-            if definition.required and values.get(definition.id) is None and key not in given:
+            if definition.required and key not in given:
                 checks.add(
                     ErrorCode.CUSTOM_FIELD_REQUIRED,
                     f"{definition.label} ({key}) is required",

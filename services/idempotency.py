@@ -7,7 +7,10 @@ one commits, and then replays it.
 """
 
 import hashlib
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -24,10 +27,53 @@ KEEP_FOR = timedelta(hours=24)
 MAX_LENGTH = column_length(IdempotencyKey.key)
 
 
+# The version of the canonical form below, hashed with it. Keys claimed before it (hashed
+# from the request as spelled) are still told apart from other requests by that older hash,
+# until they expire: a retry across the upgrade replays. Both go a KEEP_FOR after the upgrade.
+FORM = "v2"
+
+
+def canonical(value: Any) -> Any:
+    """A request's value as it is compared: amounts by value ("12.5" is "12.50", "2" is
+    "2.00"), texts without the spaces around them (they are stored trimmed; "" is no text),
+    instants in UTC, enums by value; ids are already their rows' keys (the API accepts one
+    spelling of a global ID and reads it into the key). Dictionaries' order does not count;
+    lists' does."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        return "0" if value == 0 else format(value.normalize(), "f")
+    if isinstance(value, Enum):
+        return canonical(value.value)
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo is not None else value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(key): canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
+
+
 def fingerprint(operation: str, request: dict[str, Any]) -> str:
     """A digest of what a request asks for, to tell a retry from a different request."""
-    canonical = orjson.dumps([operation, json_safe(request)], option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+    form = orjson.dumps([FORM, operation, canonical(request)], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(form).hexdigest()
+
+
+def _spelled_fingerprint(operation: str, request: dict[str, Any]) -> str:
+    """The digest keys were claimed with before FORM: the request as spelled."""
+    spelled = orjson.dumps([operation, json_safe(request)], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(spelled).hexdigest()
+
+
+def fingerprints(operation: str, request: dict[str, Any]) -> tuple[str, ...]:
+    """The digests a key claimed by this request may hold: the current one first (a new claim
+    stores it), then the one keys claimed before the current form hold."""
+    return fingerprint(operation, request), _spelled_fingerprint(operation, request)
 
 
 def check_key(key: str, *, field: list[str]) -> str:
@@ -47,11 +93,12 @@ async def claim(
     staff_id: int,
     key: str,
     operation: str,
-    request_hash: str,
+    request_hashes: Sequence[str],
     now: datetime,
 ) -> dict[str, Any] | None:
     """Reserve `key` for this request (None), or return the response of the request that
-    used it first. The same key with another request is an error."""
+    used it first. The same key with another request is an error. `request_hashes` are the
+    request's `fingerprints`: the first is stored, any matches."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
@@ -60,7 +107,7 @@ async def claim(
             staff_id=staff_id,
             key=key,
             operation=operation,
-            request_hash=request_hash,
+            request_hash=request_hashes[0],
             created_at=now,
             expires_at=now + KEEP_FOR,
         )
@@ -80,10 +127,10 @@ async def claim(
             staff_id=staff_id,
             key=key,
             operation=operation,
-            request_hash=request_hash,
+            request_hashes=request_hashes,
             now=now,
         )
-    if used.operation != operation or used.request_hash != request_hash:
+    if used.operation != operation or used.request_hash not in request_hashes:
         raise DomainError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "This idempotency key was used for a different request",
@@ -91,6 +138,23 @@ async def claim(
         )
     assert used.response is not None  # stored in the transaction that claimed it
     return used.response
+
+
+async def answered_with(
+    session: AsyncSession, *, staff_id: int, key: str | None, entry_id: int, now: datetime
+) -> bool:
+    """Whether `key`, still in force, was used for the request that made ledger entry
+    `entry_id` (a check a retry would fail, such as "already reversed", leaves it to `claim`)."""
+    if key is None:
+        return False
+    response = await session.scalar(
+        select(IdempotencyKey.response).where(
+            IdempotencyKey.staff_id == staff_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.expires_at > now,
+        )
+    )
+    return response is not None and response.get("entry_id") == entry_id
 
 
 async def remember(

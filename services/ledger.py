@@ -88,13 +88,13 @@ async def _post(
     checks.raise_if_any()
     async with transaction(session):
         if idempotency_key is not None:
-            request_hash = idempotency.fingerprint(operation, {"client_id": client_id, **request})
+            hashes = idempotency.fingerprints(operation, {"client_id": client_id, **request})
             earlier = await idempotency.claim(
                 session,
                 staff_id=actor.staff_id,
                 key=idempotency_key,
                 operation=operation,
-                request_hash=request_hash,
+                request_hashes=hashes,
                 now=actor.now,
             )
             if earlier is not None:
@@ -403,8 +403,12 @@ async def reverse(
     async def build(client: Client, checks: Checks) -> _Entry:
         if original.kind is EntryKind.REVERSAL:
             checks.add(ErrorCode.NOT_REVERSIBLE, "A reversal cannot be reversed", ["entry_id"])
-        elif await session.scalar(
-            select(CreditEntry.id).where(CreditEntry.reverses_id == original.id)
+        elif (
+            reversal := await session.scalar(
+                select(CreditEntry.id).where(CreditEntry.reverses_id == original.id)
+            )
+        ) is not None and not await idempotency.answered_with(  # a retry replays
+            session, staff_id=actor.staff_id, key=idempotency_key, entry_id=reversal, now=actor.now
         ):
             checks.add(
                 ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]

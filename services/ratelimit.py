@@ -4,16 +4,18 @@
 import asyncio
 import hashlib
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import redis.asyncio as aioredis
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from db.models import RateLimitBucket
 from db.session import begin_write
@@ -70,6 +72,13 @@ def whole_seconds(wait: float) -> int:
     return max(1, math.ceil(round(wait, 6)))
 
 
+def plain_prefix(prefix: str) -> str:
+    """A prefix `forget` can look for: short plain text, as keys are stored as given."""
+    if stored_key(prefix) != prefix or not prefix:
+        raise ValueError("a prefix to forget is plain printable ASCII of at most KEY_LENGTH")
+    return prefix
+
+
 def stored_key(key: str) -> str:
     """The bucket's key as stored: itself when short plain text, else a fixed-length digest
     (callers' keys start with their kind, `token:` or `login:`, so no key given looks like a
@@ -85,6 +94,12 @@ class RateLimiter(Protocol):
     def bound(self, sessions: "SessionScope") -> "RateLimiter":
         """The limiter for one request, using that request's database session if it needs one
         (a second connection per request could exhaust the pool under load)."""
+        ...
+
+    async def forget(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
+        """Delete the buckets of `keys` and of every key starting with one of `prefixes`
+        (plain text no longer than KEY_LENGTH: the keys they find are stored as given); how
+        many went. A forgotten bucket is full."""
         ...
 
     async def close(self) -> None: ...
@@ -224,6 +239,14 @@ class RedisRateLimiter:
     def bound(self, sessions: SessionScope) -> "RedisRateLimiter":
         return self
 
+    async def forget(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
+        names = {self.prefix + stored_key(key) for key in keys}
+        for prefix in prefixes:
+            pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix + plain_prefix(prefix))
+            async for name in self.redis.scan_iter(match=pattern + "*"):
+                names.add(name.decode() if isinstance(name, bytes) else name)
+        return int(await self.redis.delete(*names)) if names else 0
+
     async def close(self) -> None:
         await self.redis.aclose()
 
@@ -289,6 +312,20 @@ class DatabaseRateLimiter:
                 sweeps.next_at = now + SWEEP_EVERY  # before the await: one sweep at a time
                 await forget_full_buckets(session, now=now)
         return decision
+
+    async def forget(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
+        found: list[ColumnElement[bool]] = [
+            RateLimitBucket.key.in_([stored_key(key) for key in keys])
+        ]
+        found += [
+            RateLimitBucket.key.startswith(plain_prefix(prefix), autoescape=True)
+            for prefix in prefixes
+        ]
+        async with self.sessions() as session:
+            await begin_write(session)
+            gone = await session.execute(delete(RateLimitBucket).where(or_(*found)))
+            await session.commit()
+        return int(gone.rowcount)  # type: ignore[attr-defined]  # a DML result has one
 
     async def close(self) -> None:
         return None

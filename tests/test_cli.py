@@ -3,13 +3,17 @@
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from clientdesk.settings import Settings
+from db.session import create_engine, create_sessionmaker
 from gql.app import create_app
+from services.ratelimit import DatabaseRateLimiter
+from services.signin_limits import LoginLimits, take_login_attempt
 
 CLIENTDESK = str(Path(sys.executable).parent / "clientdesk")
 SCHEMA_FILE = Path(__file__).parent.parent / "schema.graphql"
@@ -74,6 +78,36 @@ async def test_staff_and_token_commands(scratch_url: str) -> None:
     replaced = clientdesk(scratch_url, "token", "create", "--staff", "ops@example.com", "--replace")
     assert await viewer_email(scratch_url, token) is None
     assert await viewer_email(scratch_url, replaced.stdout.strip()) == "ops@example.com"
+
+
+async def test_staff_unlock_forgets_the_accounts_sign_in_attempts(scratch_url: str) -> None:
+    # given an account whose sign-in buckets are empty, from two addresses, and another's
+    engine = create_engine(scratch_url)
+    limiter = DatabaseRateLimiter(create_sessionmaker(engine))
+    limits = LoginLimits(per_address_account=1, per_address=50, per_account=2)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    try:
+        for address, email in [("10.0.0.1", "ops@example.com"), ("10.0.0.2", "ops@example.com")]:
+            await take_login_attempt(limiter, email=email, address=address, limits=limits, now=now)
+        await take_login_attempt(
+            limiter, email="other@example.com", address="10.0.0.1", limits=limits, now=now
+        )
+        # when the command unlocks it
+        done = clientdesk(scratch_url, "staff", "unlock", "--email", "Ops@Example.com")
+        assert done.returncode == 0, done.stderr
+        assert "Unlocked ops@example.com (3 sign-in buckets forgotten)" in done.stdout
+        # then its attempts are back, from every address; the other account's are not
+        for address in ("10.0.0.1", "10.0.0.2"):
+            waits = await take_login_attempt(
+                limiter, email="ops@example.com", address=address, limits=limits, now=now
+            )
+            assert waits is None
+        waits = await take_login_attempt(
+            limiter, email="other@example.com", address="10.0.0.1", limits=limits, now=now
+        )
+        assert waits is not None
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ from services import ledger
 
 KEY_DESCRIPTION = (
     "Any unique string (a UUID, say). A retry with the same key and the same input applies "
-    "once and answers `replayed: true`; the same key with another input is refused. Kept 24 h."
+    "once and answers `replayed: true`; the same key with another input is refused. Inputs "
+    'are compared by value ("12.5" is "12.50"; spaces around texts do not count). Kept 24 h.'
 )
 
 

@@ -23,7 +23,11 @@ class CustomFieldDefinitionCreateInput:
     options: list[str] | None = strawberry.field(
         default=None, description="SELECT only: the allowed values."
     )
-    required: bool = strawberry.field(default=False, description="Required on new clients.")
+    required: bool = strawberry.field(
+        default=False,
+        description="Every new client needs a value, and no change may remove or blank it "
+        "(`CUSTOM_FIELD_REQUIRED`).",
+    )
     position: int = strawberry.field(default=0, description="Display order (ascending).")
 
 
@@ -33,7 +37,10 @@ class CustomFieldDefinitionUpdateInput:
     options: strawberry.Maybe[list[str] | None] = kept_when_left_out(
         "SELECT only: all allowed values (ones in use must stay)."
     )
-    required: strawberry.Maybe[bool | None] = kept_when_left_out("Required.")
+    required: strawberry.Maybe[bool | None] = kept_when_left_out(
+        "Required from now on (see `CustomFieldDefinitionCreateInput.required`); clients "
+        "without a value keep it missing until a change sets it."
+    )
     position: strawberry.Maybe[int | None] = kept_when_left_out("Order.")
 
 

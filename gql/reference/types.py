@@ -34,7 +34,10 @@ class CustomFieldDefinition(Node):
     label: str = strawberry.field(description="Label for people.")
     type: CustomFieldType = strawberry.field(description="What values it takes.")
     options: list[str] | None = strawberry.field(description="For SELECT: the allowed values.")
-    required: bool = strawberry.field(description="Whether every client must have a value.")
+    required: bool = strawberry.field(
+        description="Whether new clients need a value and no change may remove it (clients "
+        "that lacked one when it became required may lack it until a change sets it)."
+    )
     position: int = strawberry.field(description="Display order (ascending).")
     pk: strawberry.Private[int]
 

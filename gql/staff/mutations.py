@@ -1,8 +1,7 @@
 """Signing in."""
 
-import hashlib
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
@@ -15,7 +14,7 @@ from gql.permissions import IsAuthenticated
 from gql.staff.types import ApiToken, Viewer
 from services import auth, tokens
 from services.errors import DomainError, ErrorCode
-from services.ratelimit import Rate
+from services.signin_limits import LoginLimits, take_login_attempt
 
 
 @strawberry.type(description="The result of `staffLogin`.")
@@ -28,32 +27,6 @@ class StaffLoginPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why signing in failed; empty on success."
     )
-
-
-LOGIN_WINDOW = timedelta(minutes=15)
-
-
-async def login_throttle(context: Any, email: str) -> int | None:
-    """Count a sign-in attempt against the account and the caller's address (every alias
-    counts); the whole seconds to wait when either has had too many, else None."""
-    settings = context.settings
-    # A digest, not the address: whatever the caller sends, the key fits the limiter's column.
-    account = email.strip().lower().encode("utf-8", "surrogatepass")
-    buckets = (
-        (
-            f"login:account:{hashlib.sha256(account).hexdigest()}",
-            settings.login_attempts_per_account,
-        ),
-        (f"login:address:{context.client_address}", settings.login_attempts_per_address),
-    )
-    waits = []
-    for key, attempts in buckets:
-        decision = await context.rate_limiter.take(
-            key, 1, Rate(attempts, LOGIN_WINDOW), context.now
-        )
-        if not decision.allowed:
-            waits.append(decision.wait_seconds)
-    return max(waits) if waits else None
 
 
 @strawberry.type
@@ -70,7 +43,17 @@ class StaffMutation:
     ) -> StaffLoginPayload:
         context = info.context
         ttl = timedelta(hours=context.settings.session_token_ttl_hours)
-        waiting = await login_throttle(context, email)
+        waiting = await take_login_attempt(
+            context.rate_limiter,
+            email=email,
+            address=context.client_address,
+            limits=LoginLimits(
+                per_address_account=context.settings.login_attempts_per_address_account,
+                per_address=context.settings.login_attempts_per_address,
+                per_account=context.settings.login_attempts_per_account,
+            ),
+            now=context.now,
+        )
         if waiting is not None:
             metrics.RATE_LIMIT_REFUSALS.labels("login").inc()
             return StaffLoginPayload(

@@ -878,3 +878,175 @@ async def test_audit_log_records_who_when_and_the_request(
         )
     )["auditLog"]["nodes"]
     assert later == []
+
+
+def custom_values(payload: dict[str, Any]) -> dict[str, Any]:
+    """The client's custom values (the list shows every field, null where it has none)."""
+    fields = payload["client"]["customFields"]
+    return {f["definition"]["key"]: f["value"] for f in fields if f["value"] is not None}
+
+
+@pytest.fixture
+async def required_fields(session: AsyncSession, clock: FakeClock) -> None:
+    """A required text field, a required option and an optional text field."""
+    session.add_all(
+        [
+            CustomFieldDefinition(
+                key="contract",
+                label="Contract",
+                type=CustomFieldType.TEXT,
+                required=True,
+                created_at=clock(),
+            ),
+            CustomFieldDefinition(
+                key="tier",
+                label="Tier",
+                type=CustomFieldType.SELECT,
+                options=["gold"],
+                required=True,
+                created_at=clock(),
+            ),
+            CustomFieldDefinition(
+                key="note", label="Note", type=CustomFieldType.TEXT, created_at=clock()
+            ),
+        ]
+    )
+    await session.commit()
+
+
+REQUIRED_ON_CREATE = [
+    # (custom fields given, errors)
+    (None, [(["input", "customFields"], "CUSTOM_FIELD_REQUIRED")] * 2),
+    ([], [(["input", "customFields"], "CUSTOM_FIELD_REQUIRED")] * 2),
+    (
+        [{"key": "note", "value": "hi"}, {"key": "tier", "value": "gold"}],
+        [(["input", "customFields"], "CUSTOM_FIELD_REQUIRED")],
+    ),
+    (
+        [{"key": "contract", "value": None}, {"key": "tier", "value": "gold"}],
+        [(["input", "customFields", "0"], "CUSTOM_FIELD_REQUIRED")],
+    ),
+    (
+        [{"key": "contract", "value": ""}, {"key": "tier", "value": "gold"}],
+        [(["input", "customFields", "0"], "CUSTOM_FIELD_REQUIRED")],
+    ),
+    (
+        [{"key": "tier", "value": "gold"}, {"key": "contract", "value": " \t "}],
+        [(["input", "customFields", "1"], "CUSTOM_FIELD_REQUIRED")],
+    ),
+    (
+        [{"key": "contract", "value": "C-1"}, {"key": "tier", "value": ""}],
+        [(["input", "customFields", "1"], "CUSTOM_FIELD_REQUIRED")],
+    ),
+    (
+        [{"key": "contract", "value": "C-1"}, {"key": "tier", "value": "platinum"}],
+        [(["input", "customFields", "1"], "CUSTOM_FIELD_INVALID")],
+    ),
+    ([{"key": "contract", "value": "C-1"}, {"key": "tier", "value": "gold"}], []),
+]
+
+
+@pytest.mark.usefixtures("admin", "required_fields")
+@pytest.mark.parametrize(("given", "errors"), REQUIRED_ON_CREATE)
+async def test_a_new_client_needs_a_value_for_every_required_field(
+    api: GraphQLClient,
+    session: AsyncSession,
+    given: list[dict[str, Any]] | None,
+    errors: list[tuple[list[str], str]],
+) -> None:
+    # when a client is created with these values
+    values = {} if given is None else {"customFields": given}
+    payload = await create(api, **values)
+    # then it is refused on the paths of the missing values, creating nothing
+    assert sorted(codes(payload), key=str) == sorted(errors, key=str)
+    created = await session.scalar(select(func.count()).select_from(Client))
+    assert created == (0 if errors else 1)
+    if not errors:
+        assert custom_values(payload) == {"contract": "C-1", "tier": "gold"}
+
+
+@pytest.mark.usefixtures("admin", "required_fields")
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"key": "contract", "value": None}, "CUSTOM_FIELD_REQUIRED"),
+        ({"key": "contract", "value": ""}, "CUSTOM_FIELD_REQUIRED"),
+        ({"key": "contract", "value": "   "}, "CUSTOM_FIELD_REQUIRED"),
+        ({"key": "tier", "value": None}, "CUSTOM_FIELD_REQUIRED"),
+        ({"key": "contract", "value": "C-2"}, None),
+    ],
+)
+async def test_a_change_cannot_remove_or_blank_a_required_value(
+    api: GraphQLClient, change: dict[str, Any], code: str | None
+) -> None:
+    # given a client with its required values
+    client = await create(
+        api,
+        customFields=[{"key": "contract", "value": "C-1"}, {"key": "tier", "value": "gold"}],
+    )
+    # when a change removes or blanks one (beside another change)
+    changed = (
+        await api(
+            UPDATE,
+            {
+                "id": client["client"]["id"],
+                "input": {
+                    "name": "Renamed",
+                    "customFields": [{"key": "note", "value": "x"}, change],
+                },
+            },
+        )
+    )["clientUpdate"]
+    if code is None:
+        assert changed["userErrors"] == []
+        assert custom_values(changed) == {"contract": "C-2", "tier": "gold", "note": "x"}
+        return
+    # then it is refused on the value's path, and nothing changes
+    assert codes(changed) == [(["input", "customFields", "1"], code)]
+    query = "query($id: ID!) { node(id: $id) { ... on Client { name customFields { value } } } }"
+    unchanged = (await api(query, {"id": client["client"]["id"]}))["node"]
+    assert unchanged["name"] is None
+    assert [f["value"] for f in unchanged["customFields"]] == ["C-1", "gold", None]
+
+
+@pytest.mark.usefixtures("admin")
+async def test_a_field_made_required_later_binds_new_clients_and_changes_of_it_only(
+    api: GraphQLClient, factory: Factory, session: AsyncSession
+) -> None:
+    # given a client without a value, and then a field created required
+    older = await factory.client(login="older")
+    created = (
+        await api(
+            CUSTOM_CREATE,
+            {"input": {"key": "region", "label": "Region", "type": "TEXT", "required": True}},
+        )
+    )["customFieldDefinitionCreate"]
+    assert created["userErrors"] == []
+    # and a field made required later
+    optional = (
+        await api(CUSTOM_CREATE, {"input": {"key": "vat", "label": "VAT", "type": "TEXT"}})
+    )["customFieldDefinitionCreate"]["customFieldDefinition"]
+    made = (await api(CUSTOM_UPDATE, {"id": optional["id"], "input": {"required": True}}))[
+        "customFieldDefinitionUpdate"
+    ]
+    assert made["userErrors"] == []
+    older_id = gid("Client", older.id)
+
+    async def update(input: dict[str, Any]) -> dict[str, Any]:
+        return (await api(UPDATE, {"id": older_id, "input": input}))["clientUpdate"]  # type: ignore[no-any-return]
+
+    # then the client that lacks both still takes changes of other fields
+    assert (await update({"name": "Older Ltd"}))["userErrors"] == []
+    # and of one required field without the other
+    assert custom_values(await update({"customFields": [{"key": "vat", "value": "DE1"}]})) == {
+        "vat": "DE1"
+    }
+    # but not the removal of a value it now has, nor an empty one for the other
+    removal = await update({"customFields": [{"key": "region", "value": ""}]})
+    assert codes(removal) == [(["input", "customFields", "0"], "CUSTOM_FIELD_REQUIRED")]
+    removal = await update({"customFields": [{"key": "vat", "value": None}]})
+    assert codes(removal) == [(["input", "customFields", "0"], "CUSTOM_FIELD_REQUIRED")]
+    # and a new client needs both
+    new = await create(api)
+    assert codes(new) == [(["input", "customFields"], "CUSTOM_FIELD_REQUIRED")] * 2
+    assert await session.scalar(select(func.count()).select_from(Client)) == 1

@@ -501,3 +501,81 @@ async def test_only_admins_change_the_price_list(api: GraphQLClient, factory: Fa
     manager = await factory.token(await factory.staff(role=StaffRole.MANAGER))
     errors = await api.errors(PACKAGE_CREATE, {"input": {"name": "X", "prices": []}}, token=manager)
     assert error_codes(errors) == ["FORBIDDEN"]
+
+
+VALID_TILL = "2026-07-01T00:00:00Z"
+# (operation, first request, retry, outcome: "REPLAYED" or the retry's error code). A retry is
+# compared by value: amounts by value, texts without surrounding spaces, instants as instants.
+RETRIES = [
+    ("add", {"amount": "12.50"}, {"amount": "12.5"}, "REPLAYED"),
+    ("add", {"amount": "12.5"}, {"amount": "12.50"}, "REPLAYED"),
+    ("add", {"amount": "2.00"}, {"amount": "2"}, "REPLAYED"),
+    ("add", {"amount": "2"}, {"amount": "2.00"}, "REPLAYED"),
+    ("add", {"amount": "2.00"}, {"amount": "2.000"}, "REPLAYED"),  # the same EUR value
+    ("add", {"amount": "12.50"}, {"amount": "12.51"}, "IDEMPOTENCY_KEY_REUSED"),
+    ("add", {"amount": "2"}, {"amount": "20"}, "IDEMPOTENCY_KEY_REUSED"),
+    ("add", {"amount": "12.50"}, {"amount": "12.505"}, "INVALID_AMOUNT_PRECISION"),
+    ("add", {"comment": "March"}, {"comment": "  March "}, "REPLAYED"),
+    ("add", {"comment": "March"}, {"comment": "march"}, "IDEMPOTENCY_KEY_REUSED"),
+    ("add", {"paymentReference": None}, {"paymentReference": "  "}, "REPLAYED"),
+    ("add", {"paymentMethod": "CASH"}, {"paymentMethod": "CARD"}, "IDEMPOTENCY_KEY_REUSED"),
+    ("add", {"validTill": VALID_TILL}, {"validTill": "2026-07-01T02:00:00+02:00"}, "REPLAYED"),
+    ("add", {"validTill": VALID_TILL}, {"validTill": None}, "IDEMPOTENCY_KEY_REUSED"),
+    ("deduct", {"amount": "3.5"}, {"amount": "3.50"}, "REPLAYED"),
+    ("deduct", {"amount": "3.5"}, {"amount": "3.6"}, "IDEMPOTENCY_KEY_REUSED"),
+    ("deduct", {"reason": "Usage"}, {"reason": "Usage "}, "REPLAYED"),
+    ("note", {"unitAmount": "1.5"}, {"unitAmount": "1.50"}, "REPLAYED"),
+    ("note", {"unitAmount": "1.5"}, {"unitAmount": "-1.5"}, "IDEMPOTENCY_KEY_REUSED"),
+    ("note", {"quantity": 2}, {"quantity": 3}, "IDEMPOTENCY_KEY_REUSED"),
+    ("note", {"description": "Fee"}, {"description": " Fee"}, "REPLAYED"),
+    ("reverse", {"reason": "Bounced"}, {"reason": " Bounced  "}, "REPLAYED"),
+    ("reverse", {"reason": "Bounced"}, {"reason": "Bounced twice"}, "IDEMPOTENCY_KEY_REUSED"),
+    ("reverse", {"reason": "Bounced"}, {"key": "another"}, "ALREADY_REVERSED"),
+    ("reverse", {"reason": "Bounced"}, {"key": None}, "ALREADY_REVERSED"),
+]
+
+
+@pytest.mark.usefixtures("admin")
+@pytest.mark.parametrize(("operation", "first", "retry", "outcome"), RETRIES)
+async def test_a_retry_is_compared_by_value_not_spelling(
+    api: GraphQLClient,
+    factory: Factory,
+    session: AsyncSession,
+    operation: str,
+    first: dict[str, Any],
+    retry: dict[str, Any],
+    outcome: str,
+) -> None:
+    # given a client with money, and one request made with a key
+    client = await factory.client(login="again", currency="EUR")
+    paid = await add(api, client.id, "100.00")
+
+    async def send(values: dict[str, Any]) -> dict[str, Any]:
+        if operation == "add":
+            return await add(api, client.id, **{"amount": "1.00", **values, "idempotencyKey": "k"})
+        if operation == "deduct":
+            return await deduct(
+                api, client.id, **{"amount": "1.00", **values, "idempotencyKey": "k"}
+            )
+        if operation == "note":
+            line = {"description": "Fee", "quantity": 1, "unitAmount": "1.00", **values}
+            input_ = {"clientId": gid("Client", client.id), "lines": [line], "idempotencyKey": "k"}
+            return (await api(NOTE, {"input": input_}))["creditNoteCreate"]  # type: ignore[no-any-return]
+        variables = {"id": paid["entry"]["id"], "reason": "Bounced", "key": "k", **values}
+        return (await api(REVERSE, variables))["creditEntryReverse"]  # type: ignore[no-any-return]
+
+    original = await send(first)
+    assert original["userErrors"] == []
+    # when it is retried with the same key
+    again = await send(retry)
+    # then it is replayed, or refused, and the ledger has one entry for the key either way
+    if outcome == "REPLAYED":
+        assert (again["replayed"], again["userErrors"]) == (True, [])
+        assert again["entry"]["id"] == original["entry"]["id"]
+    else:
+        assert [error["code"] for error in again["userErrors"]] == [outcome]
+    entries = await session.scalar(
+        select(func.count()).select_from(CreditEntry).where(CreditEntry.client_id == client.id)
+    )
+    assert entries == 2
+    await ledger_is_consistent(session, client.id)

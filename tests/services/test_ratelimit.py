@@ -1,9 +1,11 @@
 """Rate limits: token buckets shared through Redis or the database, 429 when empty, and
-sign-in attempts throttled per account and per address (aliases count)."""
+sign-in attempts throttled per address and account, per address and per account (aliases
+count) so that no single address can lock an account."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +30,7 @@ from services.ratelimit import (
     forget_full_buckets,
     whole_seconds,
 )
+from services.signin_limits import unlock_account
 from tests.api import GraphQLClient, error_codes
 from tests.conftest import FakeClock
 from tests.factories import Factory
@@ -115,26 +118,78 @@ def refusals(limit: str) -> float:
 
 
 @pytest.fixture
-async def throttled_api(
+def throttled_app(
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
     clock: FakeClock,
     limiter: RateLimiter,
-) -> AsyncIterator[GraphQLClient]:
+) -> Any:
+    """The app with tight limits: 30 points a minute per token; 3 sign-in attempts per
+    address at an account, 5 per address, 8 per account, per 15 minutes."""
     tight = settings.model_copy(
         update={
             "rate_limit_points_per_minute": 30,
-            "login_attempts_per_account": 3,
+            "login_attempts_per_address_account": 3,
             "login_attempts_per_address": 5,
+            "login_attempts_per_account": 8,
         }
     )
-    app = create_app(
+    return create_app(
         tight, engine=engine, sessionmaker=sessionmaker, clock=clock, rate_limiter=limiter
     )
-    transport = httpx.ASGITransport(app=app)
+
+
+@pytest.fixture
+async def throttled_api(throttled_app: Any) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=throttled_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://clientdesk.test") as http:
         yield GraphQLClient(http)
+
+
+# Opens a client of an app connecting from the address given.
+From = Callable[[str], AbstractAsyncContextManager[GraphQLClient]]
+
+
+def from_addresses(app: Any) -> From:
+    """Clients of `app` that connect from the address given."""
+
+    @asynccontextmanager
+    async def at(address: str) -> AsyncIterator[GraphQLClient]:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://clientdesk.test") as h:
+            yield GraphQLClient(h)
+
+    return at
+
+
+@pytest.fixture
+def signin_app(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: FakeClock,
+    limiter: RateLimiter,
+) -> Any:
+    """The app with the default sign-in limits (10 per address and account, 50 per address,
+    100 per account, per 15 minutes)."""
+    defaults = Settings(database_url=settings.database_url)
+    limits = {
+        name: getattr(defaults, name)
+        for name in (
+            "login_attempts_per_address_account",
+            "login_attempts_per_address",
+            "login_attempts_per_account",
+        )
+    }
+    assert list(limits.values()) == [10, 50, 100]
+    return create_app(
+        settings.model_copy(update=limits),
+        engine=engine,
+        sessionmaker=sessionmaker,
+        clock=clock,
+        rate_limiter=limiter,
+    )
 
 
 async def test_each_token_has_a_budget_and_429_says_when_to_retry(
@@ -162,7 +217,7 @@ async def test_each_token_has_a_budget_and_429_says_when_to_retry(
     assert (await throttled_api.post(mutation, token=token)).status_code == 200
 
 
-async def test_sign_in_is_throttled_per_account_and_aliases_count(
+async def test_sign_in_is_throttled_per_address_and_account_and_aliases_count(
     throttled_api: GraphQLClient, factory: Factory
 ) -> None:
     await factory.staff(role=StaffRole.ADMIN, email="ada@example.com", password="the right one")
@@ -181,7 +236,8 @@ async def test_sign_in_is_throttled_per_account_and_aliases_count(
     before = refusals("login")
     data = {**await throttled_api(aliased(0)), **await throttled_api(aliased(2))}
     assert refusals("login") == before + 1
-    # three attempts per account: the fourth alias is refused without checking the password
+    # three attempts per address at an account: the fourth alias is refused without checking
+    # the password
     codes = [data[f"a{n}"]["userErrors"][0]["code"] for n in range(4)]
     assert codes == ["INVALID_CREDENTIALS"] * 3 + ["TOO_MANY_ATTEMPTS"]
     right = """mutation {
@@ -375,3 +431,134 @@ async def test_forget_full_buckets(
     clock.advance(timedelta(microseconds=1))
     assert await forget_full_buckets(session, now=clock()) == 1
     assert await stored_keys(session) == {"new"}
+
+
+SIGN_IN = """
+mutation($email: String!, $password: String!) {
+  staffLogin(email: $email, password: $password) { token userErrors { code } }
+}
+"""
+
+
+async def sign_in(api: GraphQLClient, email: str, password: str) -> str:
+    """`staffLogin`'s outcome: OK, or its first error code."""
+    answer = (await api(SIGN_IN, {"email": email, "password": password}))["staffLogin"]
+    if answer["token"] is not None:
+        return "OK"
+    return str(answer["userErrors"][0]["code"])
+
+
+async def test_wrong_passwords_from_one_address_do_not_lock_the_account_out_elsewhere(
+    signin_app: Any, factory: Factory, clock: FakeClock
+) -> None:
+    # given a staff user, and an outsider at address A who guesses 10 times and then once
+    # every 90 s (as fast as the attempts come back at one address)
+    await factory.staff(role=StaffRole.MANAGER, email="bo@example.com", password="the right one")
+    at = from_addresses(signin_app)
+    async with at("203.0.113.7") as outsider, at("198.51.100.20") as office:
+        for _ in range(10):
+            assert await sign_in(outsider, "bo@example.com", "guess") == "INVALID_CREDENTIALS"
+        assert await sign_in(outsider, "bo@example.com", "guess") == "TOO_MANY_ATTEMPTS"
+        for _ in range(12):  # 18 minutes: longer than the window
+            clock.advance(timedelta(seconds=90))
+            assert await sign_in(outsider, "bo@example.com", "guess") == "INVALID_CREDENTIALS"
+            # then from A even the right password is refused, unchecked
+            assert await sign_in(outsider, "bo@example.com", "the right one") == (
+                "TOO_MANY_ATTEMPTS"
+            )
+            # and from B the staff user signs in all along
+            assert await sign_in(office, "bo@example.com", "the right one") == "OK"
+        # and once the outsider stops, A gets an attempt back within 90 s
+        clock.advance(timedelta(seconds=89))
+        assert await sign_in(outsider, "bo@example.com", "the right one") == "TOO_MANY_ATTEMPTS"
+        clock.advance(timedelta(seconds=1))
+        assert await sign_in(outsider, "bo@example.com", "the right one") == "OK"
+
+
+async def test_spraying_accounts_from_one_address_is_limited(
+    throttled_api: GraphQLClient, factory: Factory
+) -> None:
+    # given a staff user
+    await factory.staff(role=StaffRole.MANAGER, email="cy@example.com", password="the right one")
+    # when one address tries five other accounts once each (its budget, 5)
+    for n in range(5):
+        assert await sign_in(throttled_api, f"user{n}@example.com", "x") == "INVALID_CREDENTIALS"
+    # then it may try no other account, not even with a right password
+    assert await sign_in(throttled_api, "user9@example.com", "x") == "TOO_MANY_ATTEMPTS"
+    assert await sign_in(throttled_api, "cy@example.com", "the right one") == "TOO_MANY_ATTEMPTS"
+
+
+async def test_the_account_wide_limit_slows_attempts_from_many_addresses(
+    throttled_app: Any, factory: Factory, clock: FakeClock
+) -> None:
+    # given 3 attempts per address at an account and 8 at an account from every address
+    await factory.staff(role=StaffRole.MANAGER, email="di@example.com", password="the right one")
+    at = from_addresses(throttled_app)
+    codes = []
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        async with at(address) as api:
+            codes += [await sign_in(api, "di@example.com", "guess") for _ in range(3)]
+    # then the account's eight attempts are spent, whatever the address
+    assert codes == ["INVALID_CREDENTIALS"] * 8 + ["TOO_MANY_ATTEMPTS"]
+    async with at("10.0.0.4") as api:
+        assert await sign_in(api, "di@example.com", "the right one") == "TOO_MANY_ATTEMPTS"
+        # and one attempt comes back every 112.5 s (8 per 15 minutes)
+        clock.advance(timedelta(seconds=112.5))
+        assert await sign_in(api, "di@example.com", "the right one") == "OK"
+
+
+async def test_unlocking_an_account_forgets_its_attempts_from_every_address(
+    throttled_app: Any, factory: Factory, limiter: RateLimiter
+) -> None:
+    # given an account locked from three addresses, and an address that tried many accounts
+    await factory.staff(role=StaffRole.MANAGER, email="ed@example.com", password="the right one")
+    at = from_addresses(throttled_app)
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        async with at(address) as api:
+            for _ in range(3):
+                await sign_in(api, "ed@example.com", "guess")
+    async with at("10.0.0.9") as sprayer:
+        for n in range(5):
+            await sign_in(sprayer, f"user{n}@example.com", "x")
+        assert await sign_in(sprayer, "other@example.com", "x") == "TOO_MANY_ATTEMPTS"
+    async with at("10.0.0.4") as api:
+        assert await sign_in(api, "ed@example.com", "the right one") == "TOO_MANY_ATTEMPTS"
+    # when an admin unlocks it (any spelling of the e-mail)
+    forgotten = await unlock_account(limiter, email=" ED@example.com ")
+    # then its own bucket and each of the four addresses' buckets at it are gone
+    assert forgotten == 5
+    # and it signs in from any address, even from one that had spent its attempts at it
+    async with at("10.0.0.1") as api:
+        assert await sign_in(api, "ed@example.com", "the right one") == "OK"
+    async with at("10.0.0.4") as api:
+        assert await sign_in(api, "ed@example.com", "the right one") == "OK"
+    # but the address that tried many accounts stays throttled
+    async with at("10.0.0.9") as sprayer:
+        assert await sign_in(sprayer, "ed@example.com", "the right one") == "TOO_MANY_ATTEMPTS"
+
+
+async def test_forget_deletes_the_keys_and_prefixes_given_only(
+    limiter: RateLimiter, clock: FakeClock
+) -> None:
+    rate = Rate(1, timedelta(minutes=15))
+    keys = ["a:1", "a:2", "a*:3", "b:1", "long:" + "x" * 200]
+    for key in keys:
+        assert (await limiter.take(key, 1, rate, clock())).allowed
+    # a prefix is not a pattern: "a*:" is only itself
+    assert await limiter.forget(prefixes=["a*:"]) == 1
+    assert await limiter.forget(keys=["long:" + "x" * 200, "never:taken"], prefixes=["a:"]) == 3
+    assert [(await limiter.take(key, 1, rate, clock())).allowed for key in keys] == [
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]
+    with pytest.raises(ValueError, match="plain"):
+        await limiter.forget(prefixes=["x" * 200])
+
+
+def test_the_account_wide_limit_must_be_above_one_addresss() -> None:
+    with pytest.raises(ValueError, match="one address could keep an account locked"):
+        Settings(login_attempts_per_address_account=10, login_attempts_per_account=10)
+    assert Settings(login_attempts_per_address_account=10, login_attempts_per_account=11)
