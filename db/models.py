@@ -233,7 +233,9 @@ class CreditEntry(Base):
     __tablename__ = "credit_entries"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # No foreign key: a deleted client's entries stay (its row moves to deleted_clients, and
+    # its id is never given to another client).
+    client_id: Mapped[int] = mapped_column(BigId)
     kind: Mapped[EntryKind] = mapped_column(enum_type(EntryKind, "kind"))
     amount: Mapped[Decimal] = mapped_column(Amount())
     currency: Mapped[str] = mapped_column(String(3))
@@ -245,6 +247,9 @@ class CreditEntry(Base):
     comment: Mapped[str | None] = mapped_column(String(1000))
     # A payment may pay for access until a later date; the client's validTill moved here.
     valid_till_set: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What validTill was before this entry moved it (None: unset, or the entry moved nothing):
+    # a reversal takes back exactly the extension a payment granted.
+    valid_till_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # NO ACTION (checked at the end of the statement): deleting a client removes an entry
     # and its reversal together, in whatever order the cascade visits them.
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("credit_entries.id"), unique=True)
@@ -429,6 +434,21 @@ class AuditEntry(Base):
         Index(None, "action", "id"),
         Index(None, "occurred_at", "id"),
     )
+
+
+class DeletedClient(Base):
+    """A deleted client: its id (never given again; its ledger entries keep it), login, who
+    deleted it and when, and the snapshot the audit log has too."""
+
+    __tablename__ = "deleted_clients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    login: Mapped[str] = mapped_column(String(64))
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    snapshot: Mapped[dict[str, Any]] = mapped_column(Json)
 
 
 class RateLimitBucket(Base):
