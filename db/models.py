@@ -20,9 +20,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     func,
+    select,
     text,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Unmapped, mapped_column, unmapped_column
 
 from db.base import Amount, Base, BigId, ExactDecimal, Json, UTCDateTime
@@ -449,6 +452,30 @@ class DeletedClient(Base):
         ForeignKey("staff_users.id", ondelete="SET NULL")
     )
     snapshot: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+NEXT_SQLITE_CLIENT_ID = "clientdesk_next_client_id"
+
+
+@event.listens_for(Client, "before_insert")
+def _client_id_past_deleted_ones(_mapper: Any, connection: Connection, client: Client) -> None:
+    # SQLite gives a new row the highest rowid + 1, so the id of the newest client, once it is
+    # deleted, would be given again (its ledger entries keep it). Under the write lock the
+    # insert holds, a new client gets an id past every client's and deleted client's (and
+    # past those given earlier in the same flush). PostgreSQL's identity never reuses one.
+    if connection.dialect.name != "sqlite" or client.id is not None:
+        return
+    highest = connection.scalar(
+        select(
+            func.max(
+                select(func.coalesce(func.max(Client.id), 0)).scalar_subquery(),
+                select(func.coalesce(func.max(DeletedClient.id), 0)).scalar_subquery(),
+            )
+        )
+    )
+    given = max(int(highest or 0), connection.info.get(NEXT_SQLITE_CLIENT_ID, 0)) + 1
+    connection.info[NEXT_SQLITE_CLIENT_ID] = given
+    client.id = given
 
 
 class RateLimitBucket(Base):

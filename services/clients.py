@@ -424,8 +424,6 @@ async def create_client(
             created_at=actor.now,
             updated_at=actor.now,
         )
-        if session.get_bind().dialect.name == "sqlite":
-            client.id = await _next_sqlite_id(session)
         session.add(client)
         try:
             await session.flush()
@@ -454,21 +452,6 @@ async def create_client(
             },
         )
     return client
-
-
-async def _next_sqlite_id(session: AsyncSession) -> int:
-    """A new client's id on SQLite, past every client's and deleted client's: SQLite would
-    give the highest id again once that client is deleted (PostgreSQL's identity never does).
-    Read under the write lock, which the insert holds too."""
-    highest = await session.scalar(
-        select(
-            func.max(
-                select(func.coalesce(func.max(Client.id), 0)).scalar_subquery(),
-                select(func.coalesce(func.max(DeletedClient.id), 0)).scalar_subquery(),
-            )
-        )
-    )
-    return int(highest or 0) + 1
 
 
 async def update_client(

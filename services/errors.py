@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     CLIENT_CANNOT_LOGIN = "CLIENT_CANNOT_LOGIN"
     INVALID_TOKEN = "INVALID_TOKEN"
     TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    CONFLICT = "CONFLICT"
 
 
 class DomainError(Exception):
