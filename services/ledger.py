@@ -387,16 +387,17 @@ async def create_credit_note(
 
 
 def _access_taken_back(original: CreditEntry, client: Client) -> datetime | None:
-    """The validTill after reversing `original`: a payment that extended access loses the
-    extension it granted (validTill moves back by what it added, never below what it was
-    before it); None when there is nothing to take back."""
+    """The validTill after reversing `original`: a payment that paid for access loses exactly
+    the time it added (from the later of the old validTill and the payment's time), never to
+    before the payment; None when there is nothing to take back."""
     if original.valid_till_set is None or client.valid_till is None:
         return None  # no extension, or access since made unlimited on purpose
-    start = original.valid_till_before or original.created_at
+    paid_at = original.created_at
+    start = max(original.valid_till_before or paid_at, paid_at)
     granted = original.valid_till_set - start
     if granted <= timedelta(0):
         return None
-    return max(client.valid_till - granted, start)
+    return max(client.valid_till - granted, paid_at)
 
 
 async def reverse(
