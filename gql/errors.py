@@ -81,7 +81,7 @@ async def attempt(
     actor = Actor.of(context.viewer, now=context.now, request_id=context.request_id)
     try:
         async with context.db.exclusive() as session:
-            result = await _run(session, service, actor, arguments)
+            result = await run_retrying(session, service, actor, arguments)
     except (DomainError, ValidationFailed) as error:
         return None, user_errors(error, prefix=prefix, paths=paths)
     except PermissionDenied as denied:
@@ -97,12 +97,14 @@ async def attempt(
 RUNS = 4
 
 
-async def _run(
+async def run_retrying(
     session: AsyncSession,
     service: Callable[..., Awaitable[T]],
     actor: Actor,
     arguments: dict[str, Any],
 ) -> T:
+    """The service's result, run again from the start in a new transaction (up to RUNS times)
+    while it loses a race in the database; then DomainError CONFLICT."""
     for run in range(1, RUNS + 1):
         try:
             await begin_write(session)
