@@ -462,7 +462,8 @@ def _client_id_past_deleted_ones(_mapper: Any, connection: Connection, client: C
     # SQLite gives a new row the highest rowid + 1, so the id of the newest client, once it is
     # deleted, would be given again (its ledger entries keep it). Under the write lock the
     # insert holds, a new client gets an id past every client's and deleted client's (and
-    # past those given earlier in the same flush). PostgreSQL's identity never reuses one.
+    # past those given earlier in the same transaction, whose rows a flush inserts after this
+    # hook ran for each). PostgreSQL's identity never reuses one.
     if connection.dialect.name != "sqlite" or client.id is not None:
         return
     highest = connection.scalar(
@@ -473,8 +474,10 @@ def _client_id_past_deleted_ones(_mapper: Any, connection: Connection, client: C
             )
         )
     )
-    given = max(int(highest or 0), connection.info.get(NEXT_SQLITE_CLIENT_ID, 0)) + 1
-    connection.info[NEXT_SQLITE_CLIENT_ID] = given
+    transaction = connection.get_transaction()
+    earlier, last_given = connection.info.get(NEXT_SQLITE_CLIENT_ID, (None, 0))
+    given = max(int(highest or 0), last_given if earlier is transaction else 0) + 1
+    connection.info[NEXT_SQLITE_CLIENT_ID] = (transaction, given)
     client.id = given
 
 
