@@ -47,6 +47,9 @@ UPDATE = """mutation($id: ID!, $input: ClientUpdateInput!) {
   clientUpdate(id: $id, input: $input) { userErrors { code } } }"""
 LINK = """mutation($parent: ID!, $child: ID!) {
   clientLink(parentId: $parent, childId: $child) { userErrors { code } } }"""
+NOTE = """mutation($id: ID!) {
+  creditNoteCreate(input: {clientId: $id, lines: [{description: "Setup", quantity: 1,
+    unitAmount: "10.55"}]}) { entry { id } userErrors { code } } }"""
 STATUS = """mutation($ids: [ID!]!) {
   clientsSetStatus(ids: $ids, status: INACTIVE) { userErrors { code } } }"""
 BLOCK = """mutation($id: ID!) {
@@ -111,10 +114,28 @@ def delete(who: str) -> Op:
     )
 
 
+LINK_CODES = _codes(
+    "NOT_FOUND",
+    "CURRENCY_MISMATCH",
+    "CYCLE",
+    "ALREADY_LINKED",
+    "PARENT_IS_SUB_ACCOUNT",
+    "CHILD_HAS_SUB_ACCOUNTS",
+)
 LINK_OP = Op(
     LINK,
     lambda r: {"parent": gid("Client", r.parent), "child": gid("Client", r.child)},
-    _codes("NOT_FOUND", "CURRENCY_MISMATCH"),
+    LINK_CODES,
+)
+LINK_BACK = Op(
+    LINK,
+    lambda r: {"parent": gid("Client", r.child), "child": gid("Client", r.parent)},
+    LINK_CODES,
+)
+NOTE_OP = Op(
+    NOTE,
+    lambda r: {"id": gid("Client", r.parent)},
+    _codes("NOT_FOUND", "INVALID_AMOUNT_PRECISION"),
 )
 REVERSE_OP = Op(
     REVERSE,
@@ -139,6 +160,8 @@ PAIRS = [
         "0",
     ),
     ("link x currency change of the parent", LINK_OP, update({"currency": "USD"}), None, "0"),
+    ("link x the opposite link", LINK_OP, LINK_BACK, None, "0"),
+    ("credit note x currency change", NOTE_OP, update({"currency": "JPY"}), None, "0"),
     (
         "credit limit change x deduct",
         deduct("60.00"),
@@ -265,6 +288,7 @@ async def check_invariants(stack: Stack) -> None:
             parent = clients.get(client.parent_id)
             assert parent is not None, f"client {client.id}: its parent is gone"
             assert parent.currency == client.currency, f"client {client.id}: parent's currency"
+            assert parent.parent_id is None, f"client {client.id}: links two levels deep"
     for client_id, currency in entry_currencies:
         if client_id in clients:
             assert currency == clients[client_id].currency, f"client {client_id}: {currency} entry"
