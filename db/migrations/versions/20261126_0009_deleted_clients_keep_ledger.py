@@ -1,6 +1,7 @@
 """Deleting a client keeps its ledger: deleted clients move to `deleted_clients`, ledger
 entries lose their foreign key to clients (so they outlive the row), and an entry records the
-validTill it replaced (a reversal takes back the access a payment granted).
+validTill it replaced (a reversal takes back the access a payment granted; for earlier
+payments it is taken from the client's previous access payment).
 
 SQLite rebuilds credit_entries to drop the key. Dropping a table with rows there deletes them
 first (a reversal's RESTRICT key refuses that, and note lines would cascade away), so the
@@ -78,6 +79,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("valid_till_before", UTCDateTime(), nullable=True))
 
     _rebuild_entries(change, added=True)
+    # Payments made before: what validTill was is taken as the validTill the client's previous
+    # access payment set (the first one's stays unknown: it is reversed from its own time).
+    op.execute(
+        "UPDATE credit_entries SET valid_till_before = (SELECT earlier.valid_till_set "
+        "FROM credit_entries AS earlier WHERE earlier.client_id = credit_entries.client_id "
+        "AND earlier.id < credit_entries.id AND earlier.valid_till_set IS NOT NULL "
+        "ORDER BY earlier.id DESC LIMIT 1) WHERE valid_till_set IS NOT NULL"
+    )
     if sqlite:
         op.execute(
             "CREATE TRIGGER clients_id_not_reused AFTER INSERT ON clients "
