@@ -50,6 +50,8 @@ LINK = """mutation($parent: ID!, $child: ID!) {
 NOTE = """mutation($id: ID!) {
   creditNoteCreate(input: {clientId: $id, lines: [{description: "Setup", quantity: 1,
     unitAmount: "10.55"}]}) { entry { id } userErrors { code } } }"""
+CREATE = """mutation($input: ClientCreateInput!) {
+  clientCreate(input: $input) { client { id } userErrors { code } } }"""
 STATUS = """mutation($ids: [ID!]!) {
   clientsSetStatus(ids: $ids, status: INACTIVE) { userErrors { code } } }"""
 BLOCK = """mutation($id: ID!) {
@@ -137,6 +139,19 @@ NOTE_OP = Op(
     lambda r: {"id": gid("Client", r.parent)},
     _codes("NOT_FOUND", "INVALID_AMOUNT_PRECISION"),
 )
+CREATE_UNDER_PARENT = Op(
+    CREATE,
+    lambda r: {
+        "input": {
+            "login": f"kid{r.parent}",
+            "password": "correct horse battery staple",
+            "currency": "EUR",
+            "email": f"kid{r.parent}@example.com",
+            "parentId": gid("Client", r.parent),
+        }
+    },
+    _codes("NOT_FOUND", "PARENT_INVALID"),
+)
 REVERSE_OP = Op(
     REVERSE,
     lambda r: {"entry": gid("CreditEntry", r.payment)},
@@ -161,6 +176,14 @@ PAIRS = [
     ),
     ("link x currency change of the parent", LINK_OP, update({"currency": "USD"}), None, "0"),
     ("link x the opposite link", LINK_OP, LINK_BACK, None, "0"),
+    ("new sub-account x delete of the parent", CREATE_UNDER_PARENT, delete("parent"), None, "0"),
+    (
+        "new sub-account x currency change of the parent",
+        CREATE_UNDER_PARENT,
+        update({"currency": "USD"}),
+        None,
+        "0",
+    ),
     ("credit note x currency change", NOTE_OP, update({"currency": "JPY"}), None, "0"),
     (
         "credit limit change x deduct",
