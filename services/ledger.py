@@ -1,8 +1,10 @@
 """The credit ledger: every change of a client's balance is an immutable entry.
 
-One function per operation, each in one transaction: check the input, claim the idempotency
-key, lock the client's row, check the credit limit against the locked balance, insert the
-entry, move the stored balance, write the audit entry, remember the response.
+One function per operation, each in one transaction: lock the client's row, claim the
+idempotency key, check the input against the locked row (its currency's minor units, package
+prices in it), check the credit limit against the locked balance, insert the entry in the
+locked currency, move the stored balance (and validTill), write the audit entry, remember the
+response. A client deleted meanwhile is NOT_FOUND.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
