@@ -20,9 +20,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     func,
+    select,
     text,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Unmapped, mapped_column, unmapped_column
 
 from db.base import Amount, Base, BigId, ExactDecimal, Json, UTCDateTime
@@ -233,7 +236,9 @@ class CreditEntry(Base):
     __tablename__ = "credit_entries"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # No foreign key: a deleted client's entries stay (its row moves to deleted_clients, and
+    # its id is never given to another client).
+    client_id: Mapped[int] = mapped_column(BigId)
     kind: Mapped[EntryKind] = mapped_column(enum_type(EntryKind, "kind"))
     amount: Mapped[Decimal] = mapped_column(Amount())
     currency: Mapped[str] = mapped_column(String(3))
@@ -245,6 +250,9 @@ class CreditEntry(Base):
     comment: Mapped[str | None] = mapped_column(String(1000))
     # A payment may pay for access until a later date; the client's validTill moved here.
     valid_till_set: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What validTill was before this entry moved it (None: unset, or the entry moved nothing):
+    # a reversal takes back exactly the extension a payment granted.
+    valid_till_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # NO ACTION (checked at the end of the statement): deleting a client removes an entry
     # and its reversal together, in whatever order the cascade visits them.
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("credit_entries.id"), unique=True)
@@ -452,6 +460,48 @@ class AuditEntry(Base):
         Index(None, "action", "id"),
         Index(None, "occurred_at", "id"),
     )
+
+
+class DeletedClient(Base):
+    """A deleted client: its id (never given again; its ledger entries keep it), login, who
+    deleted it and when, and the snapshot the audit log has too."""
+
+    __tablename__ = "deleted_clients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    login: Mapped[str] = mapped_column(String(64))
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    snapshot: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+NEXT_SQLITE_CLIENT_ID = "clientdesk_next_client_id"
+
+
+@event.listens_for(Client, "before_insert")
+def _client_id_past_deleted_ones(_mapper: Any, connection: Connection, client: Client) -> None:
+    # SQLite gives a new row the highest rowid + 1, so the id of the newest client, once it is
+    # deleted, would be given again (its ledger entries keep it). Under the write lock the
+    # insert holds, a new client gets an id past every client's and deleted client's (and
+    # past those given earlier in the same transaction, whose rows a flush inserts after this
+    # hook ran for each). PostgreSQL's identity never reuses one.
+    if connection.dialect.name != "sqlite" or client.id is not None:
+        return
+    highest = connection.scalar(
+        select(
+            func.max(
+                select(func.coalesce(func.max(Client.id), 0)).scalar_subquery(),
+                select(func.coalesce(func.max(DeletedClient.id), 0)).scalar_subquery(),
+            )
+        )
+    )
+    transaction = connection.get_transaction()
+    earlier, last_given = connection.info.get(NEXT_SQLITE_CLIENT_ID, (None, 0))
+    given = max(int(highest or 0), last_given if earlier is transaction else 0) + 1
+    connection.info[NEXT_SQLITE_CLIENT_ID] = (transaction, given)
+    client.id = given
 
 
 class RateLimitBucket(Base):

@@ -112,6 +112,25 @@ def _disconnected(error: DBAPIError) -> bool:
     return error.connection_invalidated
 
 
+# PostgreSQL's serialization failure and deadlock: the transaction lost a race and may succeed
+# if run again from the start.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# SQLite's: the write lock not had in time, or a read snapshot older than the last write.
+RETRYABLE_SQLITE = frozenset({"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED"})
+
+
+def lost_race(error: DBAPIError) -> bool:
+    """Whether a statement failed because a concurrent transaction won (a deadlock, a
+    serialization failure, SQLite's busy database): the whole transaction may be run again."""
+    original = error.orig
+    if getattr(original, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    cause = getattr(original, "__cause__", None)
+    return getattr(cause, "sqlite_errorname", None) in RETRYABLE_SQLITE or (
+        getattr(original, "sqlite_errorname", None) in RETRYABLE_SQLITE
+    )
+
+
 async def begin_write(session: AsyncSession) -> None:
     """Start the transaction of a change.
 

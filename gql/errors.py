@@ -8,13 +8,21 @@ from uuid import uuid4
 import strawberry
 import structlog
 from graphql import GraphQLError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
-from db.session import begin_write
+from db.session import begin_write, lost_race
 from gql.enums import UserErrorCode
 from services.actors import Actor
-from services.errors import Denial, DomainError, PermissionDenied, ValidationFailed
+from services.errors import (
+    Denial,
+    DomainError,
+    ErrorCode,
+    PermissionDenied,
+    ValidationFailed,
+)
 
 log = structlog.get_logger("clientdesk.graphql")
 
@@ -73,8 +81,7 @@ async def attempt(
     actor = Actor.of(context.viewer, now=context.now, request_id=context.request_id)
     try:
         async with context.db.exclusive() as session:
-            await begin_write(session)
-            result = await service(session, actor=actor, **arguments)
+            result = await run_retrying(session, service, actor, arguments)
     except (DomainError, ValidationFailed) as error:
         return None, user_errors(error, prefix=prefix, paths=paths)
     except PermissionDenied as denied:
@@ -83,6 +90,34 @@ async def attempt(
     finally:
         context.loaders.clear_all()  # what the change touched must be read again
     return result, []
+
+
+# How often a change that lost a race (a deadlock, a serialization failure) runs again, from
+# the start in a new transaction, before it is answered with CONFLICT.
+RUNS = 4
+
+
+async def run_retrying(
+    session: AsyncSession,
+    service: Callable[..., Awaitable[T]],
+    actor: Actor,
+    arguments: dict[str, Any],
+) -> T:
+    """The service's result, run again from the start in a new transaction (up to RUNS times)
+    while it loses a race in the database; then DomainError CONFLICT."""
+    for run in range(1, RUNS + 1):
+        try:
+            await begin_write(session)
+            return await service(session, actor=actor, **arguments)
+        except DBAPIError as error:
+            await session.rollback()
+            if not lost_race(error):
+                raise
+            log.info("change_retried", run=run, error=type(error.orig).__name__)
+    raise DomainError(
+        ErrorCode.CONFLICT,
+        "Concurrent changes of the same records kept getting in the way; try again",
+    )
 
 
 class ApiError(GraphQLError):

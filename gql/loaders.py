@@ -237,9 +237,14 @@ def create_loaders(db: SharedSession) -> Loaders:
             pages(select(CreditEntry.__table__), entries.client_id)
         ),
         credit_entry_count_by_client_id=DataLoader(count_per_key(entries.client_id)),
+        # A deleted client's entries are kept (services/clients.delete_clients) but are no
+        # live data: only entries of existing clients are found.
         credit_entry_by_id=DataLoader(
             one_per_key(
-                lambda ids: select(CreditEntry.__table__).where(CreditEntry.id.in_(ids)), "id"
+                lambda ids: select(CreditEntry.__table__).where(
+                    CreditEntry.id.in_(ids), entries.client_id.in_(select(clients.id))
+                ),
+                "id",
             )
         ),
         reversal_by_entry_id=DataLoader(

@@ -23,6 +23,7 @@ from db.models import (
     CreditEntry,
     CustomFieldDefinition,
     CustomFieldValue,
+    DeletedClient,
     Department,
     StaffUser,
     client_categories,
@@ -35,6 +36,7 @@ from services.auth import hash_password_async
 from services.custom_fields import check_value
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied, ValidationFailed
 from services.languages import normalize_language
+from services.locks import lock_client, lock_clients
 from services.login_details import send_login_details
 from services.money import check_amount, format_money
 from services.passwords import check_password_async
@@ -119,10 +121,9 @@ async def may_change(session: AsyncSession, actor: Actor, clients: Sequence[Clie
 
 
 async def client_for_change(session: AsyncSession, *, actor: Actor, client_id: int) -> Client:
-    """The client, if the actor may change it (PermissionDenied otherwise); read afresh."""
-    client = await session.get(Client, client_id, populate_existing=True)
-    if client is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["id"])
+    """The client, row-locked and read afresh, if the actor may change it (NOT_FOUND when it
+    is gone, PermissionDenied when the actor may not)."""
+    client = await lock_client(session, client_id)
     if not (await may_change(session, actor, [client]))[0]:
         raise PermissionDenied(
             "Managers change only their own clients and their sub-accounts",
@@ -411,18 +412,22 @@ async def create_client(
     contact are required."""
     if not actor.is_admin and values.get("manager_id") is None:
         values = {**values, "manager_id": actor.staff_id}  # a manager's new client is theirs
-    clean = await _clean(session, values, current=None, actor=actor, password=password)
-    related = ("department_ids", "category_ids", "custom_fields")
-    columns: dict[str, Any] = {
-        "status": ClientStatus.ACTIVE,
-        "balance": Decimal(0),
-        "credit_limit": Decimal(0),
-        "price_adjustment_percent": Decimal(0),
-        "moderation": False,
-        **{k: v for k, v in clean.items() if k not in related and v is not None},
-    }
-    assert password.hash is not None  # a password with errors was refused above
     async with transaction(session):
+        if values.get("parent_id") is not None:
+            # the parent's row is locked before its rules are read (currency, not a
+            # sub-account, exists): a concurrent change or deletion of it waits
+            await lock_clients(session, [values["parent_id"]])
+        clean = await _clean(session, values, current=None, actor=actor, password=password)
+        related = ("department_ids", "category_ids", "custom_fields")
+        columns: dict[str, Any] = {
+            "status": ClientStatus.ACTIVE,
+            "balance": Decimal(0),
+            "credit_limit": Decimal(0),
+            "price_adjustment_percent": Decimal(0),
+            "moderation": False,
+            **{k: v for k, v in clean.items() if k not in related and v is not None},
+        }
+        assert password.hash is not None  # a password with errors was refused above
         client = Client(
             **columns,
             password_hash=password.hash,
@@ -462,14 +467,17 @@ async def create_client(
 async def update_client(
     session: AsyncSession, *, actor: Actor, client_id: int, values: dict[str, Any]
 ) -> Client:
-    """Change the given fields; fields not given stay; None clears an optional one."""
-    client = await client_for_change(session, actor=actor, client_id=client_id)
+    """Change the given fields; fields not given stay; None clears an optional one. The rules
+    (currency, credit limit vs debt) are decided on the client's locked row."""
     unknown = set(values) - EDITABLE
     if unknown:
         raise ValueError(f"not editable here: {sorted(unknown)}")
-    clean = await _clean(session, values, current=client, actor=actor)
-    before = {**audit.client_snapshot(client), **await _related(session, client.id)}
     async with transaction(session):
+        # Locked first: a payment, a link or a deletion of this client waits for this change,
+        # and this change sees the balance, entries and links they left.
+        client = await client_for_change(session, actor=actor, client_id=client_id)
+        clean = await _clean(session, values, current=client, actor=actor)
+        before = {**audit.client_snapshot(client), **await _related(session, client.id)}
         for name, new in clean.items():
             if name not in ("department_ids", "category_ids", "custom_fields"):
                 setattr(client, name, new)
@@ -548,7 +556,7 @@ async def _clients_for_bulk(
     if len(ids) > MAX_BULK:
         checks.add(ErrorCode.TOO_MANY, f"At most {MAX_BULK} clients at a time", ["ids"])
         return []
-    found = {c.id: c for c in await session.scalars(select(Client).where(Client.id.in_(ids)))}
+    found = await lock_clients(session, ids)
     clients: list[Client] = []
     for n, pk in enumerate(ids):
         if pk not in found:
@@ -572,10 +580,10 @@ async def set_status(
     session: AsyncSession, *, actor: Actor, ids: Sequence[int], status: ClientStatus
 ) -> list[Client]:
     """Enable or disable the selected clients: all of them, or none if any cannot be."""
-    checks = Checks()
-    clients = await _clients_for_bulk(session, actor, ids, checks)
-    checks.raise_if_any()
     async with transaction(session):
+        checks = Checks()
+        clients = await _clients_for_bulk(session, actor, ids, checks)
+        checks.raise_if_any()
         for client in clients:
             if client.status is status:
                 continue
@@ -597,45 +605,58 @@ async def set_status(
 async def delete_clients(
     session: AsyncSession, *, actor: Actor, ids: Sequence[int], confirm: bool
 ) -> list[int]:
-    """Delete the selected clients for good, with a full snapshot in the audit log each.
+    """Delete the selected clients, keeping their ledgers: each moves to `deleted_clients` with
+    a full snapshot (in the audit log too), and its id is never given to another client.
 
     Refused, naming each, while a client has a non-zero balance or sub-accounts that stay;
-    one refusal deletes nothing."""
-    checks = Checks()
-    if not confirm:
-        checks.add(
-            ErrorCode.CONFIRMATION_REQUIRED,
-            "Deleting cannot be undone: pass confirm: true",
-            ["confirm"],
-        )
-    clients = await _clients_for_bulk(session, actor, ids, checks)
-    leaving = {c.id for c in clients}
-    subs: dict[int, int] = {}
-    if clients:
-        rows = await session.execute(
-            select(Client.parent_id, func.count())
-            .where(Client.parent_id.in_(leaving), Client.id.not_in(leaving))
-            .group_by(Client.parent_id)
-        )
-        subs = {parent: n for parent, n in rows if parent is not None}
-    for client in clients:
-        where = ["ids", str(ids.index(client.id))]
-        if client.balance != 0:
-            checks.add(
-                ErrorCode.HAS_BALANCE,
-                f"{client.login} has a balance of {format_money(client.balance, client.currency)}",
-                where,
-            )
-        if subs.get(client.id):
-            checks.add(
-                ErrorCode.HAS_SUB_ACCOUNTS,
-                f"{client.login} has {subs[client.id]} sub-accounts",
-                where,
-            )
-    checks.raise_if_any()
+    one refusal deletes nothing. Decided on the clients' rows locked in this transaction."""
     async with transaction(session):
+        checks = Checks()
+        if not confirm:
+            checks.add(
+                ErrorCode.CONFIRMATION_REQUIRED,
+                "Deleting cannot be undone: pass confirm: true",
+                ["confirm"],
+            )
+        # Locked in id order: a payment, link or change of these clients waits for this
+        # deletion (and then finds them gone), or this deletion sees what it left.
+        clients = await _clients_for_bulk(session, actor, ids, checks)
+        leaving = {c.id for c in clients}
+        subs: dict[int, int] = {}
+        if clients:
+            # counted after the lock: a link locks its parent, so none is added meanwhile
+            rows = await session.execute(
+                select(Client.parent_id, func.count())
+                .where(Client.parent_id.in_(leaving), Client.id.not_in(leaving))
+                .group_by(Client.parent_id)
+            )
+            subs = {parent: n for parent, n in rows if parent is not None}
+        for client in clients:
+            where = ["ids", str(ids.index(client.id))]
+            if client.balance != 0:
+                checks.add(
+                    ErrorCode.HAS_BALANCE,
+                    f"{client.login} has a balance of "
+                    f"{format_money(client.balance, client.currency)}",
+                    where,
+                )
+            if subs.get(client.id):
+                checks.add(
+                    ErrorCode.HAS_SUB_ACCOUNTS,
+                    f"{client.login} has {subs[client.id]} sub-accounts",
+                    where,
+                )
+        checks.raise_if_any()
         # sub-accounts before their parents
         for client in sorted(clients, key=lambda c: c.parent_id is None):
+            ledger = (
+                await session.execute(
+                    select(
+                        func.count().label("entries"),
+                        func.coalesce(func.sum(CreditEntry.amount), 0).label("sum"),
+                    ).where(CreditEntry.client_id == client.id)
+                )
+            ).one()
             snapshot = {
                 **audit.client_snapshot(client),
                 **await _related(session, client.id),
@@ -645,16 +666,7 @@ async def delete_clients(
                         select(ClientConnection).where(ClientConnection.client_id == client.id)
                     )
                 ],
-                "ledger": (
-                    await session.execute(
-                        select(
-                            func.count().label("entries"),
-                            func.coalesce(func.sum(CreditEntry.amount), 0).label("sum"),
-                        ).where(CreditEntry.client_id == client.id)
-                    )
-                )
-                .one()
-                ._asdict(),
+                "ledger": ledger._asdict(),
             }
             await audit.record(
                 session,
@@ -665,5 +677,15 @@ async def delete_clients(
                 target_label=client.login,
                 before=snapshot,
             )
+            session.add(
+                DeletedClient(
+                    id=client.id,
+                    login=client.login,
+                    deleted_at=actor.now,
+                    deleted_by_id=actor.staff_id,
+                    snapshot=audit.json_safe(snapshot),
+                )
+            )
+            await session.flush()
             await session.execute(delete(Client).where(Client.id == client.id))
     return [client.id for client in clients]

@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     INVALID_TOKEN = "INVALID_TOKEN"
     TOKEN_EXPIRED = "TOKEN_EXPIRED"
     SESSION_ENDED = "SESSION_ENDED"
+    CONFLICT = "CONFLICT"
 
 
 class DomainError(Exception):

@@ -1,17 +1,19 @@
 """The credit ledger: every change of a client's balance is an immutable entry.
 
-One function per operation, each in one transaction: check the input, claim the idempotency
-key, lock the client's row, check the credit limit against the locked balance, insert the
-entry, move the stored balance, write the audit entry, remember the response.
+One function per operation, each in one transaction: lock the client's row, claim the
+idempotency key, check the input against the locked row (its currency's minor units, package
+prices in it), check the credit limit against the locked balance, insert the entry in the
+locked currency, move the stored balance (and validTill), write the audit entry, remember the
+response. A client deleted meanwhile is NOT_FOUND.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,38 +81,34 @@ async def _post(
     idempotency_key: str | None,
     build: Callable[[Client, Checks], Awaitable[_Entry]],
 ) -> Posted:
-    """Check, claim the key, lock, check the limit, post, audit: one transaction."""
-    client = await client_for_change(session, actor=actor, client_id=client_id)
+    """Lock, check, claim the key, check the limit, post, audit: one transaction."""
     checks = Checks()
-    if idempotency_key is not None:
+    key = (
         checks.run(idempotency.check_key, idempotency_key, field=["idempotency_key"])
-    entry = await build(client, checks)
-    checks.raise_if_any()
+        if idempotency_key is not None
+        else None
+    )
     async with transaction(session):
-        if idempotency_key is not None:
+        # The row lock comes first: concurrent operations on one client queue here, and every
+        # rule below (currency, limit, validTill, that the client exists) reads the row as the
+        # change before left it.
+        client = await client_for_change(session, actor=actor, client_id=client_id)
+        if key is not None:
             hashes = idempotency.fingerprints(operation, {"client_id": client_id, **request})
             earlier = await idempotency.claim(
                 session,
                 staff_id=actor.staff_id,
-                key=idempotency_key,
+                key=key,
                 operation=operation,
                 request_hashes=hashes,
                 now=actor.now,
             )
             if earlier is not None:
                 return Posted(earlier["entry_id"], earlier["client_id"], replayed=True)
-        # The row lock: concurrent operations on one client queue here, and each sees the
-        # balance the one before it left (an UPDATE locks on PostgreSQL and takes SQLite's
-        # write lock, both before anything is read).
-        locked = (
-            await session.execute(
-                update(Client)
-                .where(Client.id == client_id)
-                .values(updated_at=actor.now)
-                .returning(Client.balance, Client.credit_limit, Client.valid_till)
-            )
-        ).one()
-        balance = locked.balance + entry.amount
+        entry = await build(client, checks)
+        checks.raise_if_any()
+        before = {"balance": client.balance, "valid_till": client.valid_till}
+        balance = client.balance + entry.amount
         if abs(balance) > MAX_BALANCE:
             raise DomainError(
                 ErrorCode.AMOUNT_TOO_LARGE,
@@ -118,25 +116,24 @@ async def _post(
                 f"a balance stays within ±{format_money(MAX_BALANCE, client.currency)}",
                 entry.amount_field,
             )
-        if entry.amount < 0 and balance < -locked.credit_limit:
+        if entry.amount < 0 and balance < -client.credit_limit:
             raise DomainError(
                 ErrorCode.CREDIT_LIMIT_EXCEEDED,
                 f"This would take the balance to {format_money(balance, client.currency)}, below "
-                f"the credit limit of {format_money(-locked.credit_limit, client.currency)}",
+                f"the credit limit of {format_money(-client.credit_limit, client.currency)}",
                 ["amount"],
             )
-        changes: dict[str, Any] = {"balance": balance}
-        if entry.valid_till is not None:
-            if locked.valid_till is not None and entry.valid_till <= locked.valid_till:
+        valid_till_changes = entry.valid_till is not None and entry.valid_till != client.valid_till
+        if entry.kind is EntryKind.PAYMENT and entry.valid_till is not None:
+            if client.valid_till is not None and entry.valid_till <= client.valid_till:
                 raise DomainError(
                     ErrorCode.INVALID,
                     f"A payment only extends access; it already lasts until "
-                    f"{locked.valid_till:%Y-%m-%d %H:%M} UTC",
+                    f"{client.valid_till:%Y-%m-%d %H:%M} UTC",
                     ["valid_till"],
                 )
-            changes["valid_till"] = entry.valid_till
         row = CreditEntry(
-            client_id=client_id,
+            client_id=client.id,
             kind=entry.kind,
             amount=entry.amount,
             currency=client.currency,
@@ -145,7 +142,8 @@ async def _post(
             payment_reference=entry.payment_reference,
             comment=entry.comment,
             reverses_id=entry.reverses_id,
-            valid_till_set=entry.valid_till,
+            valid_till_set=entry.valid_till if valid_till_changes else None,
+            valid_till_before=client.valid_till if valid_till_changes else None,
             created_by_id=actor.staff_id,
             created_at=actor.now,
         )
@@ -158,35 +156,39 @@ async def _post(
             ) from None
         for position, line in enumerate(entry.lines):
             session.add(CreditNoteLine(entry_id=row.id, position=position, **line))
-        await session.execute(update(Client).where(Client.id == client_id).values(**changes))
+        client.balance = balance
+        if valid_till_changes:
+            client.valid_till = entry.valid_till
+        client.updated_at = actor.now
+        await session.flush()
         await audit.record(
             session,
             actor=actor,
             action=operation,
             target_type="Client",
-            target_id=client_id,
+            target_id=client.id,
             target_label=client.login,
             before={
-                "balance": locked.balance,
-                **({"valid_till": locked.valid_till} if entry.valid_till else {}),
+                "balance": before["balance"],
+                **({"valid_till": before["valid_till"]} if valid_till_changes else {}),
             },
             after={
                 "balance": balance,
                 "entry_id": row.id,
                 "kind": entry.kind,
                 "amount": entry.amount,
-                **({"valid_till": entry.valid_till} if entry.valid_till else {}),
+                **({"valid_till": entry.valid_till} if valid_till_changes else {}),
             },
             reason=entry.comment,
         )
-        if idempotency_key is not None:
+        if key is not None:
             await idempotency.remember(
                 session,
                 staff_id=actor.staff_id,
-                key=idempotency_key,
-                response={"entry_id": row.id, "client_id": client_id},
+                key=key,
+                response={"entry_id": row.id, "client_id": client.id},
             )
-    return Posted(row.id, client_id)
+    return Posted(row.id, client.id)
 
 
 def _text(
@@ -386,6 +388,20 @@ async def create_credit_note(
     )
 
 
+def _access_taken_back(original: CreditEntry, client: Client) -> datetime | None:
+    """The validTill after reversing `original`: a payment that paid for access loses exactly
+    the time it added (from the later of the old validTill and the payment's time), never to
+    before the payment; None when there is nothing to take back."""
+    if original.valid_till_set is None or client.valid_till is None:
+        return None  # no extension, or access since made unlimited on purpose
+    paid_at = original.created_at
+    start = max(original.valid_till_before or paid_at, paid_at)
+    granted = original.valid_till_set - start
+    if granted <= timedelta(0):
+        return None
+    return max(client.valid_till - granted, paid_at)
+
+
 async def reverse(
     session: AsyncSession,
     *,
@@ -421,6 +437,7 @@ async def reverse(
             kind=EntryKind.REVERSAL,
             amount=-original.amount,
             reverses_id=original.id,
+            valid_till=_access_taken_back(original, client),
             comment=_text(checks, reason, "reason", MAX_COMMENT, required=True),
             amount_field=["entry_id"],
         )

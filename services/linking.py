@@ -1,4 +1,7 @@
-"""Linked clients: a sub-account under a parent, one level deep, in the parent's currency."""
+"""Linked clients: a sub-account under a parent, one level deep, in the parent's currency.
+
+Both clients are row-locked (in id order, services/locks.py) before any rule is read, so a
+link meets a deletion, a currency change or another link of either client one at a time."""
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,6 +12,7 @@ from services import audit
 from services.actors import Actor
 from services.clients import may_change
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
+from services.locks import lock_clients
 
 MAX_DEPTH = 64  # walking up further than this means the data itself is broken
 
@@ -26,16 +30,19 @@ async def _ancestors(session: AsyncSession, client_id: int) -> list[int]:
     return chain
 
 
-async def _locked(session: AsyncSession, ids: list[int]) -> dict[int, Client]:
-    """The clients, row-locked in id order (no deadlocks between two links)."""
-    rows = await session.scalars(
-        select(Client)
-        .where(Client.id.in_(ids))
-        .order_by(Client.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {client.id: client for client in rows}
+async def _child_and_parent_locked(session: AsyncSession, child_id: int) -> Client:
+    """The child, row-locked with its parent (in id order), its parent as of the lock."""
+    parent_id = await session.scalar(select(Client.parent_id).where(Client.id == child_id))
+    while True:
+        found = await lock_clients(
+            session, [child_id] if parent_id is None else [child_id, parent_id]
+        )
+        child = found.get(child_id)
+        if child is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["child_id"])
+        if child.parent_id == parent_id:
+            return child
+        parent_id = child.parent_id  # relinked before the lock: lock that parent too
 
 
 async def link(session: AsyncSession, *, actor: Actor, parent_id: int, child_id: int) -> Client:
@@ -45,7 +52,7 @@ async def link(session: AsyncSession, *, actor: Actor, parent_id: int, child_id:
             ErrorCode.SELF_LINK, "A client cannot be its own sub-account", ["child_id"]
         )
     async with transaction(session):
-        found = await _locked(session, [parent_id, child_id])
+        found = await lock_clients(session, [parent_id, child_id])
         parent, child = found.get(parent_id), found.get(child_id)
         if parent is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["parent_id"])
@@ -108,9 +115,7 @@ async def link(session: AsyncSession, *, actor: Actor, parent_id: int, child_id:
 async def unlink(session: AsyncSession, *, actor: Actor, child_id: int) -> tuple[Client, int]:
     """Make a sub-account a top-level client again; returns it and its former parent's id."""
     async with transaction(session):
-        child = (await _locked(session, [child_id])).get(child_id)
-        if child is None:
-            raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["child_id"])
+        child = await _child_and_parent_locked(session, child_id)
         if not (await may_change(session, actor, [child]))[0]:
             raise PermissionDenied(
                 "Managers unlink only their own clients", Denial.NOT_YOUR_CLIENT, [["child_id"]]

@@ -178,9 +178,10 @@ class ClientMutation:
         )
 
     @strawberry.mutation(
-        description="Delete the selected clients for good (their ledgers too). Refused, "
-        "naming each, while a client has a non-zero balance or sub-accounts; then none is "
-        "deleted. Each deletion keeps a full snapshot in the audit log.",
+        description="Delete the selected clients: they leave every list, and their ids are "
+        "never given again; their ledger entries are kept (no longer reachable as live data). "
+        "Refused, naming each, while a client has a non-zero balance or sub-accounts; then "
+        "none is deleted. Each deletion keeps a full snapshot in the audit log.",
         permission_classes=[HasScope(Scope.CLIENTS_DELETE)],
     )
     async def clients_delete(

@@ -48,7 +48,8 @@ class CreditEntry(Node):
     )
     comment: str | None = strawberry.field(description="Note by the staff user, or the reason.")
     valid_till_set: datetime | None = strawberry.field(
-        description="For payments that paid for access: the client's validTill they set."
+        description="For payments that paid for access: the client's validTill they set; for "
+        "a reversal of such a payment: the validTill it moved back to."
     )
     created_at: datetime = strawberry.field(description="When the entry was made.")
     pk: strawberry.Private[int]

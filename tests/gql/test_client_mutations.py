@@ -17,6 +17,7 @@ from db.models import (
     CreditEntry,
     CustomFieldDefinition,
     CustomFieldValue,
+    DeletedClient,
     Department,
     MailMessage,
 )
@@ -640,6 +641,61 @@ async def test_bulk_delete_mixing_deletable_and_not(
     assert snapshots["plain"]["email"] == plain.email
     assert snapshots["plain"]["ledger"] == {"entries": 0, "sum": "0.0000"}
     assert all(e["after"] is None for e in entries)
+
+
+MONEY = """
+mutation($id: ID!) {
+  paid: creditAdd(input: {clientId: $id, amount: "12.00", paymentMethod: CASH}) {
+    entry { id } userErrors { code }
+  }
+  spent: creditDeduct(input: {clientId: $id, amount: "12.00", reason: "Usage"}) {
+    entry { id } userErrors { code }
+  }
+}
+"""
+ENTRY_NODE = "query($id: ID!) { node(id: $id) { id } }"
+REVERSE = """
+mutation($id: ID!) { creditEntryReverse(entryId: $id, reason: "x") { userErrors { field code } } }
+"""
+
+
+@pytest.mark.usefixtures("admin")
+async def test_deleting_a_client_keeps_its_ledger(
+    api: GraphQLClient, factory: Factory, session: AsyncSession
+) -> None:
+    # given the newest client, paid and spent down to zero
+    client = await factory.client(login="history")
+    money = await api(MONEY, {"id": gid("Client", client.id)})
+    entry_ids = [money["paid"]["entry"]["id"], money["spent"]["entry"]["id"]]
+    # when it is deleted
+    deleted = await api(DELETE, {"ids": [gid("Client", client.id)], "confirm": True})
+    assert deleted["clientsDelete"]["userErrors"] == []
+    # then its ledger entries stay, and it is archived with its snapshot
+    kept = list(
+        await session.scalars(
+            select(CreditEntry.kind)
+            .where(CreditEntry.client_id == client.id)
+            .order_by(CreditEntry.id)
+        )
+    )
+    assert kept == [EntryKind.PAYMENT, EntryKind.DEDUCTION]
+    archived = await session.get(DeletedClient, client.id, populate_existing=True)
+    assert archived is not None
+    assert archived.login == "history"
+    assert archived.snapshot["ledger"] == {"entries": 2, "sum": "0.0000"}
+    assert archived.snapshot["balance"] == "0.0000"
+    # and they are history, not live data
+    for entry_id in entry_ids:
+        assert (await api(ENTRY_NODE, {"id": entry_id}))["node"] is None
+    reversal = (await api(REVERSE, {"id": entry_ids[0]}))["creditEntryReverse"]
+    assert codes(reversal) == [(["entryId"], "NOT_FOUND")]
+    # and no new client is given the deleted one's id (SQLite would reuse the highest)
+    created = await create(api, login="newcomer")
+    assert created["userErrors"] == []
+    assert created["client"]["id"] != gid("Client", client.id)
+    newcomer = await session.scalar(select(Client.id).where(Client.login == "newcomer"))
+    assert newcomer is not None
+    assert newcomer > client.id
 
 
 # --- managers ----------------------------------------------------------------------------

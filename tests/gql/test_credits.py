@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import Scope, StaffRole
-from db.models import Client, CreditEntry, Package, PackagePrice
+from db.models import AuditEntry, Client, CreditEntry, Package, PackagePrice
 from tests.api import GraphQLClient, error_codes
 from tests.conftest import FakeClock
 from tests.factories import Factory
@@ -160,6 +160,75 @@ async def test_payment_may_extend_paid_access(
     assert paid["entry"]["validTillSet"] == later
     shorter = await add(api, client.id, "10.00", validTill=until.isoformat())
     assert codes(shorter) == [(["input", "validTill"], "INVALID")]
+
+
+async def reverse(api: GraphQLClient, entry_id: str) -> dict[str, Any]:
+    return (await api(REVERSE, {"id": entry_id, "reason": "Bounced"}))[  # type: ignore[no-any-return]
+        "creditEntryReverse"
+    ]
+
+
+@pytest.mark.usefixtures("admin")
+async def test_reversing_a_payment_takes_back_the_access_it_paid_for(
+    api: GraphQLClient, factory: Factory, clock: FakeClock, session: AsyncSession
+) -> None:
+    # given access until day 10, extended by a payment to day 40
+    now = clock()
+    client = await factory.client(login="bounced", valid_till=now + timedelta(days=10))
+    paid = await add(api, client.id, "30.00", validTill=(now + timedelta(days=40)).isoformat())
+    # when the payment is reversed
+    reversed_ = await reverse(api, paid["entry"]["id"])
+    # then access ends on day 10 again, recorded on the reversal
+    day_10 = (now + timedelta(days=10)).isoformat()
+    assert reversed_["userErrors"] == []
+    assert reversed_["client"]["validTill"] == day_10
+    assert reversed_["entry"]["validTillSet"] == day_10
+    audit = await session.scalar(
+        select(AuditEntry)
+        .where(AuditEntry.action == "credit.reverse")
+        .order_by(AuditEntry.id.desc())
+    )
+    assert audit is not None
+    assert audit.before is not None
+    assert audit.after is not None
+    assert (audit.before["valid_till"], audit.after["valid_till"]) == (
+        (now + timedelta(days=40)).isoformat(),
+        day_10,
+    )
+
+
+@pytest.mark.usefixtures("admin")
+async def test_reversing_a_payment_keeps_a_later_extension(
+    api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    # given access until day 10, a payment to day 40, and a later one to day 70
+    now = clock()
+    client = await factory.client(login="twice", valid_till=now + timedelta(days=10))
+    first = await add(api, client.id, "30.00", validTill=(now + timedelta(days=40)).isoformat())
+    await add(api, client.id, "30.00", validTill=(now + timedelta(days=70)).isoformat())
+    # when the first is reversed, only its 30 days go: the later payment's stay
+    reversed_ = await reverse(api, first["entry"]["id"])
+    assert reversed_["client"]["validTill"] == (now + timedelta(days=40)).isoformat()
+
+
+@pytest.mark.usefixtures("admin")
+async def test_reversing_a_payment_never_moves_access_before_the_payment(
+    api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    now = clock()
+    for login, before in (("unset", None), ("expired", now - timedelta(days=5))):
+        # given access unset or already over, and a payment for 30 days
+        client = await factory.client(login=login, valid_till=before)
+        paid = await add(api, client.id, "9.00", validTill=(now + timedelta(days=30)).isoformat())
+        # when it is reversed, access ends when the payment was made (never unlimited again)
+        reversed_ = await reverse(api, paid["entry"]["id"])
+        assert reversed_["client"]["validTill"] == now.isoformat(), login
+    # a payment that paid for no access leaves validTill alone
+    plain = await factory.client(login="plain", valid_till=now + timedelta(days=3))
+    paid = await add(api, plain.id, "9.00")
+    reversed_ = await reverse(api, paid["entry"]["id"])
+    assert reversed_["client"]["validTill"] == (now + timedelta(days=3)).isoformat()
+    assert reversed_["entry"]["validTillSet"] is None
 
 
 @pytest.mark.usefixtures("admin")

@@ -1,0 +1,51 @@
+"""Row locks on clients: the one way a change reads the clients its rules depend on.
+
+A rule that reads another row (a currency, a balance, a parent, whether a client still exists)
+is decided on rows locked in the same transaction and read after the lock. Clients are locked
+in ascending id order, so two changes that lock the same clients queue instead of deadlocking.
+
+- PostgreSQL: SELECT … FOR UPDATE, which waits for a concurrent change of the row and then
+  reads its committed version (a row deleted meanwhile is not returned).
+- SQLite: one writer at a time. A change begins with BEGIN IMMEDIATE (db.session.begin_write);
+  a transaction that began as a read takes the write lock here with a statement that writes
+  nothing, and fails ("database is locked", retried by the caller) if another connection
+  wrote since it began to read, so nothing is decided on a stale read.
+"""
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import false, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Client
+from services.errors import DomainError, ErrorCode
+
+
+async def lock_clients(session: AsyncSession, ids: Iterable[int]) -> dict[int, Client]:
+    """The clients that exist among `ids`, row-locked in id order and read afresh."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(Client).where(false()).values(id=Client.id),
+            execution_options={"synchronize_session": False},
+        )
+    rows = await session.scalars(
+        select(Client)
+        .where(Client.id.in_(wanted))
+        .order_by(Client.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {client.id: client for client in rows}
+
+
+async def lock_client(
+    session: AsyncSession, client_id: int, *, field: Sequence[str] = ("id",)
+) -> Client:
+    """One client, row-locked and read afresh; NOT_FOUND on `field` when it is gone."""
+    client = (await lock_clients(session, [client_id])).get(client_id)
+    if client is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such client", field)
+    return client
