@@ -1,8 +1,8 @@
 """The credit ledger: every change of a client's balance is an immutable entry.
 
-One function per operation, each in one transaction: lock the client's row, claim the
-idempotency key, check the input against the locked row (its currency's minor units, package
-prices in it), check the credit limit against the locked balance, insert the entry in the
+One function per operation, each in one transaction: lock the client's row, check the input
+against the locked row (its currency's minor units, package prices in it), claim the
+idempotency key (a bad input claims nothing, as at Stripe), check the credit limit against the locked balance, insert the entry in the
 locked currency, move the stored balance (and validTill), write the audit entry, remember the
 response. A client deleted meanwhile is NOT_FOUND.
 """
@@ -81,7 +81,7 @@ async def _post(
     idempotency_key: str | None,
     build: Callable[[Client, Checks], Awaitable[_Entry]],
 ) -> Posted:
-    """Lock, check, claim the key, check the limit, post, audit: one transaction."""
+    """Lock, check the input, claim the key, check the limit, post, audit: one transaction."""
     checks = Checks()
     key = (
         checks.run(idempotency.check_key, idempotency_key, field=["idempotency_key"])
@@ -93,6 +93,10 @@ async def _post(
         # rule below (currency, limit, validTill, that the client exists) reads the row as the
         # change before left it.
         client = await client_for_change(session, actor=actor, client_id=client_id)
+        # The input is checked before the key is claimed: a retry of a bad request is told
+        # what is wrong with it, not that the key is taken.
+        entry = await build(client, checks)
+        checks.raise_if_any()
         if key is not None:
             hashes = idempotency.fingerprints(operation, {"client_id": client_id, **request})
             earlier = await idempotency.claim(
@@ -105,8 +109,6 @@ async def _post(
             )
             if earlier is not None:
                 return Posted(earlier["entry_id"], earlier["client_id"], replayed=True)
-        entry = await build(client, checks)
-        checks.raise_if_any()
         before = {"balance": client.balance, "valid_till": client.valid_till}
         balance = client.balance + entry.amount
         if abs(balance) > MAX_BALANCE:
