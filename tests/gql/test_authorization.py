@@ -311,3 +311,130 @@ async def test_only_staff_admins_handle_other_peoples_tokens(
         token=mias,
     )
     assert error_codes(by_manager) == ["FORBIDDEN"]
+
+
+# --- input fields that need a scope of their own -------------------------------------------
+
+# (operation, input path, scope) for every governed field, read from the permission classes
+INPUT = GraphQLInputObjectType
+FIELD_RULES = [(rule.operation, path, scope) for rule in RULES for path, scope in rule.fields]
+# a value that passes every rule, per field (the fixture supplies the parent and the staff)
+FIELD_VALUES: dict[str, Any] = {
+    "status": "INACTIVE",
+    "creditLimit": "10.00",
+    "validTill": "2030-01-01T00:00:00Z",
+    "priceAdjustmentPercent": "5.00",
+}
+SCOPED_CREATE = """
+mutation($input: ClientCreateInput!) { clientCreate(input: $input) {
+  client { login status creditLimit { amount } validTill priceAdjustmentPercent
+           manager { email } parent { login } }
+  userErrors { field code }
+} }
+"""
+SCOPED_UPDATE = """
+mutation($id: ID!, $input: ClientUpdateInput!) { clientUpdate(id: $id, input: $input) {
+  client { login status creditLimit { amount } validTill priceAdjustmentPercent
+           manager { email } parent { login } }
+  userErrors { field code }
+} }
+"""
+
+
+def test_every_client_input_field_owned_by_another_operation_is_governed() -> None:
+    # a client input field named like an input of another operation on a client (an input
+    # with `clientId`) needs that operation's scope (validTill: creditAdd), and the table
+    # names only fields the inputs have
+    mutation_type = schema._schema.mutation_type
+    assert mutation_type is not None
+    scopes = {rule.operation: rule.scope for rule in RULES}
+    governed = {(operation, path.split(".")[1]): scope for operation, path, scope in FIELD_RULES}
+    for operation in ("clientCreate", "clientUpdate"):
+        fields = mutation_type.fields[operation].args["input"].type.of_type.fields
+        assert {name for op, name in governed if op == operation} <= set(fields)
+        for other, field in mutation_type.fields.items():
+            inputs = {
+                name
+                for argument in field.args.values()
+                if isinstance(kind := getattr(argument.type, "of_type", None), INPUT)
+                and "clientId" in kind.fields
+                for name in kind.fields
+            }
+            for name in set(fields) & inputs:
+                if scopes[other] not in (None, scopes[operation]):
+                    assert governed.get((operation, name)) == scopes[other], (operation, name)
+    assert governed[("clientUpdate", "priceAdjustmentPercent")] is Scope.PRICING_WRITE
+    assert governed[("clientUpdate", "managerId")] is Scope.STAFF_ADMIN
+
+
+@pytest.mark.parametrize(
+    ("operation", "path", "scope"), FIELD_RULES, ids=lambda v: str(getattr(v, "value", v))
+)
+async def test_each_governed_field_with_and_without_its_scope(
+    api: GraphQLClient, factory: Factory, operation: str, path: str, scope: Scope
+) -> None:
+    # given an admin, a client to change, a parent and a manager to point at
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    manager = await factory.staff(role=StaffRole.MANAGER)
+    parent = await factory.client(login="parent")
+    client = await factory.client(login="target")
+    name = path.split(".")[1]
+    value = {
+        **FIELD_VALUES,
+        "managerId": gid("StaffUser", manager.id),
+        "parentId": gid("Client", parent.id),
+    }[name]
+    everything = set(ROLE_SCOPES[StaffRole.ADMIN])
+    lacking = await factory.token(admin, scopes=everything - {scope})
+    holding = await factory.token(admin, scopes=everything)
+    if operation == "clientCreate":
+        document = SCOPED_CREATE
+        base = {"login": "newbie", "password": "correct horse battery staple"}
+        variables: dict[str, Any] = {
+            "input": {**base, "currency": "EUR", "email": "n@example.com", name: value}
+        }
+    else:
+        document = SCOPED_UPDATE
+        variables = {"id": gid("Client", client.id), "input": {name: value}}
+    before = await api(
+        "query { clients(first: 10) { nodes { login status creditLimit { amount } validTill "
+        "priceAdjustmentPercent manager { email } parent { login } } } }",
+        token=holding,
+    )
+    # when a token holding every scope but that one tries, then it is refused, naming the field
+    errors = await api.errors(document, variables, token=lacking)
+    assert error_codes(errors) == ["FORBIDDEN"]
+    if scope is not Scope.CLIENTS_WRITE:  # else the operation itself is refused first
+        assert errors[0]["extensions"] == {
+            "code": "FORBIDDEN",
+            "reason": "MISSING_SCOPE",
+            "scope": scope.value,
+            "fields": [["input", name]],
+        }
+    # and nothing changed
+    after = await api(
+        "query { clients(first: 10) { nodes { login status creditLimit { amount } validTill "
+        "priceAdjustmentPercent manager { email } parent { login } } } }",
+        token=holding,
+    )
+    assert after == before
+    # when a token holding it tries, then it goes through
+    done = (await api(document, variables, token=holding))[operation]
+    assert done["userErrors"] == []
+    shown = {
+        "status": done["client"]["status"],
+        "creditLimit": done["client"]["creditLimit"]["amount"],
+        "validTill": (done["client"]["validTill"] or "")[:10],
+        "priceAdjustmentPercent": done["client"]["priceAdjustmentPercent"],
+        "managerId": (done["client"]["manager"] or {}).get("email"),
+        "parentId": (done["client"]["parent"] or {}).get("login"),
+    }[name]
+    assert (
+        shown
+        == {
+            **FIELD_VALUES,
+            "validTill": "2030-01-01",
+            "managerId": manager.email,
+            "parentId": "parent",
+        }[name]
+    )
