@@ -3,6 +3,7 @@ without the scope it needs; documents are generated from the schema. Plus the wa
 rule that must not work (IDs of other types, nested paths, tokens)."""
 
 import base64
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from gql.permissions import authorization_matrix, matrix_table
 from gql.schema import schema
 from services.auth import ROLE_SCOPES
 from tests.api import GraphQLClient, error_codes
+from tests.conftest import FakeClock
 from tests.factories import Factory
 
 README = Path(__file__).parent.parent.parent / "README.md"
@@ -242,7 +244,7 @@ async def test_tokens_hold_at_most_their_creators_scopes(
     api: GraphQLClient, factory: Factory
 ) -> None:
     reader = await factory.token(
-        await factory.staff(role=StaffRole.ADMIN), scopes={Scope.CLIENTS_READ}
+        await factory.staff(role=StaffRole.ADMIN), scopes={Scope.CLIENTS_READ, Scope.TOKENS_WRITE}
     )
     escalate = (
         await api(
@@ -311,6 +313,122 @@ async def test_only_staff_admins_handle_other_peoples_tokens(
         token=mias,
     )
     assert error_codes(by_manager) == ["FORBIDDEN"]
+
+
+VIEWER = "{ viewer { name } }"
+
+
+def refused_as(errors: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return [(e["extensions"]["code"], e["extensions"].get("reason")) for e in errors]
+
+
+async def test_a_token_mints_no_token_that_outlives_it(
+    api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    # given a token that expires in an hour
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    ends = clock() + timedelta(hours=1)
+    expiring = await factory.token(admin, expires_at=ends)
+    # when it mints one without an expiry, then the new one expires with it
+    inherited = (
+        await api(CREATE, {"input": {"name": "a", "scopes": ["CLIENTS_READ"]}}, token=expiring)
+    )["tokenCreate"]
+    assert inherited["userErrors"] == []
+    assert datetime.fromisoformat(inherited["apiToken"]["expiresAt"]) == ends
+    # when it asks for a later expiry, then it is refused and nothing is created
+    later = (ends + timedelta(days=30)).isoformat()
+    refused = (
+        await api(
+            CREATE,
+            {"input": {"name": "b", "scopes": ["CLIENTS_READ"], "expiresAt": later}},
+            token=expiring,
+        )
+    )["tokenCreate"]
+    assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
+        (["input", "expiresAt"], "OUT_OF_RANGE")
+    ]
+    assert refused["token"] is None
+    # an earlier one is fine
+    sooner = (ends - timedelta(minutes=30)).isoformat()
+    earlier = (
+        await api(
+            CREATE,
+            {"input": {"name": "c", "scopes": ["CLIENTS_READ"], "expiresAt": sooner}},
+            token=expiring,
+        )
+    )["tokenCreate"]
+    assert earlier["userErrors"] == []
+    listed = (await api("{ apiTokens { name } }", token=expiring))["apiTokens"]
+    assert sorted(t["name"] for t in listed) == ["a", "c", "test"]
+    # then when the hour has passed, the minted token stops with the one that minted it
+    clock.advance(timedelta(hours=1))
+    assert refused_as(await api.errors(VIEWER, token=inherited["token"])) == [
+        ("UNAUTHENTICATED", "expired")
+    ]
+
+
+async def test_tokens_die_with_the_token_that_minted_them(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    # given a token, a token it minted, and one that one minted
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    parent = await factory.token(admin)
+    bystander = await factory.token(admin)
+    scopes = ["CLIENTS_READ", "TOKENS_WRITE"]
+    child = (await api(CREATE, {"input": {"name": "child", "scopes": scopes}}, token=parent))[
+        "tokenCreate"
+    ]
+    grandchild = (
+        await api(CREATE, {"input": {"name": "grandchild", "scopes": scopes}}, token=child["token"])
+    )["tokenCreate"]
+    assert (await api(VIEWER, token=grandchild["token"]))["viewer"]["name"] == admin.name
+    # when the parent is revoked (by the owner's other token)
+    parent_id = next(
+        t["id"]
+        for t in (await api("{ apiTokens { id name prefix } }", token=bystander))["apiTokens"]
+        if t["prefix"] == parent[:12]
+    )
+    assert (await api(REVOKE, {"id": parent_id}, token=bystander))["tokenRevoke"][
+        "userErrors"
+    ] == []
+    # then both descendants are refused as revoked; the bystander still works
+    for token in (parent, child["token"], grandchild["token"]):
+        assert refused_as(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "revoked")]
+    assert (await api(VIEWER, token=bystander))["viewer"]["name"] == admin.name
+
+
+async def test_a_token_without_tokens_write_revokes_only_itself_and_its_own(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    # given an admin's full token and a credits:write-only token of the same admin
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    full = await factory.token(admin)
+    billing = await factory.token(admin, scopes={Scope.CREDITS_WRITE})
+    ids = {
+        t["prefix"]: t["id"]
+        for t in (await api("{ apiTokens { id prefix } }", token=full))["apiTokens"]
+    }
+    # when the credits:write-only token revokes the full one, then it is refused
+    errors = await api.errors(REVOKE, {"id": ids[full[:12]]}, token=billing)
+    assert errors[0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "reason": "MISSING_SCOPE",
+        "fields": [["id"]],
+    }
+    assert (await api(VIEWER, token=full))["viewer"]["name"] == admin.name
+    # nor may it mint tokens or list them
+    for document, variables in (
+        (CREATE, {"input": {"name": "x", "scopes": ["CREDITS_WRITE"]}}),
+        ("{ apiTokens { id } }", None),
+    ):
+        assert refused_as(await api.errors(document, variables, token=billing)) == [
+            ("FORBIDDEN", "MISSING_SCOPE")
+        ]
+    # but it may revoke itself
+    assert (await api(REVOKE, {"id": ids[billing[:12]]}, token=billing))["tokenRevoke"][
+        "userErrors"
+    ] == []
+    assert refused_as(await api.errors(VIEWER, token=billing)) == [("UNAUTHENTICATED", "revoked")]
 
 
 # --- input fields that need a scope of their own -------------------------------------------
