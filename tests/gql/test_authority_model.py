@@ -137,6 +137,9 @@ mutation($id: ID!, $input: ClientUpdateInput!) {
 LINK = """
 mutation($p: ID!, $c: ID!) { clientLink(parentId: $p, childId: $c) { userErrors { code } } }
 """
+OPEN = """
+mutation($input: ClientCreateInput!) { clientCreate(input: $input) { userErrors { code } } }
+"""
 UNLINK = "mutation($c: ID!) { clientUnlink(childId: $c) { userErrors { code } } }"
 PAY = """
 mutation($id: ID!) {
@@ -189,14 +192,31 @@ def test_authority_model(world: tuple[LoopThread, Any, Any, FakeClock]) -> None:
                     ]
                     session.add_all(people)
                     await session.flush()
-                    for person in people:
+                    # each has a sign-in token with every scope of the role, and an
+                    # integration token with a few, expiring in some hours
+                    narrow = (
+                        {Scope.CREDITS_WRITE},
+                        {Scope.CLIENTS_WRITE, Scope.TOKENS_WRITE},
+                        {Scope.CLIENTS_WRITE, Scope.CREDITS_WRITE},
+                    )
+                    for person, scopes, hours in zip(people, narrow, (12, 3, 30), strict=True):
                         self.model.staff[person.id] = Staff(person.id, person.role)
-                        issued = await issue_token(
-                            session, staff=person, kind=TokenKind.SESSION, name="root", now=clock()
-                        )
-                        self.model.tokens.append(
-                            Token(issued.token, issued.token_id, person.id, issued.scopes, None)
-                        )
+                        for kind, granted, ends in (
+                            (TokenKind.SESSION, None, None),
+                            (TokenKind.API, frozenset(scopes), clock() + timedelta(hours=hours)),
+                        ):
+                            issued = await issue_token(
+                                session,
+                                staff=person,
+                                kind=kind,
+                                name="seeded",
+                                now=clock(),
+                                scopes=granted,
+                                expires_at=ends,
+                            )
+                            self.model.tokens.append(
+                                Token(issued.token, issued.token_id, person.id, issued.scopes, ends)
+                            )
                     owners = [people[1].id, people[1].id, people[2].id, people[2].id, None]
                     for n, owner in enumerate(owners):
                         client = Client(
@@ -228,6 +248,10 @@ def test_authority_model(world: tuple[LoopThread, Any, Any, FakeClock]) -> None:
 
             return runner.run(go())
 
+        def some_token(self, data: st.DataObject) -> Token:
+            """Any token; the newest first (hypothesis favours the first of a list)."""
+            return data.draw(st.sampled_from(self.model.tokens[::-1]))
+
         def ask(self, token: Token, query: str, variables: dict[str, Any], name: str) -> Outcome:
             return outcome(self.post(token, query, variables), name)
 
@@ -235,11 +259,14 @@ def test_authority_model(world: tuple[LoopThread, Any, Any, FakeClock]) -> None:
 
         @rule(
             data=st.data(),
-            scopes=st.sets(st.sampled_from(list(Scope)), min_size=1),
-            hours=st.one_of(st.none(), st.integers(1, 48)),
+            extra=st.sampled_from([None, *Scope]),
+            hours=st.sampled_from([48, None, 2, 20]),
         )
-        def mint(self, data: st.DataObject, scopes: set[Scope], hours: int | None) -> None:
-            token = data.draw(st.sampled_from(self.model.tokens))
+        def mint(self, data: st.DataObject, extra: Scope | None, hours: int | None) -> None:
+            token = self.some_token(data)
+            # some of the token's scopes, and now and then one more (maybe one it lacks)
+            scopes = data.draw(st.sets(st.sampled_from(sorted(token.scopes)), min_size=1))
+            scopes |= {extra} if extra else set()
             now = clock()
             expires = now + timedelta(hours=hours) if hours is not None else None
             expected = self.model.gate(token, Scope.TOKENS_WRITE, now)
@@ -275,8 +302,8 @@ def test_authority_model(world: tuple[LoopThread, Any, Any, FakeClock]) -> None:
 
         @rule(data=st.data())
         def revoke(self, data: st.DataObject) -> None:
-            token = data.draw(st.sampled_from(self.model.tokens))
-            target = data.draw(st.sampled_from(self.model.tokens))
+            token = self.some_token(data)
+            target = self.some_token(data)
             now = clock()
             admin = Scope.STAFF_ADMIN in token.scopes
             if not self.model.valid(token, now):
@@ -298,12 +325,12 @@ def test_authority_model(world: tuple[LoopThread, Any, Any, FakeClock]) -> None:
 
         @rule(data=st.data())
         def who_am_i(self, data: st.DataObject) -> None:
-            token = data.draw(st.sampled_from(self.model.tokens))
+            token = self.some_token(data)
             body = self.post(token, "{ viewer { name } }", {})
             expected = "ok" if self.model.valid(token, clock()) else "UNAUTHENTICATED"
             assert ("ok" if body.get("data") else outcome(body, "")) == expected
 
-        @rule(minutes=st.sampled_from([30, 90, 24 * 60]))
+        @rule(minutes=st.sampled_from([30, 90, 10 * 60]))
         def time_passes(self, minutes: int) -> None:
             clock.advance(timedelta(minutes=minutes))
 
@@ -332,7 +359,7 @@ def test_authority_model(world: tuple[LoopThread, Any, Any, FakeClock]) -> None:
         # --- clients ------------------------------------------------------------------
 
         def pick(self, data: st.DataObject) -> tuple[Token, Customer]:
-            token = data.draw(st.sampled_from(self.model.tokens))
+            token = self.some_token(data)
             client = data.draw(st.sampled_from(sorted(self.model.clients.values(), key=by_id)))
             return token, client
 
@@ -387,10 +414,49 @@ def test_authority_model(world: tuple[LoopThread, Any, Any, FakeClock]) -> None:
             if expected == "ok":
                 client.manager_id = manager.id
 
+        @precondition(lambda self: len(self.model.clients) < 9)
+        @rule(data=st.data(), assign=st.booleans())
+        def open_client(self, data: st.DataObject, assign: bool) -> None:
+            token = self.some_token(data)
+            manager = data.draw(st.sampled_from(sorted(self.model.staff.values(), key=by_id)))
+            expected = self.model.gate(token, Scope.CLIENTS_WRITE, clock())
+            if expected is None and assign and Scope.STAFF_ADMIN not in token.scopes:
+                expected = "FORBIDDEN"  # assigning clients is staff administration
+            if expected is None and assign and not manager.active:
+                expected = "NOT_FOUND"
+            login = f"new{next(RUNS)}"
+            values: dict[str, Any] = {
+                "login": login,
+                "password": "correct horse battery staple",
+                "currency": "EUR",
+                "email": "n@example.com",
+            }
+            if assign:
+                values["managerId"] = gid("StaffUser", manager.id)
+            got = self.ask(token, OPEN, {"input": values}, "clientCreate")
+            assert got == (expected or "ok")
+            if expected is None:
+
+                async def created() -> int:
+                    async with sessions() as session:
+                        found = await session.scalar(select(Client.id).where(Client.login == login))
+                        assert found is not None
+                        return found
+
+                # a manager's new client is theirs; an admin's has whom they name, or no one
+                owner = self.model.staff[token.staff_id]
+                mine = owner.id if owner.role is StaffRole.MANAGER else None
+                pk = runner.run(created())
+                self.model.clients[pk] = Customer(pk, manager.id if assign else mine)
+
         @rule(data=st.data())
         def link(self, data: st.DataObject) -> None:
             token, parent = self.pick(data)
-            child = data.draw(st.sampled_from(sorted(self.model.clients.values(), key=by_id)))
+            clients = self.model.clients
+            others = [c for c in sorted(clients.values(), key=by_id) if c is not parent]
+            # now and then the client itself (hypothesis favours 0: that is the other clients)
+            itself = data.draw(st.integers(0, 9)) == 9
+            child = parent if itself else data.draw(st.sampled_from(others))
             clients = self.model.clients
             expected = self.model.gate(token, Scope.CLIENTS_WRITE, clock())
             if expected is None and parent is child:
@@ -463,7 +529,7 @@ def test_authority_model(world: tuple[LoopThread, Any, Any, FakeClock]) -> None:
                 )
 
     Authority.TestCase.settings = hypothesis_settings(
-        max_examples=12,
+        max_examples=30,
         stateful_step_count=30,
         derandomize=True,
         deadline=None,
