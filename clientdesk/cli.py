@@ -236,17 +236,23 @@ def token_create(
 ) -> None:
     """Create an API token and print it (it is shown only this once)."""
     from services.staff import get_staff_by_email
+    from services.tokens import revoke_descendants
 
     async def work(session: AsyncSession) -> auth.IssuedToken:
         owner = await get_staff_by_email(session, email=email)
         now = system_clock()
         if replace:
-            await session.execute(
-                update(ApiToken)
-                .where(ApiToken.staff_id == owner.id, ApiToken.name == name)
-                .where(ApiToken.revoked_at.is_(None))
-                .values(revoked_at=now)
+            replaced = list(
+                await session.scalars(
+                    update(ApiToken)
+                    .where(ApiToken.staff_id == owner.id, ApiToken.name == name)
+                    .where(ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                    .returning(ApiToken.id)
+                )
             )
+            for token_id in replaced:  # and the tokens they minted, as tokenRevoke does
+                await revoke_descendants(session, token_id=token_id, now=now)
         return await auth.issue_token(
             session,
             staff=owner,

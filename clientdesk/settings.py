@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         description="Each token's budget: a query costs a point per 100 nodes (at least 1), a "
         "mutation field 10; 0 turns the limit off.",
     )
+    staff_rate_limit_points_per_minute: int = Field(
+        default=3_000,
+        ge=0,
+        description="Each staff user's budget across all their tokens (a fresh token does not "
+        "escape it); 0 turns this one off (and a token budget of 0 both).",
+    )
     login_attempts_per_address_account: int = Field(
         default=10,
         ge=1,

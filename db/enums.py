@@ -68,6 +68,7 @@ class Scope(StrEnum):
     CREDITS_WRITE = "credits:write"
     PRICING_WRITE = "pricing:write"
     CLIENTS_IMPERSONATE = "clients:impersonate"
+    TOKENS_WRITE = "tokens:write"  # create API tokens, list them, revoke the owner's others
     STAFF_ADMIN = "staff:admin"
 
 

@@ -101,8 +101,12 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the token that minted this one (tokenCreate): revoking it revokes this one too
+    parent_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("api_tokens.id", ondelete="CASCADE")
+    )
 
-    __table_args__ = (Index(None, "staff_id"),)
+    __table_args__ = (Index(None, "staff_id"), Index(None, "parent_id"))
 
 
 class Client(Base):

@@ -1,11 +1,13 @@
 """Who may do what: permission classes for fields, and the gate for anonymous callers."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError
 from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.utils.str_converters import to_camel_case
 
 from db.enums import Scope
 from gql.errors import Forbidden, Unauthenticated
@@ -74,15 +76,56 @@ class AdminsOnly(IsAuthenticated):
         return True
 
 
+def given_inputs(value: Any, names: Mapping[str, Any]) -> list[str]:
+    """Which of `names` (python names of an input's fields) the caller gave: a `Maybe` field
+    given at all (null included), any other field given other than null."""
+    return [name for name in names if getattr(value, name, None) is not None]
+
+
+@cache
+def FieldScopes(argument: str, scopes: tuple[tuple[str, Scope], ...]) -> type[BasePermission]:
+    """Fields of the input `argument` that need a scope of their own (the scope of the
+    operation that owns what they change): refused, naming the fields, before anything runs."""
+
+    class _FieldScopes(IsAuthenticated):
+        field_scopes = scopes
+        input_argument = argument
+
+        def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+            super().has_permission(source, info, **kwargs)
+            viewer = info.context.viewer
+            needed = dict(scopes)
+            missing = [
+                name
+                for name in given_inputs(kwargs.get(argument), needed)
+                if not viewer.has_scope(needed[name])
+            ]
+            if missing:
+                lacking = sorted({needed[name].value for name in missing})
+                names = ", ".join(f"`{to_camel_case(name)}`" for name in missing)
+                raise Forbidden(
+                    f"This token lacks the `{'`, `'.join(lacking)}` scope for {names}.",
+                    Denial.MISSING_SCOPE,
+                    scope=", ".join(lacking),
+                    fields=[[argument, to_camel_case(name)] for name in missing],
+                )
+            return True
+
+    _FieldScopes.__name__ = _FieldScopes.__qualname__ = f"FieldScopes_{argument}"
+    return _FieldScopes
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """Who may use one root field: the token scope it needs, and whether only admins may."""
+    """Who may use one root field: the token scope it needs, whether only admins may, and
+    the input fields that need a scope of their own (path, scope)."""
 
     operation: str
     kind: str  # query or mutation
     scope: Scope | None
     admins_only: bool
     public: bool
+    fields: tuple[tuple[str, Scope], ...] = ()
 
 
 def authorization_matrix(schema: Any) -> list[Rule]:
@@ -107,6 +150,11 @@ def authorization_matrix(schema: Any) -> list[Rule]:
                     scope=scopes[0] if scopes else None,
                     admins_only=any(getattr(p, "admins_only", False) for p in permissions),
                     public=name in PUBLIC_ROOT_FIELDS,
+                    fields=tuple(
+                        (f"{getattr(p, 'input_argument', '')}.{to_camel_case(input_name)}", needs)
+                        for p in permissions
+                        for input_name, needs in getattr(p, "field_scopes", ())
+                    ),
                 )
             )
     return sorted(rules, key=lambda rule: (rule.kind, rule.operation))
@@ -136,14 +184,23 @@ def matrix_table(rules: list[Rule]) -> str:
             scope = "none: public"
         else:
             scope = f"`{rule.scope.value}`" if rule.scope else "any"
-        if rule.admins_only or rule.scope is Scope.STAFF_ADMIN:
-            manager = "no"
-        elif rule.kind == "mutation" and rule.scope in CLIENT_CHANGES:
-            manager = "own clients"
-        else:
-            manager = "yes"
+        manager = _manager(rule.kind, rule.scope, rule.admins_only)
         lines.append(f"| `{rule.operation}` | {rule.kind} | {scope} | yes | {manager} |")
+        for path, field_scope in rule.fields:
+            manager = _manager(rule.kind, field_scope, rule.admins_only)
+            lines.append(
+                f"| `{rule.operation}` `{path}` | input field | `{field_scope.value}` "
+                f"| yes | {manager} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _manager(kind: str, scope: Scope | None, admins_only: bool) -> str:
+    if admins_only or scope is Scope.STAFF_ADMIN:
+        return "no"
+    if kind == "mutation" and scope in CLIENT_CHANGES:
+        return "own clients"
+    return "yes"
 
 
 def refuse_anonymous(

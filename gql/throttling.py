@@ -48,17 +48,30 @@ def cost_of(
 
 
 async def charge(context: Any, cost: Cost) -> GraphQLError | None:
-    """Take the cost's points from the token's bucket and keep the cost in `context.cost`;
-    the error that refuses the operation if it is too costly or over the rate limit."""
+    """Take the cost's points from the token's bucket and its owner's, keep the cost in
+    `context.cost`; the error that refuses the operation if it is too costly or over a rate
+    limit."""
     context.cost = cost
     refusals = cost_errors(cost.nodes, cost.expensive, context.limits)
     if refusals:
         return refusals[0]
-    budget = context.settings.rate_limit_points_per_minute
-    if context.viewer is not None and budget > 0:
-        decision = cost.decision = await context.rate_limiter.take(
-            f"token:{context.viewer.token_id}", cost.points, Rate(budget, MINUTE), context.now
-        )
+    settings = context.settings
+    viewer = context.viewer
+    if viewer is None or settings.rate_limit_points_per_minute <= 0:  # 0: no rate limits
+        return None
+    # the token's bucket, then its owner's (with all their tokens, so that minting a fresh
+    # token does not escape the limit); what a token was refused costs its owner nothing
+    buckets = (
+        (f"token:{viewer.token_id}", settings.rate_limit_points_per_minute),
+        (f"staff:{viewer.staff_id}", settings.staff_rate_limit_points_per_minute),
+    )
+    for key, budget in buckets:
+        if budget <= 0:
+            continue
+        rate = Rate(budget, MINUTE)
+        decision = await context.rate_limiter.take(key, cost.points, rate, context.now)
+        if cost.decision is None or not decision.allowed:
+            cost.decision = decision
         if not decision.allowed:
             context.retry_after = decision.retry_after
             message = (
@@ -71,7 +84,8 @@ async def charge(context: Any, cost: Cost) -> GraphQLError | None:
 
 
 class Throttle(SchemaExtension):
-    """Text no database can store, the node limit and the per-token rate limit, checked
+    """Text no database can store, the node limit and the rate limits (per token, per staff
+    user), checked
     before execution (once: a request the compiled path has charged already is not charged
     again)."""
 

@@ -149,8 +149,10 @@ async def issue_token(
     now: datetime,
     scopes: frozenset[Scope] | None = None,
     expires_at: datetime | None = None,
+    parent_id: int | None = None,
 ) -> IssuedToken:
-    """Create a token for `staff` limited to `scopes` (default: all its role allows)."""
+    """Create a token for `staff` limited to `scopes` (default: all its role allows), minted
+    by the token `parent_id` (if any), with which it is revoked."""
     allowed = ROLE_SCOPES[staff.role]
     scopes = allowed if scopes is None else scopes
     if not scopes <= allowed:
@@ -168,6 +170,7 @@ async def issue_token(
         scopes=sorted(scope.value for scope in scopes),
         created_at=now,
         expires_at=expires_at,
+        parent_id=parent_id,
     )
     session.add(row)
     await session.flush()

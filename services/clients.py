@@ -101,7 +101,8 @@ async def prepare_password(
 
 
 async def may_change(session: AsyncSession, actor: Actor, clients: Sequence[Client]) -> list[bool]:
-    """Admins change every client; managers their own clients and those clients' sub-accounts."""
+    """Admins change every client; managers their own clients and those clients' sub-accounts
+    (a sub-account keeps its own manager: unlinked, it is theirs alone again)."""
     if actor.is_admin:
         return [True] * len(clients)
     parent_ids = {c.parent_id for c in clients if c.parent_id is not None}
@@ -245,6 +246,18 @@ async def _clean(
             checks.add(
                 ErrorCode.NOT_ALLOWED,
                 "Managers cannot give clients to others (ask an admin)",
+                ["manager_id"],
+            )
+        elif (
+            not actor.is_admin
+            and current is not None
+            and current.manager_id not in (None, actor.staff_id)
+        ):
+            # a manager reaches another manager's sub-account through its parent; taking it
+            # over (and then unlinking it) is a reassignment, which is an admin's
+            checks.add(
+                ErrorCode.NOT_ALLOWED,
+                "This client has its own manager; only an admin reassigns it",
                 ["manager_id"],
             )
         clean["manager_id"] = manager_id

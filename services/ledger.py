@@ -2,9 +2,10 @@
 
 One function per operation, each in one transaction: lock the client's row, check the input
 against the locked row (its currency's minor units, package prices in it), claim the
-idempotency key (a bad input claims nothing, as at Stripe), check the credit limit against the locked balance, insert the entry in the
-locked currency, move the stored balance (and validTill), write the audit entry, remember the
-response. A client deleted meanwhile is NOT_FOUND.
+idempotency key (a bad input claims nothing, as at Stripe), check the credit limit against
+the locked balance, insert the entry in the locked currency, move the stored balance (and
+validTill), write the audit entry, remember the response. A client deleted meanwhile is
+NOT_FOUND.
 """
 
 from collections.abc import Awaitable, Callable, Sequence

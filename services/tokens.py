@@ -1,7 +1,9 @@
-"""API tokens for integrations: created with a subset of the creator's scopes, revocable."""
+"""API tokens for integrations: minted by a token and never stronger than it (scopes, expiry,
+life), revocable with everything they minted."""
 
 from datetime import datetime
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import Scope, TokenKind
@@ -20,15 +22,26 @@ async def create_token(
     *,
     actor: Actor,
     actor_scopes: frozenset[Scope],
+    actor_token_id: int,
     owner_id: int,
     name: str,
     scopes: frozenset[Scope],
     expires_at: datetime | None,
 ) -> tuple[ApiToken, IssuedToken]:
-    """An API token for the actor (or, for admins with staff:admin, for another staff user);
-    never with a scope the actor's own token lacks."""
+    """An API token for the actor (or, for admins with staff:admin, for another staff user),
+    minted by the actor's token: never with a scope it lacks nor a later expiry (none given:
+    the minting token's), and revoked with it."""
     if owner_id != actor.staff_id and Scope.STAFF_ADMIN not in actor_scopes:
         raise PermissionDenied("Tokens for others need the staff:admin scope", Denial.MISSING_SCOPE)
+    # locked: a revocation of the minting token either comes first (and this is refused) or
+    # waits for this one, and then finds the new token among those to revoke
+    minter = (
+        await session.execute(
+            select(ApiToken).where(ApiToken.id == actor_token_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if minter is None or minter.revoked_at is not None:
+        raise DomainError(ErrorCode.NOT_ALLOWED, "The token in use was revoked meanwhile")
     owner = await session.get(StaffUser, owner_id)
     if owner is None or not owner.is_active:
         raise DomainError(ErrorCode.NOT_FOUND, "No such staff user", ["staff_id"])
@@ -43,6 +56,16 @@ async def create_token(
         raise DomainError(ErrorCode.REQUIRED, "Give at least one scope", ["scopes"])
     if expires_at is not None and expires_at <= actor.now:
         raise DomainError(ErrorCode.INVALID, "A token expires in the future", ["expires_at"])
+    if minter.expires_at is not None:
+        if expires_at is None:
+            expires_at = minter.expires_at  # no longer than the token that mints it
+        elif expires_at > minter.expires_at:
+            raise DomainError(
+                ErrorCode.OUT_OF_RANGE,
+                f"The token in use expires at {minter.expires_at.isoformat()}; "
+                "a token it creates expires no later",
+                ["expires_at"],
+            )
     issued = await issue_token(
         session,
         staff=owner,
@@ -51,6 +74,7 @@ async def create_token(
         now=actor.now,
         scopes=scopes,
         expires_at=expires_at,
+        parent_id=minter.id,
     )
     await audit.record(
         session,
@@ -64,6 +88,7 @@ async def create_token(
             "name": cleaned,
             "scopes": sorted(s.value for s in scopes),
             "expires_at": expires_at,
+            "minted_by": minter.prefix,
         },
     )
     await session.commit()
@@ -72,17 +97,44 @@ async def create_token(
     return row, issued
 
 
+async def _descends_from(session: AsyncSession, token: ApiToken, ancestor_id: int) -> bool:
+    """Whether `token` is the token `ancestor_id` or was minted by it, at any remove."""
+    current: int | None = token.id
+    while current is not None:
+        if current == ancestor_id:
+            return True
+        current = await session.scalar(select(ApiToken.parent_id).where(ApiToken.id == current))
+    return False
+
+
 async def revoke_token(
-    session: AsyncSession, *, actor: Actor, actor_scopes: frozenset[Scope], token_id: int
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    actor_scopes: frozenset[Scope],
+    actor_token_id: int,
+    token_id: int,
 ) -> ApiToken:
-    """Revoke one of the actor's tokens (or anyone's, for admins with staff:admin)."""
-    token = await session.get(ApiToken, token_id)
-    if token is None or (
-        token.staff_id != actor.staff_id and Scope.STAFF_ADMIN not in actor_scopes
-    ):
+    """Revoke a token and every token it minted, at any remove: the token in use itself or
+    one it minted; another of the actor's with tokens:write; anyone's with staff:admin."""
+    token = await session.get(ApiToken, token_id, with_for_update=True, populate_existing=True)
+    admin = Scope.STAFF_ADMIN in actor_scopes
+    if token is None or (token.staff_id != actor.staff_id and not admin):
         raise DomainError(ErrorCode.NOT_FOUND, "No such token", ["id"])
+    if not (
+        admin
+        or Scope.TOKENS_WRITE in actor_scopes
+        or await _descends_from(session, token, actor_token_id)
+    ):
+        raise PermissionDenied(
+            "Revoking a token other than this one (or one it created) needs the tokens:write scope",
+            Denial.MISSING_SCOPE,
+            [["id"]],
+        )
     if token.revoked_at is None:
         token.revoked_at = actor.now
+        await session.flush()
+        descendants = await revoke_descendants(session, token_id=token.id, now=actor.now)
         await audit.record(
             session,
             actor=actor,
@@ -91,7 +143,28 @@ async def revoke_token(
             target_id=token.id,
             target_label=token.prefix,
             before={"revoked_at": None},
-            after={"revoked_at": actor.now},
+            after={"revoked_at": actor.now, "with_tokens_it_minted": descendants},
         )
         await session.commit()
     return token
+
+
+async def revoke_descendants(session: AsyncSession, *, token_id: int, now: datetime) -> int:
+    """Revoke every token the token minted, at any remove (in the caller's transaction);
+    how many were still in force."""
+    revoked = 0
+    generation = [token_id]
+    while generation:
+        children = list(
+            await session.scalars(select(ApiToken.id).where(ApiToken.parent_id.in_(generation)))
+        )
+        if children:
+            result = await session.execute(
+                update(ApiToken)
+                .where(ApiToken.id.in_(children), ApiToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            revoked += result.rowcount  # type: ignore[attr-defined]  # a CursorResult
+        generation = children
+    return revoked

@@ -26,6 +26,24 @@ def clientdesk(url: str, *args: str, stdin: str | None = None) -> subprocess.Com
     )
 
 
+async def mint(url: str, token: str) -> str:
+    """A token minted by `token` (tokenCreate)."""
+    app = create_app(Settings(database_url=url))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        response = await http.post(
+            "/graphql",
+            json={
+                "query": 'mutation { tokenCreate(input: {name: "sub", scopes: [CLIENTS_READ]}) '
+                "{ token } }"
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    await app.state.engine.dispose()
+    return str(response.json()["data"]["tokenCreate"]["token"])
+
+
 async def viewer_email(url: str, token: str) -> str | None:
     app = create_app(Settings(database_url=url))
     async with httpx.AsyncClient(
@@ -74,9 +92,12 @@ async def test_staff_and_token_commands(scratch_url: str) -> None:
     assert token.startswith("cd_")
     assert len(token) > 40
     assert await viewer_email(scratch_url, token) == "ops@example.com"
-    # and --replace revokes the earlier token of the same name
+    minted = await mint(scratch_url, token)
+    assert await viewer_email(scratch_url, minted) == "ops@example.com"
+    # and --replace revokes the earlier token of the same name, with the tokens it minted
     replaced = clientdesk(scratch_url, "token", "create", "--staff", "ops@example.com", "--replace")
     assert await viewer_email(scratch_url, token) is None
+    assert await viewer_email(scratch_url, minted) is None
     assert await viewer_email(scratch_url, replaced.stdout.strip()) == "ops@example.com"
 
 

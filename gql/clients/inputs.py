@@ -7,10 +7,22 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from db.enums import Scope
 from gql.arguments import kept_when_left_out
 from gql.enums import ClientStatus
 from gql.node import pk_of
 from services.passwords import MAX_LENGTH, MIN_LENGTH, SCORED_LENGTH
+
+# Input fields of clientCreate and clientUpdate that change what another operation owns: each
+# needs the scope of that operation (gql.permissions.FieldScopes; README "Who may do what").
+CLIENT_FIELD_SCOPES: tuple[tuple[str, Scope], ...] = (
+    ("status", Scope.CLIENTS_WRITE),  # clientsSetStatus
+    ("parent_id", Scope.CLIENTS_WRITE),  # clientLink
+    ("credit_limit", Scope.CREDITS_WRITE),  # how far creditDeduct may go
+    ("valid_till", Scope.CREDITS_WRITE),  # paid access, as creditAdd sets it
+    ("price_adjustment_percent", Scope.PRICING_WRITE),  # clientPriceAdjustmentSet
+    ("manager_id", Scope.STAFF_ADMIN),  # assigning clients to staff is staff administration
+)
 
 # A global ID of another type refers to nothing: the services report it as not found.
 NO_ROW = 0
@@ -66,17 +78,22 @@ class ClientCreateInput:
     )
     status: ClientStatus | None = _doc("ACTIVE (default) or INACTIVE.")
     manager_id: strawberry.ID | None = _doc(
-        "The account manager (a manager's own clients default to them)."
+        "The account manager (a manager's own clients default to them). Needs `staff:admin`."
     )
     parent_id: strawberry.ID | None = _doc("Make it a sub-account of this client.")
-    credit_limit: Decimal | None = _doc("How far the balance may go below zero (default 0).")
+    credit_limit: Decimal | None = _doc(
+        "How far the balance may go below zero (default 0). Needs `credits:write`."
+    )
     moderation: bool | None = _doc("Moderate the client's traffic.")
-    valid_till: datetime | None = _doc("Billing mode: when paid access ends.")
+    valid_till: datetime | None = _doc(
+        "Billing mode: when paid access ends. Needs `credits:write`."
+    )
     department_ids: list[strawberry.ID] | None = _doc("Departments it may reach (none = all).")
     category_ids: list[strawberry.ID] | None = _doc("Categories it may use (none = all).")
     custom_fields: list[CustomFieldValueInput] | None = _doc("Custom field values.")
     price_adjustment_percent: Decimal | None = _doc(
-        "Increase (+) or decrease (-) of every package price, percent, two decimals."
+        "Increase (+) or decrease (-) of every package price, percent, two decimals. "
+        "Needs `pricing:write`."
     )
     send_login_details: bool = _doc(
         "E-mail the client their login and a one-time link to set a password.", False
@@ -122,12 +139,16 @@ class ClientUpdateInput:
     )
     language: strawberry.Maybe[str | None] = _doc("BCP 47 tag, as for `clientCreate`.")
     status: strawberry.Maybe[ClientStatus | None] = kept_when_left_out("ACTIVE or INACTIVE.")
-    manager_id: strawberry.Maybe[strawberry.ID | None] = _doc("The account manager.")
+    manager_id: strawberry.Maybe[strawberry.ID | None] = _doc(
+        "The account manager. Needs `staff:admin`."
+    )
     credit_limit: strawberry.Maybe[Decimal | None] = kept_when_left_out(
-        "Not below what the client owes."
+        "Not below what the client owes. Needs `credits:write`."
     )
     moderation: strawberry.Maybe[bool | None] = kept_when_left_out("Moderate the client's traffic.")
-    valid_till: strawberry.Maybe[datetime | None] = _doc("Billing mode: when access ends.")
+    valid_till: strawberry.Maybe[datetime | None] = _doc(
+        "Billing mode: when access ends. Needs `credits:write`."
+    )
     department_ids: strawberry.Maybe[list[strawberry.ID] | None] = _doc(
         "Replaces the departments; [] or null means all."
     )
@@ -138,7 +159,8 @@ class ClientUpdateInput:
         "Values to set (others stay; a null value removes one)."
     )
     price_adjustment_percent: strawberry.Maybe[Decimal | None] = kept_when_left_out(
-        "Increase (+) or decrease (-) of package prices, percent, two decimals."
+        "Increase (+) or decrease (-) of package prices, percent, two decimals. Needs "
+        "`pricing:write`."
     )
 
     def values(self) -> dict[str, Any]:
@@ -155,3 +177,9 @@ class ClientUpdateInput:
                 convert = converters.get(name, lambda v: v)
                 given[name] = convert(maybe.value)
         return given
+
+
+def field_scopes(input_type: type) -> tuple[tuple[str, Scope], ...]:
+    """The rows of CLIENT_FIELD_SCOPES for the fields `input_type` has."""
+    fields = input_type.__dataclass_fields__  # type: ignore[attr-defined]  # strawberry inputs are dataclasses
+    return tuple((name, scope) for name, scope in CLIENT_FIELD_SCOPES if name in fields)

@@ -6,13 +6,18 @@ from typing import Annotated
 import strawberry
 
 from db.enums import Scope
-from gql.clients.inputs import NO_ROW, ClientCreateInput, ClientUpdateInput
+from gql.clients.inputs import (
+    NO_ROW,
+    ClientCreateInput,
+    ClientUpdateInput,
+    field_scopes,
+)
 from gql.clients.types import Client, client_from_row
 from gql.context import Info
 from gql.enums import ClientStatus
 from gql.errors import UserError, attempt
 from gql.node import pk_of, to_global_id
-from gql.permissions import HasScope
+from gql.permissions import FieldScopes, HasScope
 from services import clients
 from services.passwords import MAX_LENGTH, MIN_LENGTH, SCORED_LENGTH
 
@@ -70,6 +75,9 @@ async def client_payload(info: Info, pk: int | None, errors: list[UserError]) ->
 
 
 WRITE = [HasScope(Scope.CLIENTS_WRITE)]
+# clientCreate and clientUpdate: the write scope, and each field's own (CLIENT_FIELD_SCOPES)
+CREATE = [*WRITE, FieldScopes("input", field_scopes(ClientCreateInput))]
+UPDATE = [*WRITE, FieldScopes("input", field_scopes(ClientUpdateInput))]
 
 
 @strawberry.type
@@ -78,7 +86,7 @@ class ClientMutation:
         description="Open a client account. Required: login, password, currency and an e-mail "
         "or phone. With `sendLoginDetails` the client gets an e-mail with their login and a "
         "one-time link to set their own password.",
-        permission_classes=WRITE,
+        permission_classes=CREATE,
     )
     async def client_create(
         self,
@@ -104,7 +112,7 @@ class ClientMutation:
 
     @strawberry.mutation(
         description="Change a client's details; fields left out of `input` stay as they are.",
-        permission_classes=WRITE,
+        permission_classes=UPDATE,
     )
     async def client_update(
         self,

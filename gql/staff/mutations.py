@@ -10,7 +10,7 @@ from gql.context import Info
 from gql.enums import Scope
 from gql.errors import UserError, attempt, user_errors
 from gql.node import pk_of
-from gql.permissions import IsAuthenticated
+from gql.permissions import HasScope, IsAuthenticated
 from gql.staff.types import ApiToken, Viewer
 from services import auth, tokens
 from services.errors import DomainError, ErrorCode
@@ -101,7 +101,9 @@ class TokenCreateInput:
         description="What it may do: a subset of the scopes of the token in use."
     )
     expires_at: datetime | None = strawberry.field(
-        default=None, description="When it stops working (default: never)."
+        default=None,
+        description="When it stops working: no later than the token in use does "
+        "(default: when the token in use does; never if it never does).",
     )
     staff_id: strawberry.ID | None = strawberry.field(
         default=None, description="Admins (staff:admin): create it for another staff user."
@@ -126,8 +128,9 @@ class TokenRevokePayload:
 @strawberry.type
 class TokenMutation:
     @strawberry.mutation(
-        description="Create an API token (256 random bits, stored as SHA-256).",
-        permission_classes=[IsAuthenticated],
+        description="Create an API token (256 random bits, stored as SHA-256), never stronger "
+        "than the token in use: a subset of its scopes, expiring no later, revoked with it.",
+        permission_classes=[HasScope(Scope.TOKENS_WRITE)],
     )
     async def token_create(
         self,
@@ -143,6 +146,7 @@ class TokenMutation:
             info,
             tokens.create_token,
             actor_scopes=viewer.scopes,
+            actor_token_id=viewer.token_id,
             owner_id=owner,
             name=input.name,
             scopes=frozenset(input.scopes),
@@ -156,7 +160,9 @@ class TokenMutation:
         )
 
     @strawberry.mutation(
-        description="Revoke an API token: it stops working at once.",
+        description="Revoke an API token and the tokens it created: they stop working at once. "
+        "Any token may revoke itself and the tokens it created; the owner's others need "
+        "`tokens:write`, other staff users' `staff:admin`.",
         permission_classes=[IsAuthenticated],
     )
     async def token_revoke(
@@ -171,6 +177,7 @@ class TokenMutation:
             tokens.revoke_token,
             prefix=(),
             actor_scopes=viewer.scopes,
+            actor_token_id=viewer.token_id,
             token_id=pk_of(id, "ApiToken") or 0,
         )
         if revoked:  # this process stops trusting it now; the others within the cache's time

@@ -13,7 +13,7 @@ from gql.context import Info
 from gql.enums import StaffRole
 from gql.errors import Forbidden
 from gql.node import pk_of
-from gql.permissions import IsAuthenticated
+from gql.permissions import HasScope, IsAuthenticated
 from gql.staff.types import ApiToken, StaffUser, Viewer
 from services.errors import Denial
 
@@ -47,7 +47,7 @@ class StaffQuery:
 
     @strawberry.field(
         description="API tokens: the viewer's own, or (with staff:admin) another staff user's.",
-        permission_classes=[IsAuthenticated],
+        permission_classes=[HasScope(Scope.TOKENS_WRITE)],
     )
     async def api_tokens(
         self,

@@ -3,6 +3,7 @@ without the scope it needs; documents are generated from the schema. Plus the wa
 rule that must not work (IDs of other types, nested paths, tokens)."""
 
 import base64
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from gql.permissions import authorization_matrix, matrix_table
 from gql.schema import schema
 from services.auth import ROLE_SCOPES
 from tests.api import GraphQLClient, error_codes
+from tests.conftest import FakeClock
 from tests.factories import Factory
 
 README = Path(__file__).parent.parent.parent / "README.md"
@@ -242,7 +244,7 @@ async def test_tokens_hold_at_most_their_creators_scopes(
     api: GraphQLClient, factory: Factory
 ) -> None:
     reader = await factory.token(
-        await factory.staff(role=StaffRole.ADMIN), scopes={Scope.CLIENTS_READ}
+        await factory.staff(role=StaffRole.ADMIN), scopes={Scope.CLIENTS_READ, Scope.TOKENS_WRITE}
     )
     escalate = (
         await api(
@@ -311,3 +313,246 @@ async def test_only_staff_admins_handle_other_peoples_tokens(
         token=mias,
     )
     assert error_codes(by_manager) == ["FORBIDDEN"]
+
+
+VIEWER = "{ viewer { name } }"
+
+
+def refused_as(errors: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return [(e["extensions"]["code"], e["extensions"].get("reason")) for e in errors]
+
+
+async def test_a_token_mints_no_token_that_outlives_it(
+    api: GraphQLClient, factory: Factory, clock: FakeClock
+) -> None:
+    # given a token that expires in an hour
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    ends = clock() + timedelta(hours=1)
+    expiring = await factory.token(admin, expires_at=ends)
+    # when it mints one without an expiry, then the new one expires with it
+    inherited = (
+        await api(CREATE, {"input": {"name": "a", "scopes": ["CLIENTS_READ"]}}, token=expiring)
+    )["tokenCreate"]
+    assert inherited["userErrors"] == []
+    assert datetime.fromisoformat(inherited["apiToken"]["expiresAt"]) == ends
+    # when it asks for a later expiry, then it is refused and nothing is created
+    later = (ends + timedelta(days=30)).isoformat()
+    refused = (
+        await api(
+            CREATE,
+            {"input": {"name": "b", "scopes": ["CLIENTS_READ"], "expiresAt": later}},
+            token=expiring,
+        )
+    )["tokenCreate"]
+    assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
+        (["input", "expiresAt"], "OUT_OF_RANGE")
+    ]
+    assert refused["token"] is None
+    # an earlier one is fine
+    sooner = (ends - timedelta(minutes=30)).isoformat()
+    earlier = (
+        await api(
+            CREATE,
+            {"input": {"name": "c", "scopes": ["CLIENTS_READ"], "expiresAt": sooner}},
+            token=expiring,
+        )
+    )["tokenCreate"]
+    assert earlier["userErrors"] == []
+    listed = (await api("{ apiTokens { name } }", token=expiring))["apiTokens"]
+    assert sorted(t["name"] for t in listed) == ["a", "c", "test"]
+    # then when the hour has passed, the minted token stops with the one that minted it
+    clock.advance(timedelta(hours=1))
+    assert refused_as(await api.errors(VIEWER, token=inherited["token"])) == [
+        ("UNAUTHENTICATED", "expired")
+    ]
+
+
+async def test_tokens_die_with_the_token_that_minted_them(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    # given a token, a token it minted, and one that one minted
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    parent = await factory.token(admin)
+    bystander = await factory.token(admin)
+    scopes = ["CLIENTS_READ", "TOKENS_WRITE"]
+    child = (await api(CREATE, {"input": {"name": "child", "scopes": scopes}}, token=parent))[
+        "tokenCreate"
+    ]
+    grandchild = (
+        await api(CREATE, {"input": {"name": "grandchild", "scopes": scopes}}, token=child["token"])
+    )["tokenCreate"]
+    assert (await api(VIEWER, token=grandchild["token"]))["viewer"]["name"] == admin.name
+    # when the parent is revoked (by the owner's other token)
+    parent_id = next(
+        t["id"]
+        for t in (await api("{ apiTokens { id name prefix } }", token=bystander))["apiTokens"]
+        if t["prefix"] == parent[:12]
+    )
+    assert (await api(REVOKE, {"id": parent_id}, token=bystander))["tokenRevoke"][
+        "userErrors"
+    ] == []
+    # then both descendants are refused as revoked; the bystander still works
+    for token in (parent, child["token"], grandchild["token"]):
+        assert refused_as(await api.errors(VIEWER, token=token)) == [("UNAUTHENTICATED", "revoked")]
+    assert (await api(VIEWER, token=bystander))["viewer"]["name"] == admin.name
+
+
+async def test_a_token_without_tokens_write_revokes_only_itself_and_its_own(
+    api: GraphQLClient, factory: Factory
+) -> None:
+    # given an admin's full token and a credits:write-only token of the same admin
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    full = await factory.token(admin)
+    billing = await factory.token(admin, scopes={Scope.CREDITS_WRITE})
+    ids = {
+        t["prefix"]: t["id"]
+        for t in (await api("{ apiTokens { id prefix } }", token=full))["apiTokens"]
+    }
+    # when the credits:write-only token revokes the full one, then it is refused
+    errors = await api.errors(REVOKE, {"id": ids[full[:12]]}, token=billing)
+    assert errors[0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "reason": "MISSING_SCOPE",
+        "fields": [["id"]],
+    }
+    assert (await api(VIEWER, token=full))["viewer"]["name"] == admin.name
+    # nor may it mint tokens or list them
+    for document, variables in (
+        (CREATE, {"input": {"name": "x", "scopes": ["CREDITS_WRITE"]}}),
+        ("{ apiTokens { id } }", None),
+    ):
+        assert refused_as(await api.errors(document, variables, token=billing)) == [
+            ("FORBIDDEN", "MISSING_SCOPE")
+        ]
+    # but it may revoke itself
+    assert (await api(REVOKE, {"id": ids[billing[:12]]}, token=billing))["tokenRevoke"][
+        "userErrors"
+    ] == []
+    assert refused_as(await api.errors(VIEWER, token=billing)) == [("UNAUTHENTICATED", "revoked")]
+
+
+# --- input fields that need a scope of their own -------------------------------------------
+
+# (operation, input path, scope) for every governed field, read from the permission classes
+INPUT = GraphQLInputObjectType
+FIELD_RULES = [(rule.operation, path, scope) for rule in RULES for path, scope in rule.fields]
+# a value that passes every rule, per field (the fixture supplies the parent and the staff)
+FIELD_VALUES: dict[str, Any] = {
+    "status": "INACTIVE",
+    "creditLimit": "10.00",
+    "validTill": "2030-01-01T00:00:00Z",
+    "priceAdjustmentPercent": "5.00",
+}
+SCOPED_CREATE = """
+mutation($input: ClientCreateInput!) { clientCreate(input: $input) {
+  client { login status creditLimit { amount } validTill priceAdjustmentPercent
+           manager { email } parent { login } }
+  userErrors { field code }
+} }
+"""
+SCOPED_UPDATE = """
+mutation($id: ID!, $input: ClientUpdateInput!) { clientUpdate(id: $id, input: $input) {
+  client { login status creditLimit { amount } validTill priceAdjustmentPercent
+           manager { email } parent { login } }
+  userErrors { field code }
+} }
+"""
+
+
+def test_every_client_input_field_owned_by_another_operation_is_governed() -> None:
+    # a client input field named like an input of another operation on a client (an input
+    # with `clientId`) needs that operation's scope (validTill: creditAdd), and the table
+    # names only fields the inputs have
+    mutation_type = schema._schema.mutation_type
+    assert mutation_type is not None
+    scopes = {rule.operation: rule.scope for rule in RULES}
+    governed = {(operation, path.split(".")[1]): scope for operation, path, scope in FIELD_RULES}
+    for operation in ("clientCreate", "clientUpdate"):
+        fields = mutation_type.fields[operation].args["input"].type.of_type.fields
+        assert {name for op, name in governed if op == operation} <= set(fields)
+        for other, field in mutation_type.fields.items():
+            inputs = {
+                name
+                for argument in field.args.values()
+                if isinstance(kind := getattr(argument.type, "of_type", None), INPUT)
+                and "clientId" in kind.fields
+                for name in kind.fields
+            }
+            for name in set(fields) & inputs:
+                if scopes[other] not in (None, scopes[operation]):
+                    assert governed.get((operation, name)) == scopes[other], (operation, name)
+    assert governed[("clientUpdate", "priceAdjustmentPercent")] is Scope.PRICING_WRITE
+    assert governed[("clientUpdate", "managerId")] is Scope.STAFF_ADMIN
+
+
+@pytest.mark.parametrize(
+    ("operation", "path", "scope"), FIELD_RULES, ids=lambda v: str(getattr(v, "value", v))
+)
+async def test_each_governed_field_with_and_without_its_scope(
+    api: GraphQLClient, factory: Factory, operation: str, path: str, scope: Scope
+) -> None:
+    # given an admin, a client to change, a parent and a manager to point at
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    manager = await factory.staff(role=StaffRole.MANAGER)
+    parent = await factory.client(login="parent")
+    client = await factory.client(login="target")
+    name = path.split(".")[1]
+    value = {
+        **FIELD_VALUES,
+        "managerId": gid("StaffUser", manager.id),
+        "parentId": gid("Client", parent.id),
+    }[name]
+    everything = set(ROLE_SCOPES[StaffRole.ADMIN])
+    lacking = await factory.token(admin, scopes=everything - {scope})
+    holding = await factory.token(admin, scopes=everything)
+    if operation == "clientCreate":
+        document = SCOPED_CREATE
+        base = {"login": "newbie", "password": "correct horse battery staple"}
+        variables: dict[str, Any] = {
+            "input": {**base, "currency": "EUR", "email": "n@example.com", name: value}
+        }
+    else:
+        document = SCOPED_UPDATE
+        variables = {"id": gid("Client", client.id), "input": {name: value}}
+    before = await api(
+        "query { clients(first: 10) { nodes { login status creditLimit { amount } validTill "
+        "priceAdjustmentPercent manager { email } parent { login } } } }",
+        token=holding,
+    )
+    # when a token holding every scope but that one tries, then it is refused, naming the field
+    errors = await api.errors(document, variables, token=lacking)
+    assert error_codes(errors) == ["FORBIDDEN"]
+    if scope is not Scope.CLIENTS_WRITE:  # else the operation itself is refused first
+        assert errors[0]["extensions"] == {
+            "code": "FORBIDDEN",
+            "reason": "MISSING_SCOPE",
+            "scope": scope.value,
+            "fields": [["input", name]],
+        }
+    # and nothing changed
+    after = await api(
+        "query { clients(first: 10) { nodes { login status creditLimit { amount } validTill "
+        "priceAdjustmentPercent manager { email } parent { login } } } }",
+        token=holding,
+    )
+    assert after == before
+    # when a token holding it tries, then it goes through
+    done = (await api(document, variables, token=holding))[operation]
+    assert done["userErrors"] == []
+    shown = {
+        "status": done["client"]["status"],
+        "creditLimit": done["client"]["creditLimit"]["amount"],
+        "validTill": (done["client"]["validTill"] or "")[:10],
+        "priceAdjustmentPercent": done["client"]["priceAdjustmentPercent"],
+        "managerId": (done["client"]["manager"] or {}).get("email"),
+        "parentId": (done["client"]["parent"] or {}).get("login"),
+    }[name]
+    assert (
+        shown
+        == {
+            **FIELD_VALUES,
+            "validTill": "2030-01-01",
+            "managerId": manager.email,
+            "parentId": "parent",
+        }[name]
+    )

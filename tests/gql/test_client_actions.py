@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import ClientStatus, Scope, StaffRole
 from db.models import Client
+from services.actors import Actor
+from services.clients import update_client
+from services.errors import ErrorCode, ValidationFailed
 from tests.api import GraphQLClient, error_codes
 from tests.conftest import FakeClock
 from tests.factories import Factory
@@ -258,6 +261,70 @@ async def test_managers_link_only_their_own_clients(api: GraphQLClient, factory:
         LINK, {"parent": gid("Client", own.id), "child": gid("Client", foreign.id)}, token=token
     )
     assert error_codes(errors) == ["FORBIDDEN"]
+
+
+OWNED_BY = "query($login: String!) { client(login: $login) { manager { email } parent { login } } }"
+RENAME = """
+mutation($id: ID!, $input: ClientUpdateInput!) {
+  clientUpdate(id: $id, input: $input) { client { name manager { email } } userErrors { code } }
+}
+"""
+
+
+async def test_a_manager_cannot_take_another_managers_sub_account(
+    api: GraphQLClient, factory: Factory, session: AsyncSession, clock: FakeClock
+) -> None:
+    # given an admin who links B's client under A's client
+    admin = await factory.admin_token()
+    anna = await factory.staff(role=StaffRole.MANAGER)
+    bert = await factory.staff(role=StaffRole.MANAGER)
+    annas_token, berts_token = await factory.token(anna), await factory.token(bert)
+    parent = await factory.client(login="annas", manager_id=anna.id)
+    child = await factory.client(login="berts", manager_id=bert.id)
+    anna_id, anna_email, child_id, bert_email = anna.id, anna.email, child.id, bert.email
+    linked = (
+        await api(
+            LINK,
+            {"parent": gid("Client", parent.id), "child": gid("Client", child_id)},
+            token=admin,
+        )
+    )["clientLink"]
+    assert linked["userErrors"] == []
+    # when A sets managerId to herself, then it is refused (staff:admin, which managers lack)
+    take = {"id": gid("Client", child_id), "input": {"managerId": gid("StaffUser", anna.id)}}
+    errors = await api.errors(RENAME, take, token=annas_token)
+    assert errors[0]["extensions"]["reason"] == "MISSING_SCOPE"
+    # and the rules below the API refuse it too: the sub-account has its own manager
+    actor = Actor(anna_id, anna_email, StaffRole.MANAGER, clock())
+    with pytest.raises(ValidationFailed) as refused:
+        await update_client(
+            session, actor=actor, client_id=child_id, values={"manager_id": anna_id}
+        )
+    assert [(e.code, e.field) for e in refused.value.errors] == [
+        (ErrorCode.NOT_ALLOWED, ["manager_id"])
+    ]
+    await session.rollback()
+    # when A (the parent's manager) unlinks it, then it goes back to B alone
+    unlinked = (await api(UNLINK, {"child": gid("Client", child_id)}, token=annas_token))[
+        "clientUnlink"
+    ]
+    assert unlinked["userErrors"] == []
+    assert (await api(OWNED_BY, {"login": "berts"}, token=admin))["client"] == {
+        "manager": {"email": bert_email},
+        "parent": None,
+    }
+    rename = {"id": gid("Client", child_id), "input": {"name": "Still Bert's"}}
+    assert refused_reason(await api.errors(RENAME, rename, token=annas_token)) == "NOT_YOUR_CLIENT"
+    done = (await api(RENAME, rename, token=berts_token))["clientUpdate"]
+    assert done == {
+        "client": {"name": "Still Bert's", "manager": {"email": bert_email}},
+        "userErrors": [],
+    }
+
+
+def refused_reason(errors: list[dict[str, Any]]) -> str:
+    assert error_codes(errors) == ["FORBIDDEN"]
+    return str(errors[0]["extensions"]["reason"])
 
 
 # --- In cabinet ----------------------------------------------------------------------------

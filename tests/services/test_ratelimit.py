@@ -217,6 +217,49 @@ async def test_each_token_has_a_budget_and_429_says_when_to_retry(
     assert (await throttled_api.post(mutation, token=token)).status_code == 200
 
 
+async def test_a_fresh_token_does_not_escape_its_owners_budget(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: FakeClock,
+    limiter: RateLimiter,
+    factory: Factory,
+) -> None:
+    # given 30 points a minute per token and 50 per staff user
+    budgets = settings.model_copy(
+        update={"rate_limit_points_per_minute": 30, "staff_rate_limit_points_per_minute": 50}
+    )
+    app = create_app(
+        budgets, engine=engine, sessionmaker=sessionmaker, clock=clock, rate_limiter=limiter
+    )
+    admin = await factory.staff(role=StaffRole.ADMIN)
+    first = await factory.token(admin)
+    stranger = await factory.admin_token()
+    mutation = 'mutation { clientAvatarReset(id: "Q2xpZW50OjA=") { userErrors { code } } }'
+    mint = 'mutation { tokenCreate(input: {name: "fresh", scopes: [CLIENTS_WRITE]}) { token } }'
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://clientdesk.test") as http:
+        api = GraphQLClient(http)
+        # when the first token mints a fresh one and spends the rest of its own budget
+        minted = await api.post(mint, token=first)
+        assert minted.status_code == 200
+        fresh = minted.json()["data"]["tokenCreate"]["token"]
+        spent = minted.json()["extensions"]["cost"]["requestedQueryCost"]
+        while spent + 10 <= 30:
+            assert (await api.post(mutation, token=first)).status_code == 200
+            spent += 10
+        assert (await api.post(mutation, token=first)).status_code == 429
+        # then the fresh token has only what is left of the owner's 50 points
+        left = (50 - spent) // 10
+        for _ in range(left):
+            assert (await api.post(mutation, token=fresh)).status_code == 200
+        refused = await api.post(mutation, token=fresh)  # its own bucket still holds 10
+        assert refused.status_code == 429
+        assert refused.json()["extensions"]["cost"]["throttleStatus"]["maximumAvailable"] == 50
+        # and another staff user is not affected
+        assert (await api.post(mutation, token=stranger)).status_code == 200
+
+
 async def test_sign_in_is_throttled_per_address_and_account_and_aliases_count(
     throttled_api: GraphQLClient, factory: Factory
 ) -> None:
