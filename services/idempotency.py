@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,6 +138,38 @@ async def claim(
         )
     assert used.response is not None  # stored in the transaction that claimed it
     return used.response
+
+
+async def claim_with_response(
+    session: AsyncSession,
+    *,
+    staff_id: int,
+    key: str,
+    operation: str,
+    request_hashes: Sequence[str],
+    now: datetime,
+    response: dict[str, Any],
+) -> dict[str, Any] | None:
+    """PostgreSQL: claim `key` and store the response with it, in one statement (its values
+    may be SQL, such as the next value of a sequence): that response as stored, or None when
+    the key is taken (then `claim` tells a replay from a reuse, or frees an expired key)."""
+    statement = (
+        postgresql.insert(IdempotencyKey)
+        .values(
+            staff_id=staff_id,
+            key=key,
+            operation=operation,
+            request_hash=request_hashes[0],
+            created_at=now,
+            expires_at=now + KEEP_FOR,
+            response=func.jsonb_build_object(*(item for pair in response.items() for item in pair)),
+        )
+        .on_conflict_do_nothing(index_elements=["staff_id", "key"])
+        .returning(IdempotencyKey.response)
+    )
+    connection = await session.connection()
+    stored: dict[str, Any] | None = await connection.scalar(statement)
+    return stored
 
 
 async def answered_with(

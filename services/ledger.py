@@ -14,9 +14,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Sequence as SqlSequence
+from sqlalchemy import insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from db.enums import EntryKind, PaymentMethod
 from db.models import AuditEntry, Client, CreditEntry, CreditNoteLine, Package, PackagePrice
@@ -38,12 +40,34 @@ MAX_DESCRIPTION = column_length(CreditNoteLine.description)
 
 
 @dataclass(frozen=True, slots=True)
+class PostedEntry:
+    """A ledger entry's values as the operation wrote them (what the API shows of it)."""
+
+    id: int
+    client_id: int
+    kind: EntryKind
+    amount: Decimal
+    currency: str
+    balance_after: Decimal
+    payment_method: PaymentMethod | None
+    payment_reference: str | None
+    comment: str | None
+    reverses_id: int | None
+    valid_till_set: datetime | None
+    valid_till_before: datetime | None
+    created_by_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Posted:
-    """The entry an operation made (or made before, when `replayed`)."""
+    """The entry an operation made (or made before, when `replayed`); `entry` holds what it
+    wrote, so the answer needs no read after the commit (None for a replay)."""
 
     entry_id: int
     client_id: int
     replayed: bool = False
+    entry: PostedEntry | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +96,12 @@ class _Entry:
     amount_field: list[str] = field(default_factory=lambda: ["amount"])
 
 
+# The ledger entries' ids: on PostgreSQL an entry's id is taken before it is written, so that
+# the entry, its lines, the balance, the audit entry (and the idempotency key's response) that
+# name it go in one statement.
+ENTRY_IDS = SqlSequence("credit_entries_id_seq")
+
+
 async def _post(
     session: AsyncSession,
     *,
@@ -82,13 +112,18 @@ async def _post(
     idempotency_key: str | None,
     build: Callable[[Client, Checks], Awaitable[_Entry]],
 ) -> Posted:
-    """Lock, check the input, claim the key, check the limit, post, audit: one transaction."""
+    """Lock, check the input, claim the key, check the limit, post, audit: one transaction.
+
+    PostgreSQL: BEGIN, the row lock, the key's claim with its response (or the entry id's
+    reservation), one statement writing the entry, its lines, the balance and the audit entry,
+    COMMIT. SQLite: the same rules, a statement each."""
     checks = Checks()
     key = (
         checks.run(idempotency.check_key, idempotency_key, field=["idempotency_key"])
         if idempotency_key is not None
         else None
     )
+    postgres = session.get_bind().dialect.name == "postgresql"
     async with transaction(session):
         # The row lock comes first: concurrent operations on one client queue here, and every
         # rule below (currency, limit, validTill, that the client exists) reads the row as the
@@ -98,8 +133,33 @@ async def _post(
         # what is wrong with it, not that the key is taken.
         entry = await build(client, checks)
         checks.raise_if_any()
-        if key is not None:
-            hashes = idempotency.fingerprints(operation, {"client_id": client_id, **request})
+        balance = client.balance + entry.amount
+        refusal = _refusal(client, entry, balance)
+        hashes = (
+            idempotency.fingerprints(operation, {"client_id": client_id, **request})
+            if key is not None
+            else ()
+        )
+        entry_id: int | None = None
+        remember = key is not None
+        if postgres and refusal is None:
+            if key is None:
+                entry_id = await (await session.connection()).scalar(select(ENTRY_IDS.next_value()))
+            else:
+                # claimed with the response naming the entry about to be written
+                response = {"entry_id": ENTRY_IDS.next_value(), "client_id": client.id}
+                stored = await idempotency.claim_with_response(
+                    session,
+                    staff_id=actor.staff_id,
+                    key=key,
+                    operation=operation,
+                    request_hashes=hashes,
+                    now=actor.now,
+                    response=response,
+                )
+                if stored is not None:
+                    entry_id, remember = stored["entry_id"], False
+        if key is not None and entry_id is None:
             earlier = await idempotency.claim(
                 session,
                 staff_id=actor.staff_id,
@@ -110,88 +170,154 @@ async def _post(
             )
             if earlier is not None:
                 return Posted(earlier["entry_id"], earlier["client_id"], replayed=True)
-        before = {"balance": client.balance, "valid_till": client.valid_till}
-        balance = client.balance + entry.amount
-        if abs(balance) > MAX_BALANCE:
-            raise DomainError(
-                ErrorCode.AMOUNT_TOO_LARGE,
-                f"This would take the balance to {format_money(balance, client.currency)}; "
-                f"a balance stays within ±{format_money(MAX_BALANCE, client.currency)}",
-                entry.amount_field,
-            )
-        if entry.amount < 0 and balance < -client.credit_limit:
-            raise DomainError(
-                ErrorCode.CREDIT_LIMIT_EXCEEDED,
-                f"This would take the balance to {format_money(balance, client.currency)}, below "
-                f"the credit limit of {format_money(-client.credit_limit, client.currency)}",
-                ["amount"],
-            )
-        valid_till_changes = entry.valid_till is not None and entry.valid_till != client.valid_till
-        if entry.kind is EntryKind.PAYMENT and entry.valid_till is not None:
-            if client.valid_till is not None and entry.valid_till <= client.valid_till:
-                raise DomainError(
-                    ErrorCode.INVALID,
-                    f"A payment only extends access; it already lasts until "
-                    f"{client.valid_till:%Y-%m-%d %H:%M} UTC",
-                    ["valid_till"],
-                )
-        row = CreditEntry(
-            client_id=client.id,
-            kind=entry.kind,
-            amount=entry.amount,
-            currency=client.currency,
-            balance_after=balance,
-            payment_method=entry.payment_method,
-            payment_reference=entry.payment_reference,
-            comment=entry.comment,
-            reverses_id=entry.reverses_id,
-            valid_till_set=entry.valid_till if valid_till_changes else None,
-            valid_till_before=client.valid_till if valid_till_changes else None,
-            created_by_id=actor.staff_id,
-            created_at=actor.now,
-        )
-        session.add(row)
-        try:
-            await session.flush()
-        except IntegrityError:  # the unique reverses_id: a concurrent reversal won
-            raise DomainError(
-                ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]
-            ) from None
-        for position, line in enumerate(entry.lines):
-            session.add(CreditNoteLine(entry_id=row.id, position=position, **line))
-        client.balance = balance
-        if valid_till_changes:
-            client.valid_till = entry.valid_till
-        client.updated_at = actor.now
-        await session.flush()
-        await audit.record(
+        if refusal is not None:
+            raise refusal
+        posted = await _write(
             session,
             actor=actor,
-            action=operation,
-            target_type="Client",
-            target_id=client.id,
-            target_label=client.login,
-            before={
-                "balance": before["balance"],
-                **({"valid_till": before["valid_till"]} if valid_till_changes else {}),
-            },
-            after={
-                "balance": balance,
-                "entry_id": row.id,
-                "kind": entry.kind,
-                "amount": entry.amount,
-                **({"valid_till": entry.valid_till} if valid_till_changes else {}),
-            },
-            reason=entry.comment,
+            operation=operation,
+            client=client,
+            entry=entry,
+            balance=balance,
+            entry_id=entry_id,
         )
-        if key is not None:
+        if remember:
+            assert key is not None
             await idempotency.remember(
                 session,
                 staff_id=actor.staff_id,
                 key=key,
-                response={"entry_id": row.id, "client_id": client.id},
+                response={"entry_id": posted.id, "client_id": client.id},
             )
-    return Posted(row.id, client.id)
+    return Posted(posted.id, client.id, entry=posted)
+
+
+def _refusal(client: Client, entry: _Entry, balance: Decimal) -> DomainError | None:
+    """Why the locked balance (or validTill) does not allow the entry, if it does not."""
+    if abs(balance) > MAX_BALANCE:
+        return DomainError(
+            ErrorCode.AMOUNT_TOO_LARGE,
+            f"This would take the balance to {format_money(balance, client.currency)}; "
+            f"a balance stays within ±{format_money(MAX_BALANCE, client.currency)}",
+            entry.amount_field,
+        )
+    if entry.amount < 0 and balance < -client.credit_limit:
+        return DomainError(
+            ErrorCode.CREDIT_LIMIT_EXCEEDED,
+            f"This would take the balance to {format_money(balance, client.currency)}, below "
+            f"the credit limit of {format_money(-client.credit_limit, client.currency)}",
+            ["amount"],
+        )
+    if entry.kind is EntryKind.PAYMENT and entry.valid_till is not None:
+        if client.valid_till is not None and entry.valid_till <= client.valid_till:
+            return DomainError(
+                ErrorCode.INVALID,
+                f"A payment only extends access; it already lasts until "
+                f"{client.valid_till:%Y-%m-%d %H:%M} UTC",
+                ["valid_till"],
+            )
+    return None
+
+
+async def _write(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    operation: str,
+    client: Client,
+    entry: _Entry,
+    balance: Decimal,
+    entry_id: int | None,
+) -> PostedEntry:
+    """Write the entry, its lines, the new balance (and validTill) and the audit entry: one
+    statement when the entry's id is known (PostgreSQL), else one each (SQLite)."""
+    valid_till_changes = entry.valid_till is not None and entry.valid_till != client.valid_till
+    values: dict[str, Any] = {
+        "client_id": client.id,
+        "kind": entry.kind,
+        "amount": entry.amount,
+        "currency": client.currency,
+        "balance_after": balance,
+        "payment_method": entry.payment_method,
+        "payment_reference": entry.payment_reference,
+        "comment": entry.comment,
+        "reverses_id": entry.reverses_id,
+        "valid_till_set": entry.valid_till if valid_till_changes else None,
+        "valid_till_before": client.valid_till if valid_till_changes else None,
+        "created_by_id": actor.staff_id,
+        "created_at": actor.now,
+    }
+    moved: dict[str, Any] = {"balance": balance, "updated_at": actor.now}
+    if valid_till_changes:
+        moved["valid_till"] = entry.valid_till
+    update_client = update(Client).where(Client.id == client.id).values(moved)
+    connection = await session.connection()
+
+    def rest(new_id: int) -> list[Any]:
+        statements: list[Any] = [update_client]
+        if entry.lines:
+            statements.append(
+                insert(CreditNoteLine).values(
+                    [
+                        {"entry_id": new_id, "position": position, **line}
+                        for position, line in enumerate(entry.lines)
+                    ]
+                )
+            )
+        statements.append(
+            insert(AuditEntry).values(
+                audit.row_values(
+                    actor=actor,
+                    action=operation,
+                    target_type="Client",
+                    target_id=client.id,
+                    target_label=client.login,
+                    before={
+                        "balance": client.balance,
+                        **({"valid_till": client.valid_till} if valid_till_changes else {}),
+                    },
+                    after={
+                        "balance": balance,
+                        "entry_id": new_id,
+                        "kind": entry.kind,
+                        "amount": entry.amount,
+                        **({"valid_till": entry.valid_till} if valid_till_changes else {}),
+                    },
+                    reason=entry.comment,
+                )
+            )
+        )
+        return statements
+
+    try:
+        if entry_id is not None:
+            # PostgreSQL: every write a data-modifying CTE of one statement
+            written = insert(CreditEntry).values(id=entry_id, **values).returning(CreditEntry.id)
+            ctes = [
+                statement.returning(literal(1)).cte(f"write_{n}")
+                for n, statement in enumerate(rest(entry_id))
+            ]
+            head = written.cte("entry")
+            await connection.execute(select(head.c.id).add_cte(*ctes))
+        else:
+            entry_id = (
+                await connection.execute(
+                    insert(CreditEntry).values(values).returning(CreditEntry.id)
+                )
+            ).scalar_one()
+            for statement in rest(entry_id):
+                await connection.execute(statement)
+    except IntegrityError:
+        if entry.reverses_id is None:
+            raise
+        # the unique reverses_id: a concurrent reversal won
+        raise DomainError(
+            ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]
+        ) from None
+    # the locked row, as it now is in the database (not written again at the commit)
+    for name, value in moved.items():
+        set_committed_value(client, name, value)
+    return PostedEntry(id=entry_id, **values)
 
 
 def _text(
