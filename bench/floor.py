@@ -12,9 +12,15 @@ POST /<workload> with `{"variables": {...}}`; the variables are those of the Gra
 workload (`first`, `after` as a (created_at, id) pair, `search`).
 """
 
+import asyncio
+import hashlib
+import itertools
+import json
 import os
+import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -123,3 +129,113 @@ def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         await respond(send, 200, text.encode())
 
     return app
+
+
+# --- the write floor ------------------------------------------------------------------------
+# What `creditAdd` sends PostgreSQL (services/ledger.py, with an idempotency key, by an admin),
+# written out as SQL: in one transaction, the client's row locked and read, the key claimed
+# with its response (naming the entry id it reserves), then the entry, the balance and the
+# audit entry in one statement (services/ledger.py WRITE_ALL). Prepared, over asyncpg, with
+# nothing else around it: no HTTP, no GraphQL, no ORM. No server that runs these statements
+# per request can be faster.
+LOCK = "SELECT * FROM clients WHERE clients.id IN ($1) ORDER BY clients.id FOR UPDATE"
+CLAIM = """INSERT INTO idempotency_keys
+  (staff_id, key, operation, request_hash, response, created_at, expires_at)
+VALUES ($1, $2, 'credit.add', $3,
+        jsonb_build_object('entry_id', nextval('credit_entries_id_seq'), 'client_id', $4::bigint),
+        $5, $6)
+ON CONFLICT (staff_id, key) DO NOTHING RETURNING response"""
+WRITE = """WITH write_client AS (
+  UPDATE clients SET balance = $1, valid_till = valid_till, updated_at = $2 WHERE clients.id = $3
+  RETURNING 1
+), write_audit AS (
+  INSERT INTO audit_log (occurred_at, actor_id, actor_email, action, target_type, target_id,
+                         target_label, before, after, reason, request_id)
+  VALUES ($2, $4, 'admin@clientdesk.test', 'credit.add', 'Client', $3, $5, $6, $7, 'bench', $8)
+  RETURNING 1
+), entry AS (
+  INSERT INTO credit_entries (id, client_id, kind, amount, currency, balance_after,
+                              payment_method, payment_reference, comment, valid_till_set,
+                              valid_till_before, reverses_id, created_by_id, created_at)
+  VALUES ($9, $3, 'PAYMENT', $10, $11, $1, 'BANK_TRANSFER', NULL, 'bench', NULL, NULL, NULL,
+          $4, $2)
+  RETURNING credit_entries.id
+) SELECT entry.id FROM entry"""
+
+
+async def write_floor(
+    url: str, *, client_ids: list[int], staff_id: int, connections: int, seconds: float
+) -> dict[str, float]:
+    """Run creditAdd's statements (above) on `connections` connections for `seconds`, each
+    transaction on the next client of `client_ids`: transactions/s, p50 and p99 in ms."""
+
+    plain = url.replace("postgresql+asyncpg://", "postgresql://")
+    pool = await asyncpg.create_pool(plain, min_size=connections, max_size=connections)
+    assert pool is not None
+    turn = itertools.count()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def worker(lane: int) -> None:
+        async with pool.acquire() as connection:
+            lock, claim, write = (
+                await connection.prepare(LOCK),
+                await connection.prepare(CLAIM),
+                await connection.prepare(WRITE),
+            )
+            while time.monotonic() < deadline:
+                n = next(turn)
+                client_id = client_ids[n % len(client_ids)]
+                key = f"floor-{time.time_ns()}-{lane}-{n}"
+                started = time.perf_counter()
+                now = datetime.now(UTC)
+                async with connection.transaction():
+                    client = await lock.fetchrow(client_id)
+                    digest = hashlib.sha256(key.encode()).hexdigest()
+                    response = await claim.fetchval(
+                        staff_id, key, digest, client_id, now, now + timedelta(hours=24)
+                    )
+                    entry_id = json.loads(response)["entry_id"]
+                    amount = Decimal("1.00")
+                    balance = client["balance"] + amount
+                    before = json.dumps({"balance": str(client["balance"])})
+                    after = json.dumps(
+                        {
+                            "balance": str(balance),
+                            "entry_id": entry_id,
+                            "kind": "PAYMENT",
+                            "amount": str(amount),
+                        }
+                    )
+                    await write.fetchval(
+                        balance,
+                        now,
+                        client_id,
+                        staff_id,
+                        client["login"],
+                        before,
+                        after,
+                        None,
+                        entry_id,
+                        amount,
+                        client["currency"],
+                    )
+                latencies.append(time.perf_counter() - started)
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(worker(lane) for lane in range(connections)))
+    finally:
+        await pool.close()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+
+    def percentile(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2)
+
+    return {
+        "transactions": len(latencies),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+    }

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, Insert, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -140,36 +140,39 @@ async def claim(
     return used.response
 
 
-async def claim_with_response(
-    session: AsyncSession,
-    *,
-    staff_id: int,
-    key: str,
-    operation: str,
-    request_hashes: Sequence[str],
-    now: datetime,
-    response: dict[str, Any],
-) -> dict[str, Any] | None:
-    """PostgreSQL: claim `key` and store the response with it, in one statement (its values
-    may be SQL, such as the next value of a sequence): that response as stored, or None when
-    the key is taken (then `claim` tells a replay from a reuse, or frees an expired key)."""
-    statement = (
+def claim_with_response_statement(**response: ColumnElement[Any]) -> Insert:
+    """PostgreSQL: the statement (built once, run with `claim_parameters`) that claims a key
+    and stores its response with it; the response's values are SQL, such as the next value
+    of a sequence or a bind parameter. It returns the response as stored, or no row when the
+    key is taken."""
+    return (
         postgresql.insert(IdempotencyKey)
         .values(
-            staff_id=staff_id,
-            key=key,
-            operation=operation,
-            request_hash=request_hashes[0],
-            created_at=now,
-            expires_at=now + KEEP_FOR,
+            staff_id=bindparam("key_staff_id"),
+            key=bindparam("key_key"),
+            operation=bindparam("key_operation"),
+            request_hash=bindparam("key_request_hash"),
+            created_at=bindparam("key_created_at", type_=IdempotencyKey.created_at.type),
+            expires_at=bindparam("key_expires_at", type_=IdempotencyKey.expires_at.type),
             response=func.jsonb_build_object(*(item for pair in response.items() for item in pair)),
         )
         .on_conflict_do_nothing(index_elements=["staff_id", "key"])
         .returning(IdempotencyKey.response)
     )
-    connection = await session.connection()
-    stored: dict[str, Any] | None = await connection.scalar(statement)
-    return stored
+
+
+def claim_parameters(
+    *, staff_id: int, key: str, operation: str, request_hashes: Sequence[str], now: datetime
+) -> dict[str, Any]:
+    """The values of a `claim_with_response_statement`'s own parameters."""
+    return {
+        "key_staff_id": staff_id,
+        "key_key": key,
+        "key_operation": operation,
+        "key_request_hash": request_hashes[0],
+        "key_created_at": now,
+        "key_expires_at": now + KEEP_FOR,
+    }
 
 
 async def answered_with(

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import BigInteger, bindparam, insert, literal, select, update
 from sqlalchemy import Sequence as SqlSequence
-from sqlalchemy import insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from db.enums import EntryKind, PaymentMethod
@@ -100,6 +101,10 @@ class _Entry:
 # the entry, its lines, the balance, the audit entry (and the idempotency key's response) that
 # name it go in one statement.
 ENTRY_IDS = SqlSequence("credit_entries_id_seq")
+NEXT_ENTRY_ID = select(ENTRY_IDS.next_value())
+CLAIM = idempotency.claim_with_response_statement(
+    entry_id=ENTRY_IDS.next_value(), client_id=bindparam("client_id", type_=BigInteger)
+)
 
 
 async def _post(
@@ -143,20 +148,19 @@ async def _post(
         entry_id: int | None = None
         remember = key is not None
         if postgres and refusal is None:
+            connection = await session.connection()
             if key is None:
-                entry_id = await (await session.connection()).scalar(select(ENTRY_IDS.next_value()))
+                entry_id = await connection.scalar(NEXT_ENTRY_ID)
             else:
                 # claimed with the response naming the entry about to be written
-                response = {"entry_id": ENTRY_IDS.next_value(), "client_id": client.id}
-                stored = await idempotency.claim_with_response(
-                    session,
+                parameters = idempotency.claim_parameters(
                     staff_id=actor.staff_id,
                     key=key,
                     operation=operation,
                     request_hashes=hashes,
                     now=actor.now,
-                    response=response,
                 )
+                stored = await connection.scalar(CLAIM, {**parameters, "client_id": client.id})
                 if stored is not None:
                     entry_id, remember = stored["entry_id"], False
         if key is not None and entry_id is None:
@@ -219,6 +223,55 @@ def _refusal(client: Client, entry: _Entry, balance: Decimal) -> DomainError | N
     return None
 
 
+ENTRY_COLUMNS = (
+    "client_id",
+    "kind",
+    "amount",
+    "currency",
+    "balance_after",
+    "payment_method",
+    "payment_reference",
+    "comment",
+    "reverses_id",
+    "valid_till_set",
+    "valid_till_before",
+    "created_by_id",
+    "created_at",
+)
+AUDIT_COLUMNS = tuple(column.key for column in AuditEntry.__table__.columns if column.key != "id")
+
+
+def _bound(table: Any, columns: Sequence[str], prefix: str) -> dict[str, Any]:
+    """Each column's value as a bind parameter named `prefix` + the column's name."""
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in columns}
+
+
+# The writes of an entry, built once (building a statement costs more than running it): the
+# entry (its id given on PostgreSQL, returned on SQLite), the client's balance, validTill and
+# update time, and the audit entry; run with `_parameters`.
+INSERT_ENTRY = (
+    insert(CreditEntry)
+    .values(_bound(CreditEntry.__table__, ENTRY_COLUMNS, "entry_"))
+    .returning(CreditEntry.id)
+)
+INSERT_ENTRY_WITH_ID = insert(CreditEntry).values(
+    _bound(CreditEntry.__table__, ("id", *ENTRY_COLUMNS), "entry_")
+)
+UPDATE_CLIENT = (
+    update(Client)
+    .where(Client.id == bindparam("client_id", type_=BigInteger))
+    .values(_bound(Client.__table__, ("balance", "valid_till", "updated_at"), "client_"))
+)
+INSERT_AUDIT = insert(AuditEntry).values(_bound(AuditEntry.__table__, AUDIT_COLUMNS, "audit_"))
+# PostgreSQL: all three in one statement, data-modifying CTEs (and a credit note's lines)
+_ENTRY = INSERT_ENTRY_WITH_ID.returning(CreditEntry.id).cte("entry")
+_WRITES = (
+    UPDATE_CLIENT.returning(literal(1)).cte("write_client"),
+    INSERT_AUDIT.returning(literal(1)).cte("write_audit"),
+)
+WRITE_ALL = select(_ENTRY.c.id).add_cte(*_WRITES)
+
+
 async def _write(
     session: AsyncSession,
     *,
@@ -247,66 +300,60 @@ async def _write(
         "created_by_id": actor.staff_id,
         "created_at": actor.now,
     }
-    moved: dict[str, Any] = {"balance": balance, "updated_at": actor.now}
-    if valid_till_changes:
-        moved["valid_till"] = entry.valid_till
-    update_client = update(Client).where(Client.id == client.id).values(moved)
+    # validTill as the locked row has it, unless the entry moves it
+    moved: dict[str, Any] = {
+        "balance": balance,
+        "valid_till": entry.valid_till if valid_till_changes else client.valid_till,
+        "updated_at": actor.now,
+    }
+    recorded = audit.row_values(
+        actor=actor,
+        action=operation,
+        target_type="Client",
+        target_id=client.id,
+        target_label=client.login,
+        before={
+            "balance": client.balance,
+            **({"valid_till": client.valid_till} if valid_till_changes else {}),
+        },
+        after={
+            "balance": balance,
+            "entry_id": entry_id,
+            "kind": entry.kind,
+            "amount": entry.amount,
+            **({"valid_till": entry.valid_till} if valid_till_changes else {}),
+        },
+        reason=entry.comment,
+    )
+    parameters = {
+        **{f"entry_{name}": value for name, value in values.items()},
+        "client_id": client.id,
+        **{f"client_{name}": value for name, value in moved.items()},
+    }
+    lines = [
+        {"entry_id": entry_id, "position": position, **line}
+        for position, line in enumerate(entry.lines)
+    ]
     connection = await session.connection()
-
-    def rest(new_id: int) -> list[Any]:
-        statements: list[Any] = [update_client]
-        if entry.lines:
-            statements.append(
-                insert(CreditNoteLine).values(
-                    [
-                        {"entry_id": new_id, "position": position, **line}
-                        for position, line in enumerate(entry.lines)
-                    ]
-                )
-            )
-        statements.append(
-            insert(AuditEntry).values(
-                audit.row_values(
-                    actor=actor,
-                    action=operation,
-                    target_type="Client",
-                    target_id=client.id,
-                    target_label=client.login,
-                    before={
-                        "balance": client.balance,
-                        **({"valid_till": client.valid_till} if valid_till_changes else {}),
-                    },
-                    after={
-                        "balance": balance,
-                        "entry_id": new_id,
-                        "kind": entry.kind,
-                        "amount": entry.amount,
-                        **({"valid_till": entry.valid_till} if valid_till_changes else {}),
-                    },
-                    reason=entry.comment,
-                )
-            )
-        )
-        return statements
-
     try:
-        if entry_id is not None:
-            # PostgreSQL: every write a data-modifying CTE of one statement
-            written = insert(CreditEntry).values(id=entry_id, **values).returning(CreditEntry.id)
-            ctes = [
-                statement.returning(literal(1)).cte(f"write_{n}")
-                for n, statement in enumerate(rest(entry_id))
-            ]
-            head = written.cte("entry")
-            await connection.execute(select(head.c.id).add_cte(*ctes))
+        if entry_id is not None:  # PostgreSQL: one statement
+            parameters["entry_id"] = entry_id
+            parameters.update((f"audit_{name}", value) for name, value in recorded.items())
+            statement = WRITE_ALL
+            if lines:  # a credit note's: a statement of their own shape
+                written = insert(CreditNoteLine).values(lines).returning(literal(1))
+                statement = select(_ENTRY.c.id).add_cte(*_WRITES, written.cte("write_lines"))
+            await connection.execute(statement, parameters)
         else:
-            entry_id = (
-                await connection.execute(
-                    insert(CreditEntry).values(values).returning(CreditEntry.id)
-                )
-            ).scalar_one()
-            for statement in rest(entry_id):
-                await connection.execute(statement)
+            entry_id = (await connection.execute(INSERT_ENTRY, parameters)).scalar_one()
+            recorded["after"]["entry_id"] = entry_id
+            parameters.update((f"audit_{name}", value) for name, value in recorded.items())
+            await connection.execute(UPDATE_CLIENT, parameters)
+            await connection.execute(INSERT_AUDIT, parameters)
+            if lines:
+                for line in lines:
+                    line["entry_id"] = entry_id
+                await connection.execute(insert(CreditNoteLine), lines)
     except IntegrityError:
         if entry.reverses_id is None:
             raise
@@ -541,18 +588,28 @@ async def reverse(
 ) -> Posted:
     """Undo an incorrect entry exactly, once: a reversal of the opposite amount that points at
     it. A reversal cannot itself be reversed."""
-    original = await session.get(CreditEntry, entry_id)
-    if original is None:
+    # the entry with its reversal's id: an entry never changes, and a reversal made after this
+    # read fails at the unique reverses_id (ALREADY_REVERSED) when it is written
+    reversals = aliased(CreditEntry)
+    found = (
+        await session.execute(
+            select(
+                CreditEntry,
+                select(reversals.id)
+                .where(reversals.reverses_id == CreditEntry.id)
+                .scalar_subquery()
+                .label("reversal_id"),
+            ).where(CreditEntry.id == entry_id)
+        )
+    ).first()
+    if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such ledger entry", ["entry_id"])
+    original, reversal = found[0], found[1]
 
     async def build(client: Client, checks: Checks) -> _Entry:
         if original.kind is EntryKind.REVERSAL:
             checks.add(ErrorCode.NOT_REVERSIBLE, "A reversal cannot be reversed", ["entry_id"])
-        elif (
-            reversal := await session.scalar(
-                select(CreditEntry.id).where(CreditEntry.reverses_id == original.id)
-            )
-        ) is not None and not await idempotency.answered_with(  # a retry replays
+        elif reversal is not None and not await idempotency.answered_with(  # a retry replays
             session, staff_id=actor.staff_id, key=idempotency_key, entry_id=reversal, now=actor.now
         ):
             checks.add(
