@@ -822,8 +822,14 @@ async def database_facts(database_url: str) -> dict[str, int]:
 # --- SQLite -------------------------------------------------------------------------------
 
 
-def run_sqlite(config: Config, report: Report, logs: Path, redis_url: str | None) -> None:
-    """The same workloads on the embedded default (SQLite), Clientdesk alone."""
+def run_sqlite(
+    config: Config,
+    report: Report,
+    logs: Path,
+    redis_url: str | None,
+    wanted: set[str] | None = None,
+) -> None:
+    """The same workloads on the embedded default (SQLite), Clientdesk alone (those `wanted`)."""
     DATA.mkdir(parents=True, exist_ok=True)
     path = DATA / f"clientdesk-{config.sqlite_clients}.db"
     database_url = f"sqlite+aiosqlite:///{path}"
@@ -840,6 +846,8 @@ def run_sqlite(config: Config, report: Report, logs: Path, redis_url: str | None
         FLOOR: [],
     }
     workloads = read_workloads(deep=deep, depth=depth, common=common, rare=rare)
+    if wanted is not None:
+        workloads = [w for w in workloads if w.name in wanted]
     server = servers.clientdesk(
         database_url, port=8101, workers=config.workers, token=token, logs=logs, redis_url=redis_url
     )
@@ -856,9 +864,10 @@ def run_sqlite(config: Config, report: Report, logs: Path, redis_url: str | None
                 run = as_run(summary, workload.name, CLIENTDESK, connections, 1)
                 report.sqlite.append(run)
                 say(f"  SQLite {workload.name} c={connections}: {run.rps:,.1f} req/s")
-        report.sqlite_w4 = measure_w4(
-            server.url, database_url, token, config, config.w4_clients // 10, floor_too=False
-        )
+        if wanted is None or "W4" in wanted:
+            report.sqlite_w4 = measure_w4(
+                server.url, database_url, token, config, config.w4_clients // 10, floor_too=False
+            )
     finally:
         server.stop()
 
@@ -897,6 +906,7 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     report = Report(started=started, machine={}, config=asdict(config))
     redis_url = redis_available()
+    wanted = set(arguments.only.split(",")) if arguments.only else None
 
     say(f"database {database_url}")
     prepare_database(database_url, config.clients)
@@ -919,7 +929,6 @@ def main() -> int:
             redis_url=redis_url,
         )
         running.append(ours)
-        wanted = set(arguments.only.split(",")) if arguments.only else None
         reads = wanted is None or bool(wanted - {"W4"})
         if reads:  # the peer and the read floor serve the read workloads only
             peer = servers.postgraphile(database_url, port=8200, logs=logs)
@@ -953,7 +962,7 @@ def main() -> int:
             server.stop()
     if not arguments.no_sqlite:
         say("the embedded default: SQLite")
-        run_sqlite(config, report, logs, redis_url)
+        run_sqlite(config, report, logs, redis_url, wanted)
 
     table = markdown(report, workloads, config)
     (logs / "report.md").write_text(table)
