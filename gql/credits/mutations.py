@@ -24,10 +24,23 @@ KEY_DESCRIPTION = (
 )
 
 
+async def payload_client(root: "CreditEntryPayload", info: Info) -> Client | None:
+    """The client as it is after the change: read only when asked for."""
+    if root.client_id is None:
+        return None
+    row = await info.context.loaders.client_by_id.load(root.client_id)
+    return client_from_row(info, row) if row is not None else None
+
+
 @strawberry.type(description="The result of a money mutation.")
 class CreditEntryPayload:
     entry: CreditEntry | None = strawberry.field(
         description="The ledger entry made (or made before, for a replay); null if refused."
+    )
+    client: Client | None = strawberry.field(
+        resolver=payload_client,
+        description="The client as it is now (needs clients:read).",
+        permission_classes=[HasScope(Scope.CLIENTS_READ)],
     )
     replayed: bool = strawberry.field(
         description="True when an earlier request with this idempotency key made the entry."
@@ -36,16 +49,6 @@ class CreditEntryPayload:
         description="Why it was refused; then nothing changed."
     )
     client_id: strawberry.Private[int | None] = None
-
-    @strawberry.field(
-        description="The client as it is now (needs clients:read).",
-        permission_classes=[HasScope(Scope.CLIENTS_READ)],
-    )
-    async def client(self, info: Info) -> Client | None:
-        if self.client_id is None:
-            return None
-        row = await info.context.loaders.client_by_id.load(self.client_id)
-        return client_from_row(info, row) if row is not None else None
 
 
 @strawberry.input(description="A payment received from a client.")
