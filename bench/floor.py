@@ -132,35 +132,20 @@ def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
 
 
 # --- the write floor ------------------------------------------------------------------------
-# What `creditAdd` sends PostgreSQL (services/ledger.py, with an idempotency key, by an admin),
-# written out as SQL: in one transaction, the client's row locked and read, the key claimed
-# with its response (naming the entry id it reserves), then the entry, the balance and the
-# audit entry in one statement (services/ledger.py WRITE_ALL). Prepared, over asyncpg, with
-# nothing else around it: no HTTP, no GraphQL, no ORM. No server that runs these statements
-# per request can be faster.
-LOCK = "SELECT * FROM clients WHERE clients.id IN ($1) ORDER BY clients.id FOR UPDATE"
-CLAIM = """INSERT INTO idempotency_keys
-  (staff_id, key, operation, request_hash, response, created_at, expires_at)
-VALUES ($1, $2, 'credit.add', $3,
-        jsonb_build_object('entry_id', nextval('credit_entries_id_seq'), 'client_id', $4::bigint),
-        $5, $6)
-ON CONFLICT (staff_id, key) DO NOTHING RETURNING response"""
-WRITE = """WITH write_client AS (
-  UPDATE clients SET balance = $1, valid_till = valid_till, updated_at = $2 WHERE clients.id = $3
-  RETURNING 1
-), write_audit AS (
-  INSERT INTO audit_log (occurred_at, actor_id, actor_email, action, target_type, target_id,
-                         target_label, before, after, reason, request_id)
-  VALUES ($2, $4, 'admin@clientdesk.test', 'credit.add', 'Client', $3, $5, $6, $7, 'bench', $8)
-  RETURNING 1
-), entry AS (
-  INSERT INTO credit_entries (id, client_id, kind, amount, currency, balance_after,
-                              payment_method, payment_reference, comment, valid_till_set,
-                              valid_till_before, reverses_id, created_by_id, created_at)
-  VALUES ($9, $3, 'PAYMENT', $10, $11, $1, 'BANK_TRANSFER', NULL, 'bench', NULL, NULL, NULL,
-          $4, $2)
-  RETURNING credit_entries.id
-) SELECT entry.id FROM entry"""
+# What `creditAdd` sends PostgreSQL (services/ledger.py, with an idempotency key, by an admin):
+# in one transaction, the client's row locked and read (services/locks.py LOCK_ONE), then one
+# statement claiming the key with its response and writing the entry, the balance and the
+# audit entry (services/ledger.py WRITE_ALL_KEYED) — the very SQL, compiled by SQLAlchemy as
+# the server compiles it. Prepared, over asyncpg, with nothing else around it: no HTTP, no
+# GraphQL, no ORM. No server that runs these statements per request can be faster.
+
+
+def _compiled(statement: Any) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The statement's SQL for asyncpg, its parameters' names in order, and their defaults."""
+    from sqlalchemy.dialects.postgresql import asyncpg as dialect
+
+    compiled = statement.compile(dialect=dialect.dialect())
+    return str(compiled), tuple(compiled.positiontup or ()), compiled.construct_params(_check=False)
 
 
 async def write_floor(
@@ -168,7 +153,12 @@ async def write_floor(
 ) -> dict[str, float]:
     """Run creditAdd's statements (above) on `connections` connections for `seconds`, each
     transaction on the next client of `client_ids`: transactions/s, p50 and p99 in ms."""
+    from services.ledger import WRITE_ALL_KEYED
+    from services.locks import LOCK_ONE
 
+    lock_sql, lock_names, _ = _compiled(LOCK_ONE)
+    write_sql, write_names, defaults = _compiled(WRITE_ALL_KEYED)
+    assert lock_names == ("client_id",)
     plain = url.replace("postgresql+asyncpg://", "postgresql://")
     pool = await asyncpg.create_pool(plain, min_size=connections, max_size=connections)
     assert pool is not None
@@ -178,48 +168,59 @@ async def write_floor(
 
     async def worker(lane: int) -> None:
         async with pool.acquire() as connection:
-            lock, claim, write = (
-                await connection.prepare(LOCK),
-                await connection.prepare(CLAIM),
-                await connection.prepare(WRITE),
-            )
+            lock = await connection.prepare(lock_sql)
+            write = await connection.prepare(write_sql)
             while time.monotonic() < deadline:
                 n = next(turn)
                 client_id = client_ids[n % len(client_ids)]
                 key = f"floor-{time.time_ns()}-{lane}-{n}"
                 started = time.perf_counter()
                 now = datetime.now(UTC)
+                amount = Decimal("1.00")
                 async with connection.transaction():
                     client = await lock.fetchrow(client_id)
-                    digest = hashlib.sha256(key.encode()).hexdigest()
-                    response = await claim.fetchval(
-                        staff_id, key, digest, client_id, now, now + timedelta(hours=24)
-                    )
-                    entry_id = json.loads(response)["entry_id"]
-                    amount = Decimal("1.00")
                     balance = client["balance"] + amount
-                    before = json.dumps({"balance": str(client["balance"])})
-                    after = json.dumps(
-                        {
-                            "balance": str(balance),
-                            "entry_id": entry_id,
-                            "kind": "PAYMENT",
-                            "amount": str(amount),
-                        }
-                    )
-                    await write.fetchval(
-                        balance,
-                        now,
-                        client_id,
-                        staff_id,
-                        client["login"],
-                        before,
-                        after,
-                        None,
-                        entry_id,
-                        amount,
-                        client["currency"],
-                    )
+                    values = {
+                        **defaults,
+                        "client_id": client_id,
+                        "client_balance": balance,
+                        "client_valid_till": client["valid_till"],
+                        "client_updated_at": now,
+                        "key_staff_id": staff_id,
+                        "key_key": key,
+                        "key_operation": "credit.add",
+                        "key_request_hash": hashlib.sha256(key.encode()).hexdigest(),
+                        "key_created_at": now,
+                        "key_expires_at": now + timedelta(hours=24),
+                        "entry_client_id": client_id,
+                        "entry_kind": "PAYMENT",
+                        "entry_amount": amount,
+                        "entry_currency": client["currency"],
+                        "entry_balance_after": balance,
+                        "entry_payment_method": "BANK_TRANSFER",
+                        "entry_payment_reference": None,
+                        "entry_comment": "bench",
+                        "entry_reverses_id": None,
+                        "entry_valid_till_set": None,
+                        "entry_valid_till_before": None,
+                        "entry_created_by_id": staff_id,
+                        "entry_created_at": now,
+                        "audit_occurred_at": now,
+                        "audit_actor_id": staff_id,
+                        "audit_actor_email": "admin@clientdesk.test",
+                        "audit_action": "credit.add",
+                        "audit_target_type": "Client",
+                        "audit_target_id": client_id,
+                        "audit_target_label": client["login"],
+                        "audit_before": json.dumps({"balance": str(client["balance"])}),
+                        "audit_after": json.dumps(
+                            {"balance": str(balance), "kind": "PAYMENT", "amount": str(amount)}
+                        ),
+                        "audit_reason": "bench",
+                        "audit_request_id": None,
+                    }
+                    entry_id = await write.fetchval(*(values[name] for name in write_names))
+                    assert entry_id is not None
                 latencies.append(time.perf_counter() - started)
 
     started = time.monotonic()

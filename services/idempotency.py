@@ -140,31 +140,41 @@ async def claim(
     return used.response
 
 
-def claim_with_response_statement(**response: ColumnElement[Any]) -> Insert:
-    """PostgreSQL: the statement (built once, run with `claim_parameters`) that claims a key
-    and stores its response with it; the response's values are SQL, such as the next value
-    of a sequence or a bind parameter. It returns the response as stored, or no row when the
-    key is taken."""
+def claim_statement(response: dict[str, ColumnElement[Any]]) -> Insert:
+    """PostgreSQL: the statement that claims a key with its response stored at once (the
+    response's values are SQL: the id of the row about to be written, say), to be run with
+    `claim_parameters` as part of the statement doing the work. Where the key is taken it
+    inserts nothing (a concurrent claim waits for the first to commit or roll back)."""
     return (
         postgresql.insert(IdempotencyKey)
-        .values(
-            staff_id=bindparam("key_staff_id"),
-            key=bindparam("key_key"),
-            operation=bindparam("key_operation"),
-            request_hash=bindparam("key_request_hash"),
-            created_at=bindparam("key_created_at", type_=IdempotencyKey.created_at.type),
-            expires_at=bindparam("key_expires_at", type_=IdempotencyKey.expires_at.type),
-            response=func.jsonb_build_object(*(item for pair in response.items() for item in pair)),
+        .from_select(
+            [
+                "staff_id",
+                "key",
+                "operation",
+                "request_hash",
+                "created_at",
+                "expires_at",
+                "response",
+            ],
+            select(
+                bindparam("key_staff_id", type_=IdempotencyKey.staff_id.type),
+                bindparam("key_key", type_=IdempotencyKey.key.type),
+                bindparam("key_operation", type_=IdempotencyKey.operation.type),
+                bindparam("key_request_hash", type_=IdempotencyKey.request_hash.type),
+                bindparam("key_created_at", type_=IdempotencyKey.created_at.type),
+                bindparam("key_expires_at", type_=IdempotencyKey.expires_at.type),
+                func.jsonb_build_object(*(item for pair in response.items() for item in pair)),
+            ),
         )
         .on_conflict_do_nothing(index_elements=["staff_id", "key"])
-        .returning(IdempotencyKey.response)
     )
 
 
 def claim_parameters(
     *, staff_id: int, key: str, operation: str, request_hashes: Sequence[str], now: datetime
 ) -> dict[str, Any]:
-    """The values of a `claim_with_response_statement`'s own parameters."""
+    """The values of a `claim_statement`'s parameters."""
     return {
         "key_staff_id": staff_id,
         "key_key": key,

@@ -14,7 +14,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy import Sequence as SqlSequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +33,15 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from db.enums import EntryKind, PaymentMethod
-from db.models import AuditEntry, Client, CreditEntry, CreditNoteLine, Package, PackagePrice
+from db.models import (
+    AuditEntry,
+    Client,
+    CreditEntry,
+    CreditNoteLine,
+    IdempotencyKey,
+    Package,
+    PackagePrice,
+)
 from db.session import transaction
 from services import audit, idempotency
 from services.actors import Actor
@@ -101,10 +120,6 @@ class _Entry:
 # the entry, its lines, the balance, the audit entry (and the idempotency key's response) that
 # name it go in one statement.
 ENTRY_IDS = SqlSequence("credit_entries_id_seq")
-NEXT_ENTRY_ID = select(ENTRY_IDS.next_value())
-CLAIM = idempotency.claim_with_response_statement(
-    entry_id=ENTRY_IDS.next_value(), client_id=bindparam("client_id", type_=BigInteger)
-)
 
 
 async def _post(
@@ -145,25 +160,31 @@ async def _post(
             if key is not None
             else ()
         )
-        entry_id: int | None = None
-        remember = key is not None
+        write: dict[str, Any] = {
+            "actor": actor,
+            "operation": operation,
+            "client": client,
+            "entry": entry,
+            "balance": balance,
+        }
         if postgres and refusal is None:
-            connection = await session.connection()
-            if key is None:
-                entry_id = await connection.scalar(NEXT_ENTRY_ID)
-            else:
-                # claimed with the response naming the entry about to be written
-                parameters = idempotency.claim_parameters(
+            # one statement: the key claimed (its response naming the entry), and only if it
+            # was, the entry, the balance and the audit entry
+            claim = (
+                idempotency.claim_parameters(
                     staff_id=actor.staff_id,
                     key=key,
                     operation=operation,
                     request_hashes=hashes,
                     now=actor.now,
                 )
-                stored = await connection.scalar(CLAIM, {**parameters, "client_id": client.id})
-                if stored is not None:
-                    entry_id, remember = stored["entry_id"], False
-        if key is not None and entry_id is None:
+                if key is not None
+                else None
+            )
+            written = await _write_in_one(session, claim=claim, **write)
+            if written is not None:
+                return Posted(written.id, client.id, entry=written)
+        if key is not None:  # taken (or SQLite, or refused): a replay, a reuse, or ours now
             earlier = await idempotency.claim(
                 session,
                 staff_id=actor.staff_id,
@@ -176,17 +197,12 @@ async def _post(
                 return Posted(earlier["entry_id"], earlier["client_id"], replayed=True)
         if refusal is not None:
             raise refusal
-        posted = await _write(
-            session,
-            actor=actor,
-            operation=operation,
-            client=client,
-            entry=entry,
-            balance=balance,
-            entry_id=entry_id,
-        )
-        if remember:
-            assert key is not None
+        if postgres:  # an expired key claimed afresh
+            posted = await _write_in_one(session, claim=None, **write)
+            assert posted is not None
+        else:
+            posted = await _write(session, **write)
+        if key is not None:
             await idempotency.remember(
                 session,
                 staff_id=actor.staff_id,
@@ -246,16 +262,13 @@ def _bound(table: Any, columns: Sequence[str], prefix: str) -> dict[str, Any]:
     return {name: bindparam(prefix + name, type_=table.c[name].type) for name in columns}
 
 
-# The writes of an entry, built once (building a statement costs more than running it): the
-# entry (its id given on PostgreSQL, returned on SQLite), the client's balance, validTill and
-# update time, and the audit entry; run with `_parameters`.
+# The writes of an entry, built once (building a statement costs more than running it), run
+# with `_parameters`: the entry, the client's balance, validTill and update time, and the audit
+# entry.
 INSERT_ENTRY = (
     insert(CreditEntry)
     .values(_bound(CreditEntry.__table__, ENTRY_COLUMNS, "entry_"))
     .returning(CreditEntry.id)
-)
-INSERT_ENTRY_WITH_ID = insert(CreditEntry).values(
-    _bound(CreditEntry.__table__, ("id", *ENTRY_COLUMNS), "entry_")
 )
 UPDATE_CLIENT = (
     update(Client)
@@ -263,27 +276,78 @@ UPDATE_CLIENT = (
     .values(_bound(Client.__table__, ("balance", "valid_till", "updated_at"), "client_"))
 )
 INSERT_AUDIT = insert(AuditEntry).values(_bound(AuditEntry.__table__, AUDIT_COLUMNS, "audit_"))
-# PostgreSQL: all three in one statement, data-modifying CTEs (and a credit note's lines)
-_ENTRY = INSERT_ENTRY_WITH_ID.returning(CreditEntry.id).cte("entry")
-_WRITES = (
-    UPDATE_CLIENT.returning(literal(1)).cte("write_client"),
-    INSERT_AUDIT.returning(literal(1)).cte("write_audit"),
-)
-WRITE_ALL = select(_ENTRY.c.id).add_cte(*_WRITES)
 
 
-async def _write(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    operation: str,
-    client: Client,
-    entry: _Entry,
-    balance: Decimal,
-    entry_id: int | None,
-) -> PostedEntry:
-    """Write the entry, its lines, the new balance (and validTill) and the audit entry: one
-    statement when the entry's id is known (PostgreSQL), else one each (SQLite)."""
+def _write_all(keyed: bool, lines: int) -> Select[Any]:
+    """PostgreSQL: every write of an entry in one statement of data-modifying CTEs. The entry's
+    id is the sequence's next value; `keyed`: first the idempotency key's claim, whose response
+    names that id, and nothing else is written unless it was claimed (no row comes back)."""
+    next_id = select(ENTRY_IDS.next_value().label("id")).cte("next_entry")
+    entry_columns = _bound(CreditEntry.__table__, ENTRY_COLUMNS, "entry_")
+    source = select(next_id.c.id, *entry_columns.values())
+    change = UPDATE_CLIENT
+    writes: list[Any] = []
+    if keyed:
+        claim = (
+            idempotency.claim_statement(
+                {"entry_id": next_id.c.id, "client_id": bindparam("client_id", type_=BigInteger)}
+            )
+            .returning(IdempotencyKey.id)
+            .cte("claim")
+        )
+        claimed = exists(select(claim.c.id))
+        source = source.where(claimed)
+        change = change.where(claimed)
+    written = (
+        insert(CreditEntry)
+        .from_select(["id", *entry_columns], source)
+        .returning(CreditEntry.id)
+        .cte("entry")
+    )
+    audit_columns = _bound(AuditEntry.__table__, AUDIT_COLUMNS, "audit_")
+    # the audit entry's "after" names the entry
+    audit_columns["after"] = audit_columns["after"].op("||")(
+        func.jsonb_build_object("entry_id", written.c.id)
+    )
+    writes.append(change.returning(literal(1)).cte("write_client"))
+    writes.append(
+        insert(AuditEntry)
+        .from_select(list(audit_columns), select(*audit_columns.values()).select_from(written))
+        .returning(literal(1))
+        .cte("write_audit")
+    )
+    if lines:
+        line_columns = (
+            "position",
+            "description",
+            "package_id",
+            "quantity",
+            "unit_amount",
+            "amount",
+        )
+        rows = [
+            select(
+                written.c.id, *_bound(CreditNoteLine.__table__, line_columns, f"line{n}_").values()
+            )
+            for n in range(lines)
+        ]
+        writes.append(
+            insert(CreditNoteLine)
+            .from_select(["entry_id", *line_columns], union_all(*rows))
+            .returning(literal(1))
+            .cte("write_lines")
+        )
+    return select(written.c.id).add_cte(*writes)
+
+
+WRITE_ALL = _write_all(keyed=False, lines=0)
+WRITE_ALL_KEYED = _write_all(keyed=True, lines=0)
+
+
+def _values(
+    *, actor: Actor, operation: str, client: Client, entry: _Entry, balance: Decimal
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The entry's columns, the client's, the audit entry's (its "after" without the entry)."""
     valid_till_changes = entry.valid_till is not None and entry.valid_till != client.valid_till
     values: dict[str, Any] = {
         "client_id": client.id,
@@ -318,52 +382,111 @@ async def _write(
         },
         after={
             "balance": balance,
-            "entry_id": entry_id,
+            "entry_id": None,
             "kind": entry.kind,
             "amount": entry.amount,
             **({"valid_till": entry.valid_till} if valid_till_changes else {}),
         },
         reason=entry.comment,
     )
-    parameters = {
+    return values, moved, recorded
+
+
+def _parameters(
+    client: Client, values: dict[str, Any], moved: dict[str, Any], recorded: dict[str, Any]
+) -> dict[str, Any]:
+    return {
         **{f"entry_{name}": value for name, value in values.items()},
         "client_id": client.id,
         **{f"client_{name}": value for name, value in moved.items()},
+        **{f"audit_{name}": value for name, value in recorded.items()},
     }
-    lines = [
-        {"entry_id": entry_id, "position": position, **line}
-        for position, line in enumerate(entry.lines)
-    ]
-    connection = await session.connection()
-    try:
-        if entry_id is not None:  # PostgreSQL: one statement
-            parameters["entry_id"] = entry_id
-            parameters.update((f"audit_{name}", value) for name, value in recorded.items())
-            statement = WRITE_ALL
-            if lines:  # a credit note's: a statement of their own shape
-                written = insert(CreditNoteLine).values(lines).returning(literal(1))
-                statement = select(_ENTRY.c.id).add_cte(*_WRITES, written.cte("write_lines"))
-            await connection.execute(statement, parameters)
-        else:
-            entry_id = (await connection.execute(INSERT_ENTRY, parameters)).scalar_one()
-            recorded["after"]["entry_id"] = entry_id
-            parameters.update((f"audit_{name}", value) for name, value in recorded.items())
-            await connection.execute(UPDATE_CLIENT, parameters)
-            await connection.execute(INSERT_AUDIT, parameters)
-            if lines:
-                for line in lines:
-                    line["entry_id"] = entry_id
-                await connection.execute(insert(CreditNoteLine), lines)
-    except IntegrityError:
-        if entry.reverses_id is None:
-            raise
-        # the unique reverses_id: a concurrent reversal won
-        raise DomainError(
-            ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]
-        ) from None
-    # the locked row, as it now is in the database (not written again at the commit)
+
+
+def _written(client: Client, moved: dict[str, Any]) -> None:
+    """The locked row, as it now is in the database (not written again at the commit)."""
     for name, value in moved.items():
         set_committed_value(client, name, value)
+
+
+def _already_reversed(entry: _Entry) -> DomainError | None:
+    """After an IntegrityError: a concurrent reversal won (the unique reverses_id)."""
+    if entry.reverses_id is None:
+        return None
+    return DomainError(
+        ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]
+    )
+
+
+async def _write_in_one(
+    session: AsyncSession,
+    *,
+    claim: dict[str, Any] | None,
+    actor: Actor,
+    operation: str,
+    client: Client,
+    entry: _Entry,
+    balance: Decimal,
+) -> PostedEntry | None:
+    """PostgreSQL: write the entry, its lines, the balance and the audit entry in one statement,
+    with the idempotency key's `claim` first if given; None when the key was taken (nothing
+    written then)."""
+    values, moved, recorded = _values(
+        actor=actor, operation=operation, client=client, entry=entry, balance=balance
+    )
+    parameters = _parameters(client, values, moved, recorded)
+    if claim is not None:
+        parameters.update(claim)
+    statement = WRITE_ALL_KEYED if claim is not None else WRITE_ALL
+    if entry.lines:  # a credit note's: a statement of their own shape
+        statement = _write_all(keyed=claim is not None, lines=len(entry.lines))
+        for n, line in enumerate(entry.lines):
+            parameters.update((f"line{n}_{name}", value) for name, value in line.items())
+            parameters[f"line{n}_position"] = n
+    connection = await session.connection()
+    try:
+        entry_id: int | None = (await connection.execute(statement, parameters)).scalar()
+    except IntegrityError:
+        if (refusal := _already_reversed(entry)) is None:
+            raise
+        raise refusal from None
+    if entry_id is None:
+        return None
+    _written(client, moved)
+    return PostedEntry(id=entry_id, **values)
+
+
+async def _write(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    operation: str,
+    client: Client,
+    entry: _Entry,
+    balance: Decimal,
+) -> PostedEntry:
+    """SQLite: write the entry, its lines, the balance and the audit entry, one statement each."""
+    values, moved, recorded = _values(
+        actor=actor, operation=operation, client=client, entry=entry, balance=balance
+    )
+    connection = await session.connection()
+    parameters = _parameters(client, values, moved, recorded)
+    try:
+        entry_id = (await connection.execute(INSERT_ENTRY, parameters)).scalar_one()
+    except IntegrityError:
+        if (refusal := _already_reversed(entry)) is None:
+            raise
+        raise refusal from None
+    parameters["audit_after"] = {**recorded["after"], "entry_id": entry_id}
+    await connection.execute(UPDATE_CLIENT, parameters)
+    await connection.execute(INSERT_AUDIT, parameters)
+    if entry.lines:
+        lines = [
+            {"entry_id": entry_id, "position": position, **line}
+            for position, line in enumerate(entry.lines)
+        ]
+        await connection.execute(insert(CreditNoteLine), lines)
+    _written(client, moved)
     return PostedEntry(id=entry_id, **values)
 
 

@@ -1,7 +1,8 @@
 """What each money mutation costs in statements (issue 17, writes): on PostgreSQL the row lock,
-the idempotency key's claim (with its response), and one statement writing the entry, the
-balance and the audit entry; on SQLite one statement each. The answer is built from what was
-written: nothing is read again after the commit unless the client is asked for."""
+then one statement claiming the idempotency key (with its response) and, if it was claimed,
+writing the entry, the balance and the audit entry; on SQLite one statement each. The answer
+is built from what was written: nothing is read again after the commit unless the client is
+asked for."""
 
 import base64
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ WITH_CLIENT = f"{PAYLOAD} client {{ balance {{ amount }} }}"
 # takes the database's write lock, then the read).
 LOCK = ["SELECT clients FOR UPDATE"]
 WRITES = {
-    "postgresql": [*LOCK, "INSERT idempotency_keys", "WITH write_client"],
+    "postgresql": [*LOCK, "WITH next_entry"],
     "sqlite": [
         "UPDATE clients",
         "SELECT clients",
@@ -39,7 +40,7 @@ WRITES = {
 
 
 def kind(sql: str) -> str:
-    """A statement's verb and table ("SELECT clients FOR UPDATE", "WITH write_client")."""
+    """A statement's verb and table ("SELECT clients FOR UPDATE", "WITH next_entry")."""
     words = sql.split()
     verb = words[0].upper()
     if verb == "WITH":
