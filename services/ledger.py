@@ -8,6 +8,7 @@ validTill), write the audit entry, remember the response. A client deleted meanw
 NOT_FOUND.
 """
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -278,6 +279,7 @@ UPDATE_CLIENT = (
 INSERT_AUDIT = insert(AuditEntry).values(_bound(AuditEntry.__table__, AUDIT_COLUMNS, "audit_"))
 
 
+@functools.lru_cache(maxsize=64)
 def _write_all(keyed: bool, lines: int) -> Select[Any]:
     """PostgreSQL: every write of an entry in one statement of data-modifying CTEs. The entry's
     id is the sequence's next value; `keyed`: first the idempotency key's claim, whose response
@@ -687,6 +689,17 @@ async def create_credit_note(
     )
 
 
+_REVERSALS = aliased(CreditEntry)
+# A ledger entry and the id of its reversal, if any (built once).
+ENTRY_AND_REVERSAL = select(
+    CreditEntry,
+    select(_REVERSALS.id)
+    .where(_REVERSALS.reverses_id == CreditEntry.id)
+    .scalar_subquery()
+    .label("reversal_id"),
+).where(CreditEntry.id == bindparam("entry_id", type_=BigInteger))
+
+
 def _access_taken_back(original: CreditEntry, client: Client) -> datetime | None:
     """The validTill after reversing `original`: a payment that paid for access loses exactly
     the time it added (from the later of the old validTill and the payment's time), never to
@@ -713,18 +726,7 @@ async def reverse(
     it. A reversal cannot itself be reversed."""
     # the entry with its reversal's id: an entry never changes, and a reversal made after this
     # read fails at the unique reverses_id (ALREADY_REVERSED) when it is written
-    reversals = aliased(CreditEntry)
-    found = (
-        await session.execute(
-            select(
-                CreditEntry,
-                select(reversals.id)
-                .where(reversals.reverses_id == CreditEntry.id)
-                .scalar_subquery()
-                .label("reversal_id"),
-            ).where(CreditEntry.id == entry_id)
-        )
-    ).first()
+    found = (await session.execute(ENTRY_AND_REVERSAL, {"entry_id": entry_id})).first()
     if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such ledger entry", ["entry_id"])
     original, reversal = found[0], found[1]
