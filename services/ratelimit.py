@@ -381,20 +381,19 @@ class DatabaseRateLimiter:
             await begin_write(session)
             dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            bucket = None
-            while bucket is None:  # twice at most: a sweep may delete the row in between
+            locked = (
+                select(RateLimitBucket.tokens, RateLimitBucket.updated_at)
+                .where(RateLimitBucket.key == key)
+                .with_for_update()
+            )
+            bucket = (await session.execute(locked)).one_or_none()
+            while bucket is None:  # a new bucket (twice at most: a sweep may delete it)
                 await session.execute(
                     insert(RateLimitBucket)
                     .values(key=key, tokens=float(rate.capacity), updated_at=now)
                     .on_conflict_do_nothing(index_elements=["key"])
                 )
-                bucket = (
-                    await session.execute(
-                        select(RateLimitBucket.tokens, RateLimitBucket.updated_at)
-                        .where(RateLimitBucket.key == key)
-                        .with_for_update()
-                    )
-                ).one_or_none()
+                bucket = (await session.execute(locked)).one_or_none()
             tokens = _refilled(bucket.tokens, bucket.updated_at, rate, now) + unspent
             tokens = min(float(rate.capacity), tokens)
             if tokens >= cost:
