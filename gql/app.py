@@ -435,9 +435,14 @@ def create_app(
         jobs = asyncio.create_task(
             run_background_jobs(app.state.sessionmaker, settings, clock, stop)
         )
+        lag = asyncio.create_task(metrics.watch_event_loop()) if settings.metrics_enabled else None
         yield
         stop.set()
         await jobs
+        if lag is not None:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
         await app.state.rate_limiter.close()
         if owns_engine:
             await engine.dispose()
