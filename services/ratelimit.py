@@ -349,7 +349,8 @@ class DatabaseRateLimiter:
     ) -> Decision:
         key = stored_key(key)
         if exact:
-            decision, _, _ = await self._renew(key, 0.0, cost, cost, rate, now)
+            async with self.sessions() as session:
+                decision, _, _ = await self._renew(session, key, 0.0, cost, cost, rate, now)
         else:
             leases = self._sweeps.leases
             lease = leases.get(key)
@@ -358,13 +359,16 @@ class DatabaseRateLimiter:
             decision_or_none = lease.spend(cost, rate, now)
             if decision_or_none is not None:
                 return decision_or_none
-            async with lease.lock:
+            # The session first: a request's shared session gives its read connection back to
+            # the pool then, so asks waiting for the renewal hold none, and the renewal, which
+            # needs one, cannot wait for them.
+            async with self.sessions() as session, lease.lock:
                 decision_or_none = lease.spend(cost, rate, now)  # renewed while we waited?
                 if decision_or_none is not None:
                     return decision_or_none
                 share = max(cost, math.ceil(rate.capacity * LEASE_SHARE))
                 decision, row_tokens, left = await self._renew(
-                    key, lease.points, cost, share, rate, now
+                    session, key, lease.points, cost, share, rate, now
                 )
                 # the lease changes once the row has (a failed renewal gave nothing back)
                 lease.points, lease.row_tokens, lease.taken_at = left, row_tokens, now
@@ -372,43 +376,49 @@ class DatabaseRateLimiter:
         return decision
 
     async def _renew(
-        self, key: str, unspent: float, cost: int, share: int, rate: Rate, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        unspent: float,
+        cost: int,
+        share: int,
+        rate: Rate,
+        now: datetime,
     ) -> tuple[Decision, float, float]:
         """Give back `unspent` points and take `cost`, and up to `share` in all, from the row
         in one transaction: the decision (its `remaining` counts the slice's unspent part),
         what the row holds afterwards, and the slice's unspent part."""
-        async with self.sessions() as session:
-            await begin_write(session)
-            dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            locked = (
-                select(RateLimitBucket.tokens, RateLimitBucket.updated_at)
-                .where(RateLimitBucket.key == key)
-                .with_for_update()
+        await begin_write(session)
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        locked = (
+            select(RateLimitBucket.tokens, RateLimitBucket.updated_at)
+            .where(RateLimitBucket.key == key)
+            .with_for_update()
+        )
+        bucket = (await session.execute(locked)).one_or_none()
+        while bucket is None:  # a new bucket (twice at most: a sweep may delete it)
+            await session.execute(
+                insert(RateLimitBucket)
+                .values(key=key, tokens=float(rate.capacity), updated_at=now)
+                .on_conflict_do_nothing(index_elements=["key"])
             )
             bucket = (await session.execute(locked)).one_or_none()
-            while bucket is None:  # a new bucket (twice at most: a sweep may delete it)
-                await session.execute(
-                    insert(RateLimitBucket)
-                    .values(key=key, tokens=float(rate.capacity), updated_at=now)
-                    .on_conflict_do_nothing(index_elements=["key"])
-                )
-                bucket = (await session.execute(locked)).one_or_none()
-            tokens = _refilled(bucket.tokens, bucket.updated_at, rate, now) + unspent
-            tokens = min(float(rate.capacity), tokens)
-            if tokens >= cost:
-                leased = min(tokens, float(share))  # the ask and the rest of the slice
-                tokens -= leased
-                decision = Decision.after(True, tokens + leased - cost, cost, rate)
-                left = leased - cost
-            else:
-                decision, left = Decision.after(False, tokens, cost, rate), 0.0
-            await session.execute(
-                update(RateLimitBucket)
-                .where(RateLimitBucket.key == key)
-                .values(tokens=tokens, updated_at=max(now, bucket.updated_at))
-            )
-            await session.commit()
+        tokens = _refilled(bucket.tokens, bucket.updated_at, rate, now) + unspent
+        tokens = min(float(rate.capacity), tokens)
+        if tokens >= cost:
+            leased = min(tokens, float(share))  # the ask and the rest of the slice
+            tokens -= leased
+            decision = Decision.after(True, tokens + leased - cost, cost, rate)
+            left = leased - cost
+        else:
+            decision, left = Decision.after(False, tokens, cost, rate), 0.0
+        await session.execute(
+            update(RateLimitBucket)
+            .where(RateLimitBucket.key == key)
+            .values(tokens=tokens, updated_at=max(now, bucket.updated_at))
+        )
+        await session.commit()
         return decision, tokens, left
 
     async def _sweep(self, now: datetime) -> None:
