@@ -319,10 +319,11 @@ class DatabaseRateLimiter:
     SWEEP_EVERY an ask also deletes the buckets that are full again (`forget_full_buckets`),
     so the table holds only the buckets of the last LONGEST_PERIOD, whatever the keys.
 
-    A process does not write the row per ask: it leases a slice of the bucket (one locked
-    UPDATE takes min(what is there, max(the ask, LEASE_SHARE of the capacity))) and spends it
-    locally until it runs out or LEASE_FOR has passed; the next renewal returns the unspent
-    part and takes the next slice in the same UPDATE. One renewal per bucket at a time: asks
+    A process does not write the row per ask: it leases a slice of the bucket (one short
+    transaction, the row read FOR UPDATE and written back, takes min(what is there, max(the
+    ask, LEASE_SHARE of the capacity))) and spends it locally until it runs out or LEASE_FOR
+    has passed; the next renewal returns the unspent part and takes the next slice in the same
+    transaction. One renewal per bucket at a time: asks
     arriving meanwhile wait for it and then spend the new slice. While a lease holds, an ask
     the slice cannot cover is refused without I/O when the row as last read (refilled since)
     could not cover it either, so a throttled token costs one write per LEASE_FOR, not one per
@@ -334,7 +335,7 @@ class DatabaseRateLimiter:
     at its start: capacity + rate x interval + P x ceil(LEASE_SHARE x capacity) (a slice
     larger than that is one ask's cost, spent at once). A process may also refuse an ask
     another process's slice could have covered, for at most LEASE_FOR. `exact` asks lease
-    nothing: one locked UPDATE each, as sign-in attempts need.
+    nothing: one such transaction each, as sign-in attempts need.
     """
 
     def __init__(self, sessions: SessionScope, *, sweeps: _Sweeps | None = None) -> None:
