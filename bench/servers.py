@@ -143,7 +143,7 @@ def clientdesk(
         "CLIENTDESK_MAIL_SENDER": "false",
         # checked on every request, never refusing: a budget no benchmark exhausts
         "CLIENTDESK_RATE_LIMIT_POINTS_PER_MINUTE": str(10**12),
-        "CLIENTDESK_STAFF_RATE_LIMIT_POINTS_PER_MINUTE": str(10**12),  # W4: 10 points each
+        "CLIENTDESK_STAFF_RATE_LIMIT_POINTS_PER_MINUTE": str(10**12),
     }
     if redis_url:
         env["CLIENTDESK_REDIS_URL"] = redis_url

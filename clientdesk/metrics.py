@@ -6,8 +6,11 @@ workers start), and /metrics adds up every worker's: a scrape sees the whole ser
 worker answers it. Separate replicas are scraped one by one, as Prometheus does.
 """
 
+import asyncio
 import os
 import re
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import (
@@ -62,6 +65,47 @@ DB_POOL_SIZE = Gauge(
     "PostgreSQL), all processes together.",
     multiprocess_mode="livesum",
 )
+
+# The event loop's lag: a task in each worker sleeps LAG_INTERVAL, again and again, and
+# records how much later than asked it woke. A request's await waits at least as long; lag is
+# CPU work (or a blocking call) holding the loop, the usual cause of a tail in p99.
+LAG_INTERVAL = 0.1
+EVENT_LOOP_LAG = Histogram(
+    "clientdesk_event_loop_lag_seconds",
+    f"How late a worker's event loop woke a task that slept {LAG_INTERVAL} s (every "
+    f"{LAG_INTERVAL} s): time it spent running other work, which every request waiting on "
+    "it waited too.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+EVENT_LOOP_LAG_LAST = Gauge(
+    "clientdesk_event_loop_lag_last_seconds",
+    "The event loop's lag at its latest measure (the largest of the live workers').",
+    multiprocess_mode="livemax",
+)
+
+
+def observe_lag(seconds: float) -> None:
+    """Record one measure of the event loop's lag."""
+    EVENT_LOOP_LAG.observe(seconds)
+    EVENT_LOOP_LAG_LAST.set(seconds)
+
+
+async def watch_event_loop(
+    *,
+    interval: float = LAG_INTERVAL,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    measures: int | None = None,
+) -> None:
+    """Sleep `interval`, record how late the wake came, again (`measures` times, or until
+    cancelled: the app's lifespan runs one per worker)."""
+    done = 0
+    while measures is None or done < measures:
+        started = clock()
+        await sleep(interval)
+        observe_lag(max(0.0, clock() - started - interval))
+        done += 1
+
 
 GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")  # a GraphQL name, 64 at most
 MAX_OPERATION_NAMES = 200

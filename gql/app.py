@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import math
 import secrets
 import time
@@ -406,6 +407,23 @@ async def run_background_jobs(
             return
 
 
+# The young generation is collected every GC_THRESHOLDS[0] container allocations (not 700),
+# the older ones less often too: a request allocates and frees thousands, nearly all by
+# reference counting, so most collections found nothing.
+GC_THRESHOLDS = (10_000, 20, 20)
+
+
+def settle_heap() -> None:
+    """After startup (each worker, from the lifespan): move what startup built (modules, the
+    schema, the settings, alive until the process ends) out of the cyclic collector's sight,
+    so a full collection walks only what requests made (it walked ~160,000 objects, holding
+    the event loop for tens of milliseconds, hundreds on a busy machine: the p99 tail at 32
+    connections), and collect less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -435,9 +453,15 @@ def create_app(
         jobs = asyncio.create_task(
             run_background_jobs(app.state.sessionmaker, settings, clock, stop)
         )
+        lag = asyncio.create_task(metrics.watch_event_loop()) if settings.metrics_enabled else None
+        settle_heap()
         yield
         stop.set()
         await jobs
+        if lag is not None:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
         await app.state.rate_limiter.close()
         if owns_engine:
             await engine.dispose()

@@ -25,6 +25,9 @@ class Cost:
     decision: Decision | None = None
 
     def as_extension(self) -> dict[str, Any]:
+        """`throttleStatus.currentlyAvailable` is what the limiter saw left after this
+        request: exact with Redis; without it, this process's view (the bucket as it last read
+        it, refilled since, plus its unspent leased slice: services/ratelimit.py)."""
         report: dict[str, Any] = {"requestedQueryCost": self.points, "nodes": self.nodes}
         if self.decision is not None:
             rate = self.decision.rate

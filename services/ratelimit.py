@@ -1,5 +1,6 @@
 """Rate limits as token buckets, kept where every process and replica sees them: in Redis
-(one atomic script call) or, without Redis, in the database (one locked row)."""
+(one atomic script call per ask) or, without Redis, in the database (one locked row, from
+which each process leases a slice of the budget and spends it without I/O)."""
 
 import asyncio
 import hashlib
@@ -7,7 +8,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -28,6 +29,12 @@ SWEEP_EVERY = timedelta(minutes=1)
 # Keys are kept as given up to this length when plain printable ASCII, else as a digest: they
 # are made of what callers send (an e-mail, an address), and must fit the column whatever it is.
 KEY_LENGTH = 100
+# Without Redis, a process takes a slice of a bucket from its row at a time (one locked
+# UPDATE) and spends it locally: at most this share of the capacity (or the ask, if more)...
+LEASE_SHARE = 0.1
+# ...for at most this long: then it returns what is left and reads the row again, so what
+# other processes spent shows within this time.
+LEASE_FOR = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +96,13 @@ def stored_key(key: str) -> str:
 
 
 class RateLimiter(Protocol):
-    async def take(self, key: str, cost: int, rate: Rate, now: datetime) -> Decision: ...
+    async def take(
+        self, key: str, cost: int, rate: Rate, now: datetime, *, exact: bool = False
+    ) -> Decision:
+        """Take `cost` points from the bucket of `key` if it has them. `exact`: decided on
+        the shared bucket itself, never on a slice leased by this process (sign-in
+        attempts, whose budgets are a handful)."""
+        ...
 
     def bound(self, sessions: "SessionScope") -> "RateLimiter":
         """The limiter for one request, using that request's database session if it needs one
@@ -109,16 +122,10 @@ class RateLimiter(Protocol):
 SessionScope = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
-def _decide(
-    tokens: float, updated: datetime | None, cost: int, rate: Rate, now: datetime
-) -> tuple[float, Decision]:
-    """The bucket after `cost` is asked of it at `now` (the same arithmetic as the script)."""
-    if updated is not None:
-        elapsed = max(0.0, (now - updated).total_seconds())
-        tokens = min(float(rate.capacity), tokens + elapsed * rate.per_second)
-    if tokens >= cost:
-        return tokens - cost, Decision.after(True, tokens - cost, cost, rate)
-    return tokens, Decision.after(False, tokens, cost, rate)
+def _refilled(tokens: float, updated_at: datetime, rate: Rate, now: datetime) -> float:
+    """What a stored bucket holds at `now`."""
+    elapsed = max(0.0, (now - updated_at).total_seconds())
+    return min(float(rate.capacity), tokens + elapsed * rate.per_second)
 
 
 # KEYS[1] bucket; ARGV capacity, refill per second, now (epoch seconds), then one cost per
@@ -177,8 +184,10 @@ class RedisRateLimiter:
         self._waiting: dict[str, list[_Ask]] = {}  # per bucket with a call in flight
         self._sending: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps none)
 
-    async def take(self, key: str, cost: int, rate: Rate, now: datetime) -> Decision:
-        key = stored_key(key)
+    async def take(
+        self, key: str, cost: int, rate: Rate, now: datetime, *, exact: bool = False
+    ) -> Decision:
+        key = stored_key(key)  # every ask is exact here: one script call decides it
         waiting = self._waiting.get(key)
         if waiting is not None:
             ask = _Ask(cost, rate, now, asyncio.get_running_loop().create_future())
@@ -262,16 +271,72 @@ async def forget_full_buckets(session: AsyncSession, *, now: datetime) -> int:
 
 
 @dataclass(slots=True)
+class _Lease:
+    """Points this process took from a bucket's row, to spend without asking the database
+    until they run out or LEASE_FOR has passed; and the row as it was left then."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one renewal at a time
+    points: float = 0.0  # unspent
+    row_tokens: float = 0.0  # what the row held once the slice was taken
+    taken_at: datetime | None = None
+
+    def valid(self, now: datetime) -> bool:
+        return self.taken_at is not None and self.taken_at <= now < self.taken_at + LEASE_FOR
+
+    def seen(self, rate: Rate, now: datetime) -> float:
+        """What this process knows to be left: the row as last read, refilled since, and
+        the unspent slice (at most the capacity)."""
+        assert self.taken_at is not None
+        elapsed = max(0.0, (now - self.taken_at).total_seconds())
+        return min(float(rate.capacity), self.row_tokens + elapsed * rate.per_second + self.points)
+
+    def spend(self, cost: int, rate: Rate, now: datetime) -> Decision | None:
+        """The decision without I/O while the lease holds: allowed from the slice; refused
+        when the slice and the row as last read cannot cover the cost; else None (ask the
+        row)."""
+        if not self.valid(now):
+            return None
+        if self.points >= cost:
+            self.points -= cost
+            return Decision.after(True, self.seen(rate, now), cost, rate)
+        seen = self.seen(rate, now)
+        if seen < cost:
+            return Decision.after(False, seen, cost, rate)
+        return None
+
+
+@dataclass(slots=True)
 class _Sweeps:
-    """When this process next looks for full buckets (shared by a limiter's bound copies)."""
+    """When this process next looks for full buckets, and its leases (shared by a limiter's
+    bound copies)."""
 
     next_at: datetime | None = None
+    leases: dict[str, _Lease] = field(default_factory=dict)
 
 
 class DatabaseRateLimiter:
-    """Buckets in a table, each taken under a row lock (or SQLite's write lock). Every
+    """Buckets in a table, each changed under a row lock (or SQLite's write lock). Every
     SWEEP_EVERY an ask also deletes the buckets that are full again (`forget_full_buckets`),
-    so the table holds only the buckets of the last LONGEST_PERIOD, whatever the keys."""
+    so the table holds only the buckets of the last LONGEST_PERIOD, whatever the keys.
+
+    A process does not write the row per ask: it leases a slice of the bucket (one short
+    transaction, the row read FOR UPDATE and written back, takes min(what is there, max(the
+    ask, LEASE_SHARE of the capacity))) and spends it locally until it runs out or LEASE_FOR
+    has passed; the next renewal returns the unspent part and takes the next slice in the same
+    transaction. One renewal per bucket at a time: asks
+    arriving meanwhile wait for it and then spend the new slice. While a lease holds, an ask
+    the slice cannot cover is refused without I/O when the row as last read (refilled since)
+    could not cover it either, so a throttled token costs one write per LEASE_FOR, not one per
+    request.
+
+    The bound: leased points are taken from the row, so they are never spent twice; but the
+    row refills while slices are out. Over any interval, a token's asks allowed across P
+    processes add up to at most what an exact bucket would allow plus the slices outstanding
+    at its start: capacity + rate x interval + P x ceil(LEASE_SHARE x capacity) (a slice
+    larger than that is one ask's cost, spent at once). A process may also refuse an ask
+    another process's slice could have covered, for at most LEASE_FOR. `exact` asks lease
+    nothing: one such transaction each, as sign-in attempts need.
+    """
 
     def __init__(self, sessions: SessionScope, *, sweeps: _Sweeps | None = None) -> None:
         self.sessions = sessions
@@ -280,47 +345,107 @@ class DatabaseRateLimiter:
     def bound(self, sessions: SessionScope) -> "DatabaseRateLimiter":
         return DatabaseRateLimiter(sessions, sweeps=self._sweeps)
 
-    async def take(self, key: str, cost: int, rate: Rate, now: datetime) -> Decision:
+    async def take(
+        self, key: str, cost: int, rate: Rate, now: datetime, *, exact: bool = False
+    ) -> Decision:
         key = stored_key(key)
-        async with self.sessions() as session:
-            await begin_write(session)
-            dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            bucket = None
-            while bucket is None:  # twice at most: a sweep may delete the row in between
-                await session.execute(
-                    insert(RateLimitBucket)
-                    .values(key=key, tokens=float(rate.capacity), updated_at=now)
-                    .on_conflict_do_nothing(index_elements=["key"])
+        if exact:
+            async with self.sessions() as session:
+                decision, _, _ = await self._renew(session, key, 0.0, cost, cost, rate, now)
+        else:
+            leases = self._sweeps.leases
+            lease = leases.get(key)
+            if lease is None:
+                lease = leases[key] = _Lease()
+            decision_or_none = lease.spend(cost, rate, now)
+            if decision_or_none is not None:
+                return decision_or_none
+            # The session first: a request's shared session gives its read connection back to
+            # the pool then, so asks waiting for the renewal hold none, and the renewal, which
+            # needs one, cannot wait for them.
+            async with self.sessions() as session, lease.lock:
+                decision_or_none = lease.spend(cost, rate, now)  # renewed while we waited?
+                if decision_or_none is not None:
+                    return decision_or_none
+                share = max(cost, math.ceil(rate.capacity * LEASE_SHARE))
+                decision, row_tokens, left = await self._renew(
+                    session, key, lease.points, cost, share, rate, now
                 )
-                bucket = (
-                    await session.execute(
-                        select(RateLimitBucket.tokens, RateLimitBucket.updated_at)
-                        .where(RateLimitBucket.key == key)
-                        .with_for_update()
-                    )
-                ).one_or_none()
-            tokens, decision = _decide(bucket.tokens, bucket.updated_at, cost, rate, now)
-            await session.execute(
-                update(RateLimitBucket)
-                .where(RateLimitBucket.key == key)
-                .values(tokens=tokens, updated_at=max(now, bucket.updated_at))
-            )
-            await session.commit()
-            sweeps = self._sweeps
-            if sweeps.next_at is None or sweeps.next_at <= now:
-                sweeps.next_at = now + SWEEP_EVERY  # before the await: one sweep at a time
-                await forget_full_buckets(session, now=now)
+                # the lease changes once the row has (a failed renewal gave nothing back)
+                lease.points, lease.row_tokens, lease.taken_at = left, row_tokens, now
+        await self._sweep(now)
         return decision
 
+    async def _renew(
+        self,
+        session: AsyncSession,
+        key: str,
+        unspent: float,
+        cost: int,
+        share: int,
+        rate: Rate,
+        now: datetime,
+    ) -> tuple[Decision, float, float]:
+        """Give back `unspent` points and take `cost`, and up to `share` in all, from the row
+        in one transaction: the decision (its `remaining` counts the slice's unspent part),
+        what the row holds afterwards, and the slice's unspent part."""
+        await begin_write(session)
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        locked = (
+            select(RateLimitBucket.tokens, RateLimitBucket.updated_at)
+            .where(RateLimitBucket.key == key)
+            .with_for_update()
+        )
+        bucket = (await session.execute(locked)).one_or_none()
+        while bucket is None:  # a new bucket (twice at most: a sweep may delete it)
+            await session.execute(
+                insert(RateLimitBucket)
+                .values(key=key, tokens=float(rate.capacity), updated_at=now)
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            bucket = (await session.execute(locked)).one_or_none()
+        tokens = _refilled(bucket.tokens, bucket.updated_at, rate, now) + unspent
+        tokens = min(float(rate.capacity), tokens)
+        if tokens >= cost:
+            leased = min(tokens, float(share))  # the ask and the rest of the slice
+            tokens -= leased
+            decision = Decision.after(True, tokens + leased - cost, cost, rate)
+            left = leased - cost
+        else:
+            decision, left = Decision.after(False, tokens, cost, rate), 0.0
+        await session.execute(
+            update(RateLimitBucket)
+            .where(RateLimitBucket.key == key)
+            .values(tokens=tokens, updated_at=max(now, bucket.updated_at))
+        )
+        await session.commit()
+        return decision, tokens, left
+
+    async def _sweep(self, now: datetime) -> None:
+        """Every SWEEP_EVERY: forget the buckets full again, and this process's leases that
+        expired with nothing left to return."""
+        sweeps = self._sweeps
+        if sweeps.next_at is not None and sweeps.next_at > now:
+            return
+        sweeps.next_at = now + SWEEP_EVERY  # before the await: one sweep at a time
+        for key, lease in list(sweeps.leases.items()):
+            if not lease.valid(now) and not lease.lock.locked():
+                del sweeps.leases[key]
+        async with self.sessions() as session:
+            await forget_full_buckets(session, now=now)
+
     async def forget(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
-        found: list[ColumnElement[bool]] = [
-            RateLimitBucket.key.in_([stored_key(key) for key in keys])
-        ]
+        stored = [stored_key(key) for key in keys]
+        found: list[ColumnElement[bool]] = [RateLimitBucket.key.in_(stored)]
         found += [
             RateLimitBucket.key.startswith(plain_prefix(prefix), autoescape=True)
             for prefix in prefixes
         ]
+        leases = self._sweeps.leases  # this process's; other processes' expire in LEASE_FOR
+        for key in list(leases):
+            if key in stored or any(key.startswith(prefix) for prefix in prefixes):
+                del leases[key]
         async with self.sessions() as session:
             await begin_write(session)
             gone = await session.execute(delete(RateLimitBucket).where(or_(*found)))

@@ -63,7 +63,7 @@ async def take_login_attempt(
     else None. The buckets are asked in order and the first refusal stops: an address that
     spent its attempts at an account takes nothing more from the account's wider bucket."""
     for key, rate in login_buckets(email, address, limits):
-        decision = await limiter.take(key, 1, rate, now)
+        decision = await limiter.take(key, 1, rate, now, exact=True)
         if not decision.allowed:
             return decision.wait_seconds
     return None

@@ -1,5 +1,8 @@
 """What operators see: Prometheus metrics at /metrics, and OpenTelemetry spans when on."""
 
+import asyncio
+import gc
+import time
 from typing import Any
 
 import httpx
@@ -7,6 +10,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -14,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from clientdesk import metrics
 from clientdesk.metrics import MAX_OPERATION_NAMES, operation_label
 from clientdesk.settings import Settings
-from gql.app import create_app
+from gql.app import GC_THRESHOLDS, create_app
 from tests.api import GraphQLClient
 from tests.conftest import FakeClock
 from tests.factories import Factory
@@ -174,3 +178,65 @@ async def test_tracing_spans_each_request_without_what_the_caller_sent(
         for span in finished
         for key in (span.attributes or {})
     )
+
+
+LAG = "clientdesk_event_loop_lag_seconds"
+
+
+async def test_the_event_loop_lag_is_how_late_a_sleeper_wakes(http: httpx.AsyncClient) -> None:
+    # given a clock, and a loop that is held by other work for 0.25 s during the second sleep
+    now = [0.0]
+    held = [0.0, 0.25]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds + held.pop(0)
+
+    before = await scrape(http)
+    # when the watcher measures twice
+    await metrics.watch_event_loop(interval=0.1, clock=lambda: now[0], sleep=sleep, measures=2)
+    after = await scrape(http)
+    # then /metrics has two more measures, one of them late by the 0.25 s
+    assert delta(before, after, f"{LAG}_count") == 2
+    assert delta(before, after, f"{LAG}_sum") == pytest.approx(0.25)
+    assert delta(before, after, f"{LAG}_bucket", le="0.1") == 1
+    assert delta(before, after, f"{LAG}_bucket", le="0.25") == 2
+    assert after[("clientdesk_event_loop_lag_last_seconds", frozenset())] == pytest.approx(0.25)
+
+
+async def test_a_blocking_call_shows_as_event_loop_lag() -> None:
+    # given the watcher asleep on the real loop
+    watcher = asyncio.create_task(metrics.watch_event_loop(interval=0.001, measures=1))
+    await asyncio.sleep(0)  # it starts, and sleeps
+    # when the loop is held by CPU work for a measured time
+    started = time.perf_counter()
+    while time.perf_counter() - started < 0.05:
+        pass
+    held = time.perf_counter() - started
+    await watcher
+    # then the watcher woke at least that much late (less its own interval)
+    lag = REGISTRY.get_sample_value("clientdesk_event_loop_lag_last_seconds")
+    assert lag is not None
+    assert lag >= held - 0.001
+
+
+async def test_each_worker_watches_its_event_loop_while_it_serves(app: Any) -> None:
+    thresholds = gc.get_threshold()
+
+    def watching() -> bool:
+        return any(
+            getattr(task.get_coro(), "__name__", "") == "watch_event_loop"
+            for task in asyncio.all_tasks()
+        )
+
+    assert not watching()
+    try:
+        async with app.router.lifespan_context(app):
+            await asyncio.sleep(0)  # the lifespan's tasks start
+            assert watching()
+            # and what startup built is out of the collector's sight, which runs less often
+            assert gc.get_freeze_count() > 0
+            assert gc.get_threshold() == GC_THRESHOLDS
+    finally:  # the test process's collector as it was
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+    assert not watching()

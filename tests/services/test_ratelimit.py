@@ -12,18 +12,22 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import event, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from clientdesk.settings import Settings
 from db.enums import StaffRole
 from db.models import ApiToken, RateLimitBucket
+from db.session import SharedSession, create_engine, create_sessionmaker
 from gql.app import create_app
 from services.auth import token_digest
 from services.ratelimit import (
+    LEASE_FOR,
+    LEASE_SHARE,
     LONGEST_PERIOD,
     SWEEP_EVERY,
     DatabaseRateLimiter,
+    Decision,
     Rate,
     RateLimiter,
     RedisRateLimiter,
@@ -32,7 +36,7 @@ from services.ratelimit import (
 )
 from services.signin_limits import unlock_account
 from tests.api import GraphQLClient, error_codes
-from tests.conftest import FakeClock
+from tests.conftest import POSTGRES_URL, FakeClock
 from tests.factories import Factory
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -77,13 +81,14 @@ async def test_concurrent_asks_for_one_bucket_are_decided_in_order_in_fewer_call
     limiter = RedisRateLimiter(REDIS_URL, prefix=f"test:{uuid.uuid4().hex}:")
     rate = Rate(10, timedelta(minutes=1))
     await limiter.take("warm", 1, rate, clock())  # loads the script into Redis
-    calls_before = await evalsha_calls(limiter)
+    counted = CountedScript(limiter.script)
+    limiter.script = counted  # type: ignore[assignment]  # counts, then calls it
     try:
         # when 8 requests ask for 2 points each at once
         decisions = await asyncio.gather(
             *(limiter.take("busy", 2, rate, clock()) for _ in range(8))
         )
-        calls = await evalsha_calls(limiter) - calls_before
+        calls = counted.calls
         # and then another, alone
         after = await limiter.take("busy", 1, rate, clock())
     finally:
@@ -106,9 +111,17 @@ async def test_concurrent_asks_for_one_bucket_are_decided_in_order_in_fewer_call
     assert (after.allowed, after.remaining) == (False, 0)
 
 
-async def evalsha_calls(limiter: RedisRateLimiter) -> int:
-    stats = await limiter.redis.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+class CountedScript:
+    """A limiter's script, counting the calls this limiter makes (Redis's own command stats
+    count every client's, and other programs may use the same Redis)."""
+
+    def __init__(self, script: Any) -> None:
+        self.script = script
+        self.calls = 0
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return await self.script(*args, **kwargs)
 
 
 def refusals(limit: str) -> float:
@@ -605,3 +618,195 @@ def test_the_account_wide_limit_must_be_above_one_addresss() -> None:
     with pytest.raises(ValueError, match="one address could keep an account locked"):
         Settings(login_attempts_per_address_account=10, login_attempts_per_account=10)
     assert Settings(login_attempts_per_address_account=10, login_attempts_per_account=11)
+
+
+# --- the database limiter's leases: no write per ask, one budget across processes ---------
+
+
+@asynccontextmanager
+async def bucket_writes(connection: AsyncConnection) -> AsyncIterator[list[str]]:
+    """The statements that change rate-limit buckets while the block runs."""
+    writes: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "rate_limit_buckets" in statement and not statement.lstrip().startswith("SELECT"):
+            writes.append(statement)
+
+    event.listen(connection.sync_connection, "before_cursor_execute", record)
+    try:
+        yield writes
+    finally:
+        event.remove(connection.sync_connection, "before_cursor_execute", record)
+
+
+def updates(writes: list[str]) -> int:
+    return sum(statement.lstrip().startswith("UPDATE") for statement in writes)
+
+
+async def test_asks_are_answered_from_a_leased_slice_with_one_write_per_slice(
+    sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection, clock: FakeClock
+) -> None:
+    # given a process's limiter and a budget of 1,000 points a minute (slices of 100)
+    limiter = DatabaseRateLimiter(sessionmaker)
+    rate = Rate(1000, timedelta(minutes=1))
+    assert LEASE_SHARE * rate.capacity == 100
+    async with bucket_writes(connection) as writes:
+        # when 300 requests of one point each come within the lease, 32 at a time
+        decisions = []
+        for _ in range(300 // 30):
+            decisions += await asyncio.gather(
+                *(limiter.take("token:1", 1, rate, clock()) for _ in range(30))
+            )
+    # then all are allowed, each seeing one point fewer
+    assert all(decision.allowed for decision in decisions)
+    assert [decision.remaining for decision in decisions] == [999 - n for n in range(300)]
+    # after one write per 100 asks: one update per slice (besides the insert of the new
+    # bucket and this process's first sweep for full buckets)
+    assert [statement.split()[0] for statement in writes] == [
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "UPDATE",
+        "UPDATE",
+    ]
+
+
+async def test_two_processes_share_one_budget(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    # given two processes' limiters on one database, and 60 points a minute (slices of 6)
+    one, other = DatabaseRateLimiter(sessionmaker), DatabaseRateLimiter(sessionmaker)
+    rate = Rate(60, timedelta(minutes=1))
+    # when each asks, turn about, 1 and 3 points until both are refused
+    allowed = {"one": 0, "other": 0}
+    while True:
+        first = await one.take("token:7", 1, rate, clock())
+        second = await other.take("token:7", 3, rate, clock())
+        allowed["one"] += first.allowed
+        allowed["other"] += 3 * second.allowed
+        if not first.allowed and not second.allowed:
+            break
+    # then together they had the budget, not a point more (the 3-point asker may be refused
+    # with a point or two still in the bucket)
+    assert 58 <= sum(allowed.values()) <= 60
+    assert allowed["one"] > 0
+    assert allowed["other"] > 0
+    # and after 10 s (10 points back) they get the refill, not more
+    clock.advance(timedelta(seconds=10))
+    again = 0
+    for _ in range(20):
+        again += (await one.take("token:7", 1, rate, clock())).allowed
+        again += (await other.take("token:7", 1, rate, clock())).allowed
+    assert sum(allowed.values()) + again <= 70
+    assert again >= 10
+
+
+async def test_over_time_two_processes_stay_within_the_documented_bound(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    # given two processes asking a point each, four times a second each, for two minutes, of
+    # a bucket refilled by one point a second (60 a minute; slices of 6)
+    one, other = DatabaseRateLimiter(sessionmaker), DatabaseRateLimiter(sessionmaker)
+    rate = Rate(60, timedelta(minutes=1))
+    allowed = 0
+    for _ in range(4 * 120):
+        allowed += (await one.take("token:8", 1, rate, clock())).allowed
+        allowed += (await other.take("token:8", 1, rate, clock())).allowed
+        clock.advance(timedelta(seconds=0.25))
+    # then they got at most what an exact bucket allows (capacity + refill) plus one slice
+    # per process, and not much less
+    exact = 60 + 120
+    assert allowed <= exact + 2 * 6
+    assert allowed >= exact - 2 * 6
+
+
+async def test_a_lease_expires_and_then_sees_what_other_processes_spent(
+    sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection, clock: FakeClock
+) -> None:
+    # given a process that leased a slice (10 of 100 points an hour) and spent a point of it
+    one, other = DatabaseRateLimiter(sessionmaker), DatabaseRateLimiter(sessionmaker)
+    rate = Rate(100, timedelta(hours=1))
+    assert (await one.take("token:9", 1, rate, clock())).remaining == 99
+    # and another process that spends everything else in the row
+    assert (await other.take("token:9", 90, rate, clock())).remaining == 0
+    async with bucket_writes(connection) as writes:
+        # when the first asks again within its lease: answered from its slice, no write,
+        # not knowing yet what the other spent
+        within = await one.take("token:9", 1, rate, clock())
+        assert (within.allowed, within.remaining) == (True, 98)
+        assert writes == []
+        # and once the lease has expired
+        clock.advance(LEASE_FOR)
+        after = await one.take("token:9", 1, rate, clock())
+    # then it gave back its 8 unspent points and took them again, in one write, and it
+    # knows what is left: its own 7 and the second's refill
+    assert updates(writes) == 1
+    assert after.allowed
+    assert after.remaining == pytest.approx(7 + rate.per_second * LEASE_FOR.total_seconds())
+
+
+async def test_a_throttled_token_costs_no_write_per_refused_ask(
+    sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection, clock: FakeClock
+) -> None:
+    # given a bucket that is empty
+    limiter = DatabaseRateLimiter(sessionmaker)
+    rate = Rate(30, timedelta(minutes=1))
+    assert (await limiter.take("token:10", 30, rate, clock())).allowed
+    async with bucket_writes(connection) as writes:
+        # when asked again and again within the lease
+        refused = [await limiter.take("token:10", 10, rate, clock()) for _ in range(50)]
+        # then each is refused, with the time to wait, without a write
+        assert not any(decision.allowed for decision in refused)
+        assert refused[-1].retry_after == pytest.approx(20.0)
+        assert writes == []
+        # and after the lease, one write reads the bucket again
+        clock.advance(LEASE_FOR)
+        assert not (await limiter.take("token:10", 10, rate, clock())).allowed
+    assert updates(writes) == 1
+
+
+async def test_exact_asks_lease_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection, clock: FakeClock
+) -> None:
+    # given sign-in attempts at an account: 100 per 15 minutes, asked by two processes
+    one, other = DatabaseRateLimiter(sessionmaker), DatabaseRateLimiter(sessionmaker)
+    rate = Rate(100, timedelta(minutes=15))
+    async with bucket_writes(connection) as writes:
+        for n in range(5):
+            limiter = one if n % 2 else other
+            assert (await limiter.take("login:account:x", 1, rate, clock(), exact=True)).allowed
+    # then each attempt was one write, and the row holds exactly what is left
+    assert updates(writes) == 5
+    decision = await one.take("login:account:x", 95, rate, clock(), exact=True)
+    assert (decision.allowed, decision.remaining) == (True, 0)
+    assert not (await other.take("login:account:x", 1, rate, clock(), exact=True)).allowed
+
+
+# PostgreSQL only: the pool that can run dry is PostgreSQL's (SQLite opens what it needs)
+@pytest.mark.parametrize("backend", ["postgresql"] if POSTGRES_URL else [], indirect=True)
+async def test_asks_waiting_for_a_renewal_hold_no_connection(
+    scratch_url: str, clock: FakeClock
+) -> None:
+    # given a pool of two connections, each held by a request that has read (its token)
+    engine = create_engine(scratch_url, pool_size=2, max_overflow=0, pool_timeout=5)
+    sessions = create_sessionmaker(engine)
+    limiter = DatabaseRateLimiter(sessions)
+    rate = Rate(1000, timedelta(minutes=1))
+    first, second, third = (SharedSession(sessions) for _ in range(3))
+    try:
+        await second.fetch_all(select(literal(1)))
+        await third.fetch_all(select(literal(1)))
+
+        async def ask(db: SharedSession) -> Decision:
+            return await limiter.bound(db.exclusive).take("token:1", 1, rate, clock())
+
+        # when a request that holds none (its token was cached) asks first for a bucket that
+        # has no lease yet, and the two others ask while it renews
+        async with asyncio.timeout(4):  # before the pool's timeout: a deadlock fails here
+            decisions = await asyncio.gather(ask(first), ask(second), ask(third))
+    finally:
+        for db in (first, second, third):
+            await db.finish()
+        await engine.dispose()
+    # then the renewal got a connection: those waiting for it had given theirs back
+    assert [decision.allowed for decision in decisions] == [True, True, True]
