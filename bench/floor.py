@@ -12,9 +12,15 @@ POST /<workload> with `{"variables": {...}}`; the variables are those of the Gra
 workload (`first`, `after` as a (created_at, id) pair, `search`).
 """
 
+import asyncio
+import hashlib
+import itertools
+import json
 import os
+import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -123,3 +129,114 @@ def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         await respond(send, 200, text.encode())
 
     return app
+
+
+# --- the write floor ------------------------------------------------------------------------
+# What `creditAdd` sends PostgreSQL (services/ledger.py, with an idempotency key, by an admin):
+# in one transaction, the client's row locked and read (services/locks.py LOCK_ONE), then one
+# statement claiming the key with its response and writing the entry, the balance and the
+# audit entry (services/ledger.py WRITE_ALL_KEYED) — the very SQL, compiled by SQLAlchemy as
+# the server compiles it. Prepared, over asyncpg, with nothing else around it: no HTTP, no
+# GraphQL, no ORM. No server that runs these statements per request can be faster.
+
+
+def _compiled(statement: Any) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The statement's SQL for asyncpg, its parameters' names in order, and their defaults."""
+    from sqlalchemy.dialects.postgresql import asyncpg as dialect
+
+    compiled = statement.compile(dialect=dialect.dialect())
+    return str(compiled), tuple(compiled.positiontup or ()), compiled.construct_params(_check=False)
+
+
+async def write_floor(
+    url: str, *, client_ids: list[int], staff_id: int, connections: int, seconds: float
+) -> dict[str, float]:
+    """Run creditAdd's statements (above) on `connections` connections for `seconds`, each
+    transaction on the next client of `client_ids`: transactions/s, p50 and p99 in ms."""
+    from services.ledger import WRITE_ALL_KEYED
+    from services.locks import LOCK_ONE
+
+    lock_sql, lock_names, _ = _compiled(LOCK_ONE)
+    write_sql, write_names, defaults = _compiled(WRITE_ALL_KEYED)
+    assert lock_names == ("client_id",)
+    plain = url.replace("postgresql+asyncpg://", "postgresql://")
+    pool = await asyncpg.create_pool(plain, min_size=connections, max_size=connections)
+    assert pool is not None
+    turn = itertools.count()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def worker(lane: int) -> None:
+        async with pool.acquire() as connection:
+            lock = await connection.prepare(lock_sql)
+            write = await connection.prepare(write_sql)
+            while time.monotonic() < deadline:
+                n = next(turn)
+                client_id = client_ids[n % len(client_ids)]
+                key = f"floor-{time.time_ns()}-{lane}-{n}"
+                started = time.perf_counter()
+                now = datetime.now(UTC)
+                amount = Decimal("1.00")
+                async with connection.transaction():
+                    client = await lock.fetchrow(client_id)
+                    balance = client["balance"] + amount
+                    values = {
+                        **defaults,
+                        "client_id": client_id,
+                        "client_balance": balance,
+                        "client_valid_till": client["valid_till"],
+                        "client_updated_at": now,
+                        "key_staff_id": staff_id,
+                        "key_key": key,
+                        "key_operation": "credit.add",
+                        "key_request_hash": hashlib.sha256(key.encode()).hexdigest(),
+                        "key_created_at": now,
+                        "key_expires_at": now + timedelta(hours=24),
+                        "entry_client_id": client_id,
+                        "entry_kind": "PAYMENT",
+                        "entry_amount": amount,
+                        "entry_currency": client["currency"],
+                        "entry_balance_after": balance,
+                        "entry_payment_method": "BANK_TRANSFER",
+                        "entry_payment_reference": None,
+                        "entry_comment": "bench",
+                        "entry_reverses_id": None,
+                        "entry_valid_till_set": None,
+                        "entry_valid_till_before": None,
+                        "entry_created_by_id": staff_id,
+                        "entry_created_at": now,
+                        "audit_occurred_at": now,
+                        "audit_actor_id": staff_id,
+                        "audit_actor_email": "admin@clientdesk.test",
+                        "audit_action": "credit.add",
+                        "audit_target_type": "Client",
+                        "audit_target_id": client_id,
+                        "audit_target_label": client["login"],
+                        "audit_before": json.dumps({"balance": str(client["balance"])}),
+                        "audit_after": json.dumps(
+                            {"balance": str(balance), "kind": "PAYMENT", "amount": str(amount)}
+                        ),
+                        "audit_reason": "bench",
+                        "audit_request_id": None,
+                    }
+                    entry_id = await write.fetchval(*(values[name] for name in write_names))
+                    assert entry_id is not None
+                latencies.append(time.perf_counter() - started)
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(worker(lane) for lane in range(connections)))
+    finally:
+        await pool.close()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+
+    def percentile(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2)
+
+    return {
+        "transactions": len(latencies),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+    }

@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench import servers
+from bench.floor import write_floor
 from bench.workloads import (
     CLIENTDESK,
     FLOOR,
@@ -48,7 +49,7 @@ from bench.workloads import (
     read_workloads,
     total,
 )
-from db.models import Client, CreditEntry
+from db.models import Client, CreditEntry, StaffUser
 from db.session import create_engine
 from gql.clients.filters import phone_digits
 from gql.node import to_global_id
@@ -82,7 +83,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(100_000, 50_000, 3, 2, 2, (1, 32), 2, 20_000, 100)
+        return cls(100_000, 50_000, 3, 2, 2, (1, 32), 2, 20_000, 1000)
 
 
 @dataclass
@@ -550,9 +551,10 @@ def settled(database_url: str, since: int) -> tuple[int, int]:
 
 
 def measure_w4(
-    url: str, database_url: str, token: str, config: Config, many: int
+    url: str, database_url: str, token: str, config: Config, many: int, *, floor_too: bool = True
 ) -> list[dict[str, Any]]:
-    """creditAdd with a new idempotency key per request: one hot client, and many clients."""
+    """creditAdd with a new idempotency key per request: one hot client, and many clients
+    (then the SQL floor of the same statements on the same clients, on PostgreSQL)."""
     results = []
     template = credit_add_template()
     auth = f"Bearer {token}"
@@ -595,7 +597,54 @@ def measure_w4(
                 f"entries {written:,} for {run.requests + 1:,} requests, "
                 f"balances off their ledger: {wrong}"
             )
+            if count > 1 and floor_too:
+                # the same statements straight from asyncpg, on the same clients, right after
+                floor = asyncio.run(measure_write_floor(database_url, count, connections, config))
+                _, wrong = settled(database_url, since)
+                results.append(
+                    {
+                        "clients": f"{label}: SQL floor",
+                        "connections": connections,
+                        **floor,
+                        "balances_off_ledger": wrong,
+                    }
+                )
+                say(
+                    f"  W4 SQL floor {label} c={connections}: {floor['rps']:,.1f} tx/s, "
+                    f"p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms"
+                )
     return results
+
+
+async def measure_write_floor(
+    database_url: str, count: int, connections: int, config: Config
+) -> dict[str, Any]:
+    """bench.floor.write_floor on W4's clients (by the admin the bench token belongs to)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            ids = list(
+                (
+                    await connection.scalars(
+                        select(Client.id)
+                        .where(Client.status == "ACTIVE")
+                        .order_by(Client.id)
+                        .limit(count)
+                    )
+                ).all()
+            )
+            staff_id = await connection.scalar(
+                select(StaffUser.id).where(StaffUser.email == "admin@clientdesk.test")
+            )
+    finally:
+        await engine.dispose()
+    return await write_floor(
+        database_url,
+        client_ids=ids,
+        staff_id=int(staff_id),
+        connections=connections,
+        seconds=config.duration,
+    )
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -683,13 +732,22 @@ def markdown(report: Report, workloads: list[Workload], config: Config) -> str:
     if report.w4:
         lines += [
             "",
-            "W4: `creditAdd` of 1.00 with a new idempotency key per request (Clientdesk only):",
+            "W4: `creditAdd` of 1.00 with a new idempotency key per request (Clientdesk only), "
+            "and its SQL floor: the same statements in one transaction, prepared, straight "
+            "from asyncpg (bench/floor.py `write_floor`):",
             "",
             "| clients | conns | req/s | p50 | p99 | ledger entries written | requests answered "
             "| in flight when wrk stopped | balances off their ledger |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in report.w4:
+            if "entries_written" not in row:  # the SQL floor: transactions/s, beside W4
+                lines.append(
+                    f"| {row['clients']} | {row['connections']} | {row['rps']:,.1f} tx/s | "
+                    f"{row['p50_ms']:,.2f} | {row['p99_ms']:,.2f} | {row['transactions']:,} | "
+                    f"- | - | {row['balances_off_ledger']} |"
+                )
+                continue
             lines.append(
                 f"| {row['clients']} | {row['connections']} | {row['rps']:,.1f} | "
                 f"{row['p50_ms']:,.1f} | {row['p99_ms']:,.1f} | {row['entries_written']:,} | "
@@ -764,8 +822,14 @@ async def database_facts(database_url: str) -> dict[str, int]:
 # --- SQLite -------------------------------------------------------------------------------
 
 
-def run_sqlite(config: Config, report: Report, logs: Path, redis_url: str | None) -> None:
-    """The same workloads on the embedded default (SQLite), Clientdesk alone."""
+def run_sqlite(
+    config: Config,
+    report: Report,
+    logs: Path,
+    redis_url: str | None,
+    wanted: set[str] | None = None,
+) -> None:
+    """The same workloads on the embedded default (SQLite), Clientdesk alone (those `wanted`)."""
     DATA.mkdir(parents=True, exist_ok=True)
     path = DATA / f"clientdesk-{config.sqlite_clients}.db"
     database_url = f"sqlite+aiosqlite:///{path}"
@@ -782,6 +846,8 @@ def run_sqlite(config: Config, report: Report, logs: Path, redis_url: str | None
         FLOOR: [],
     }
     workloads = read_workloads(deep=deep, depth=depth, common=common, rare=rare)
+    if wanted is not None:
+        workloads = [w for w in workloads if w.name in wanted]
     server = servers.clientdesk(
         database_url, port=8101, workers=config.workers, token=token, logs=logs, redis_url=redis_url
     )
@@ -798,9 +864,10 @@ def run_sqlite(config: Config, report: Report, logs: Path, redis_url: str | None
                 run = as_run(summary, workload.name, CLIENTDESK, connections, 1)
                 report.sqlite.append(run)
                 say(f"  SQLite {workload.name} c={connections}: {run.rps:,.1f} req/s")
-        report.sqlite_w4 = measure_w4(
-            server.url, database_url, token, config, config.w4_clients // 10
-        )
+        if wanted is None or "W4" in wanted:
+            report.sqlite_w4 = measure_w4(
+                server.url, database_url, token, config, config.w4_clients // 10, floor_too=False
+            )
     finally:
         server.stop()
 
@@ -839,6 +906,7 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     report = Report(started=started, machine={}, config=asdict(config))
     redis_url = redis_available()
+    wanted = set(arguments.only.split(",")) if arguments.only else None
 
     say(f"database {database_url}")
     prepare_database(database_url, config.clients)
@@ -861,37 +929,40 @@ def main() -> int:
             redis_url=redis_url,
         )
         running.append(ours)
-        peer = servers.postgraphile(database_url, port=8200, logs=logs)
-        running.append(peer)
-        floor = servers.floor(database_url, port=8300, workers=config.workers, logs=logs)
-        running.append(floor)
+        reads = wanted is None or bool(wanted - {"W4"})
+        if reads:  # the peer and the read floor serve the read workloads only
+            peer = servers.postgraphile(database_url, port=8200, logs=logs)
+            running.append(peer)
+            floor = servers.floor(database_url, port=8300, workers=config.workers, logs=logs)
+            running.append(floor)
         report.machine = machine()
         urls = {
             CLIENTDESK: "http://127.0.0.1:8100",
             POSTGRAPHILE: "http://127.0.0.1:8200",
             FLOOR: "http://127.0.0.1:8300",
         }
-        deep = {
-            CLIENTDESK: encode_position("CREATED_AT:DESC", [created_at], id_),
-            POSTGRAPHILE: postgraphile_cursor(peer, config.depth, login),
-            FLOOR: [created_at.isoformat(), id_],
-        }
-        workloads = read_workloads(deep=deep, depth=config.depth, common=common, rare=rare)
-        if arguments.only:
-            wanted = set(arguments.only.split(","))
-            workloads = [w for w in workloads if w.name in wanted]
-        say("checking that all three return the same rows")
-        verify(workloads, urls, token, report)
-        say("measuring")
-        measure_reads(database_url, workloads, urls, token, config, report, ours.worker_pids())
-        if not arguments.only or "W4" in arguments.only:
+        workloads = []
+        if reads:
+            deep = {
+                CLIENTDESK: encode_position("CREATED_AT:DESC", [created_at], id_),
+                POSTGRAPHILE: postgraphile_cursor(peer, config.depth, login),
+                FLOOR: [created_at.isoformat(), id_],
+            }
+            workloads = read_workloads(deep=deep, depth=config.depth, common=common, rare=rare)
+            if wanted is not None:
+                workloads = [w for w in workloads if w.name in wanted]
+            say("checking that all three return the same rows")
+            verify(workloads, urls, token, report)
+            say("measuring")
+            measure_reads(database_url, workloads, urls, token, config, report, ours.worker_pids())
+        if wanted is None or "W4" in wanted:
             report.w4 = measure_w4(ours.url, database_url, token, config, config.w4_clients)
     finally:
         for server in running:
             server.stop()
     if not arguments.no_sqlite:
         say("the embedded default: SQLite")
-        run_sqlite(config, report, logs, redis_url)
+        run_sqlite(config, report, logs, redis_url, wanted)
 
     table = markdown(report, workloads, config)
     (logs / "report.md").write_text(table)

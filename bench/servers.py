@@ -147,6 +147,8 @@ def clientdesk(
     }
     if redis_url:
         env["CLIENTDESK_REDIS_URL"] = redis_url
+        # buckets of this run only (not those of another run on the same Redis)
+        env["CLIENTDESK_REDIS_KEY_PREFIX"] = f"bench-{secrets.token_hex(4)}:"
     return start(
         f"clientdesk-{port}",
         [str(VENV / "clientdesk"), "serve", "--workers", str(workers), "--port", str(port)],

@@ -144,6 +144,28 @@ async def begin_write(session: AsyncSession) -> None:
     await session.connection(execution_options={WRITE_OPTION: True})
 
 
+# SQLite has one writer at a time. The writers of one process take turns here, in order,
+# before BEGIN IMMEDIATE: left to SQLite, every waiting writer polls the lock with ever longer
+# sleeps (its busy handler), and a writer can wait seconds while later ones go first.
+_write_turns: dict[tuple[int, int], asyncio.Lock] = {}
+
+
+@asynccontextmanager
+async def write_turn(session: AsyncSession) -> AsyncIterator[None]:
+    """On SQLite, this process's turn to write (one change at a time); nothing elsewhere."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    engine = getattr(bind, "engine", bind)
+    key = (id(engine), id(asyncio.get_running_loop()))
+    turn = _write_turns.get(key)
+    if turn is None:
+        turn = _write_turns[key] = asyncio.Lock()
+    async with turn:
+        yield
+
+
 def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (resolvers read them afterwards)."""
     return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)

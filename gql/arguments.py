@@ -197,8 +197,8 @@ def refusal_factory(payload_type: Any) -> Callable[[list[UserError]], Any] | Non
     values: dict[str, Any] = {}
     for field in definition.fields:
         type_ = field.resolve_type(type_definition=definition)
-        if field.python_name == "user_errors":
-            continue
+        if field.python_name == "user_errors" or field.base_resolver is not None:
+            continue  # a field with a resolver is worked out from the others
         if isinstance(type_, StrawberryOptional):
             values[field.python_name] = None
         elif isinstance(type_, StrawberryList):

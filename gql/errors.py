@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
-from db.session import begin_write, lost_race
+from db.session import begin_write, lost_race, write_turn
 from gql.enums import UserErrorCode
 from services.actors import Actor
 from services.errors import (
@@ -80,7 +80,7 @@ async def attempt(
     context = info.context
     actor = Actor.of(context.viewer, now=context.now, request_id=context.request_id)
     try:
-        async with context.db.exclusive() as session:
+        async with context.db.exclusive() as session, write_turn(session):
             result = await run_retrying(session, service, actor, arguments)
     except (DomainError, ValidationFailed) as error:
         return None, user_errors(error, prefix=prefix, paths=paths)

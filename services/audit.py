@@ -45,6 +45,33 @@ def changed(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, An
     return {key: before.get(key) for key in keys}, {key: after[key] for key in keys}
 
 
+def row_values(
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    target_label: str | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The column values of an audit entry, for a statement that inserts it with others."""
+    return {
+        "occurred_at": actor.now,
+        "actor_id": actor.staff_id,
+        "actor_email": actor.email,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_label": target_label,
+        "before": json_safe(before) if before is not None else None,
+        "after": json_safe(after) if after is not None else None,
+        "reason": reason,
+        "request_id": actor.request_id,
+    }
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -59,17 +86,16 @@ async def record(
 ) -> AuditEntry:
     """Add an audit entry to the session's transaction (it commits with the change)."""
     entry = AuditEntry(
-        occurred_at=actor.now,
-        actor_id=actor.staff_id,
-        actor_email=actor.email,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        target_label=target_label,
-        before=json_safe(before) if before is not None else None,
-        after=json_safe(after) if after is not None else None,
-        reason=reason,
-        request_id=actor.request_id,
+        **row_values(
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            target_label=target_label,
+            before=before,
+            after=after,
+            reason=reason,
+        )
     )
     session.add(entry)
     return entry

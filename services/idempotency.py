@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Insert, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,6 +138,51 @@ async def claim(
         )
     assert used.response is not None  # stored in the transaction that claimed it
     return used.response
+
+
+def claim_statement(response: dict[str, ColumnElement[Any]]) -> Insert:
+    """PostgreSQL: the statement that claims a key with its response stored at once (the
+    response's values are SQL: the id of the row about to be written, say), to be run with
+    `claim_parameters` as part of the statement doing the work. Where the key is taken it
+    inserts nothing (a concurrent claim waits for the first to commit or roll back)."""
+    return (
+        postgresql.insert(IdempotencyKey)
+        .from_select(
+            [
+                "staff_id",
+                "key",
+                "operation",
+                "request_hash",
+                "created_at",
+                "expires_at",
+                "response",
+            ],
+            select(
+                bindparam("key_staff_id", type_=IdempotencyKey.staff_id.type),
+                bindparam("key_key", type_=IdempotencyKey.key.type),
+                bindparam("key_operation", type_=IdempotencyKey.operation.type),
+                bindparam("key_request_hash", type_=IdempotencyKey.request_hash.type),
+                bindparam("key_created_at", type_=IdempotencyKey.created_at.type),
+                bindparam("key_expires_at", type_=IdempotencyKey.expires_at.type),
+                func.jsonb_build_object(*(item for pair in response.items() for item in pair)),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["staff_id", "key"])
+    )
+
+
+def claim_parameters(
+    *, staff_id: int, key: str, operation: str, request_hashes: Sequence[str], now: datetime
+) -> dict[str, Any]:
+    """The values of a `claim_statement`'s parameters."""
+    return {
+        "key_staff_id": staff_id,
+        "key_key": key,
+        "key_operation": operation,
+        "key_request_hash": request_hashes[0],
+        "key_created_at": now,
+        "key_expires_at": now + KEEP_FOR,
+    }
 
 
 async def answered_with(

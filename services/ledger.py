@@ -8,18 +8,41 @@ validTill), write the audit entry, remember the response. A client deleted meanw
 NOT_FOUND.
 """
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy import Sequence as SqlSequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from db.enums import EntryKind, PaymentMethod
-from db.models import AuditEntry, Client, CreditEntry, CreditNoteLine, Package, PackagePrice
+from db.models import (
+    AuditEntry,
+    Client,
+    CreditEntry,
+    CreditNoteLine,
+    IdempotencyKey,
+    Package,
+    PackagePrice,
+)
 from db.session import transaction
 from services import audit, idempotency
 from services.actors import Actor
@@ -38,12 +61,34 @@ MAX_DESCRIPTION = column_length(CreditNoteLine.description)
 
 
 @dataclass(frozen=True, slots=True)
+class PostedEntry:
+    """A ledger entry's values as the operation wrote them (what the API shows of it)."""
+
+    id: int
+    client_id: int
+    kind: EntryKind
+    amount: Decimal
+    currency: str
+    balance_after: Decimal
+    payment_method: PaymentMethod | None
+    payment_reference: str | None
+    comment: str | None
+    reverses_id: int | None
+    valid_till_set: datetime | None
+    valid_till_before: datetime | None
+    created_by_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Posted:
-    """The entry an operation made (or made before, when `replayed`)."""
+    """The entry an operation made (or made before, when `replayed`); `entry` holds what it
+    wrote, so the answer needs no read after the commit (None for a replay)."""
 
     entry_id: int
     client_id: int
     replayed: bool = False
+    entry: PostedEntry | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +117,12 @@ class _Entry:
     amount_field: list[str] = field(default_factory=lambda: ["amount"])
 
 
+# The ledger entries' ids: on PostgreSQL an entry's id is taken before it is written, so that
+# the entry, its lines, the balance, the audit entry (and the idempotency key's response) that
+# name it go in one statement.
+ENTRY_IDS = SqlSequence("credit_entries_id_seq")
+
+
 async def _post(
     session: AsyncSession,
     *,
@@ -82,13 +133,18 @@ async def _post(
     idempotency_key: str | None,
     build: Callable[[Client, Checks], Awaitable[_Entry]],
 ) -> Posted:
-    """Lock, check the input, claim the key, check the limit, post, audit: one transaction."""
+    """Lock, check the input, claim the key, check the limit, post, audit: one transaction.
+
+    PostgreSQL: BEGIN, the row lock, the key's claim with its response (or the entry id's
+    reservation), one statement writing the entry, its lines, the balance and the audit entry,
+    COMMIT. SQLite: the same rules, a statement each."""
     checks = Checks()
     key = (
         checks.run(idempotency.check_key, idempotency_key, field=["idempotency_key"])
         if idempotency_key is not None
         else None
     )
+    postgres = session.get_bind().dialect.name == "postgresql"
     async with transaction(session):
         # The row lock comes first: concurrent operations on one client queue here, and every
         # rule below (currency, limit, validTill, that the client exists) reads the row as the
@@ -98,8 +154,38 @@ async def _post(
         # what is wrong with it, not that the key is taken.
         entry = await build(client, checks)
         checks.raise_if_any()
-        if key is not None:
-            hashes = idempotency.fingerprints(operation, {"client_id": client_id, **request})
+        balance = client.balance + entry.amount
+        refusal = _refusal(client, entry, balance)
+        hashes = (
+            idempotency.fingerprints(operation, {"client_id": client_id, **request})
+            if key is not None
+            else ()
+        )
+        write: dict[str, Any] = {
+            "actor": actor,
+            "operation": operation,
+            "client": client,
+            "entry": entry,
+            "balance": balance,
+        }
+        if postgres and refusal is None:
+            # one statement: the key claimed (its response naming the entry), and only if it
+            # was, the entry, the balance and the audit entry
+            claim = (
+                idempotency.claim_parameters(
+                    staff_id=actor.staff_id,
+                    key=key,
+                    operation=operation,
+                    request_hashes=hashes,
+                    now=actor.now,
+                )
+                if key is not None
+                else None
+            )
+            written = await _write_in_one(session, claim=claim, **write)
+            if written is not None:
+                return Posted(written.id, client.id, entry=written)
+        if key is not None:  # taken (or SQLite, or refused): a replay, a reuse, or ours now
             earlier = await idempotency.claim(
                 session,
                 staff_id=actor.staff_id,
@@ -110,88 +196,300 @@ async def _post(
             )
             if earlier is not None:
                 return Posted(earlier["entry_id"], earlier["client_id"], replayed=True)
-        before = {"balance": client.balance, "valid_till": client.valid_till}
-        balance = client.balance + entry.amount
-        if abs(balance) > MAX_BALANCE:
-            raise DomainError(
-                ErrorCode.AMOUNT_TOO_LARGE,
-                f"This would take the balance to {format_money(balance, client.currency)}; "
-                f"a balance stays within ±{format_money(MAX_BALANCE, client.currency)}",
-                entry.amount_field,
-            )
-        if entry.amount < 0 and balance < -client.credit_limit:
-            raise DomainError(
-                ErrorCode.CREDIT_LIMIT_EXCEEDED,
-                f"This would take the balance to {format_money(balance, client.currency)}, below "
-                f"the credit limit of {format_money(-client.credit_limit, client.currency)}",
-                ["amount"],
-            )
-        valid_till_changes = entry.valid_till is not None and entry.valid_till != client.valid_till
-        if entry.kind is EntryKind.PAYMENT and entry.valid_till is not None:
-            if client.valid_till is not None and entry.valid_till <= client.valid_till:
-                raise DomainError(
-                    ErrorCode.INVALID,
-                    f"A payment only extends access; it already lasts until "
-                    f"{client.valid_till:%Y-%m-%d %H:%M} UTC",
-                    ["valid_till"],
-                )
-        row = CreditEntry(
-            client_id=client.id,
-            kind=entry.kind,
-            amount=entry.amount,
-            currency=client.currency,
-            balance_after=balance,
-            payment_method=entry.payment_method,
-            payment_reference=entry.payment_reference,
-            comment=entry.comment,
-            reverses_id=entry.reverses_id,
-            valid_till_set=entry.valid_till if valid_till_changes else None,
-            valid_till_before=client.valid_till if valid_till_changes else None,
-            created_by_id=actor.staff_id,
-            created_at=actor.now,
-        )
-        session.add(row)
-        try:
-            await session.flush()
-        except IntegrityError:  # the unique reverses_id: a concurrent reversal won
-            raise DomainError(
-                ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]
-            ) from None
-        for position, line in enumerate(entry.lines):
-            session.add(CreditNoteLine(entry_id=row.id, position=position, **line))
-        client.balance = balance
-        if valid_till_changes:
-            client.valid_till = entry.valid_till
-        client.updated_at = actor.now
-        await session.flush()
-        await audit.record(
-            session,
-            actor=actor,
-            action=operation,
-            target_type="Client",
-            target_id=client.id,
-            target_label=client.login,
-            before={
-                "balance": before["balance"],
-                **({"valid_till": before["valid_till"]} if valid_till_changes else {}),
-            },
-            after={
-                "balance": balance,
-                "entry_id": row.id,
-                "kind": entry.kind,
-                "amount": entry.amount,
-                **({"valid_till": entry.valid_till} if valid_till_changes else {}),
-            },
-            reason=entry.comment,
-        )
+        if refusal is not None:
+            raise refusal
+        if postgres:  # an expired key claimed afresh
+            posted = await _write_in_one(session, claim=None, **write)
+            assert posted is not None
+        else:
+            posted = await _write(session, **write)
         if key is not None:
             await idempotency.remember(
                 session,
                 staff_id=actor.staff_id,
                 key=key,
-                response={"entry_id": row.id, "client_id": client.id},
+                response={"entry_id": posted.id, "client_id": client.id},
             )
-    return Posted(row.id, client.id)
+    return Posted(posted.id, client.id, entry=posted)
+
+
+def _refusal(client: Client, entry: _Entry, balance: Decimal) -> DomainError | None:
+    """Why the locked balance (or validTill) does not allow the entry, if it does not."""
+    if abs(balance) > MAX_BALANCE:
+        return DomainError(
+            ErrorCode.AMOUNT_TOO_LARGE,
+            f"This would take the balance to {format_money(balance, client.currency)}; "
+            f"a balance stays within ±{format_money(MAX_BALANCE, client.currency)}",
+            entry.amount_field,
+        )
+    if entry.amount < 0 and balance < -client.credit_limit:
+        return DomainError(
+            ErrorCode.CREDIT_LIMIT_EXCEEDED,
+            f"This would take the balance to {format_money(balance, client.currency)}, below "
+            f"the credit limit of {format_money(-client.credit_limit, client.currency)}",
+            ["amount"],
+        )
+    if entry.kind is EntryKind.PAYMENT and entry.valid_till is not None:
+        if client.valid_till is not None and entry.valid_till <= client.valid_till:
+            return DomainError(
+                ErrorCode.INVALID,
+                f"A payment only extends access; it already lasts until "
+                f"{client.valid_till:%Y-%m-%d %H:%M} UTC",
+                ["valid_till"],
+            )
+    return None
+
+
+ENTRY_COLUMNS = (
+    "client_id",
+    "kind",
+    "amount",
+    "currency",
+    "balance_after",
+    "payment_method",
+    "payment_reference",
+    "comment",
+    "reverses_id",
+    "valid_till_set",
+    "valid_till_before",
+    "created_by_id",
+    "created_at",
+)
+AUDIT_COLUMNS = tuple(column.key for column in AuditEntry.__table__.columns if column.key != "id")
+
+
+def _bound(table: Any, columns: Sequence[str], prefix: str) -> dict[str, Any]:
+    """Each column's value as a bind parameter named `prefix` + the column's name."""
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in columns}
+
+
+# The writes of an entry, built once (building a statement costs more than running it), run
+# with `_parameters`: the entry, the client's balance, validTill and update time, and the audit
+# entry.
+INSERT_ENTRY = (
+    insert(CreditEntry)
+    .values(_bound(CreditEntry.__table__, ENTRY_COLUMNS, "entry_"))
+    .returning(CreditEntry.id)
+)
+UPDATE_CLIENT = (
+    update(Client)
+    .where(Client.id == bindparam("client_id", type_=BigInteger))
+    .values(_bound(Client.__table__, ("balance", "valid_till", "updated_at"), "client_"))
+)
+INSERT_AUDIT = insert(AuditEntry).values(_bound(AuditEntry.__table__, AUDIT_COLUMNS, "audit_"))
+
+
+@functools.lru_cache(maxsize=64)
+def _write_all(keyed: bool, lines: int) -> Select[Any]:
+    """PostgreSQL: every write of an entry in one statement of data-modifying CTEs. The entry's
+    id is the sequence's next value; `keyed`: first the idempotency key's claim, whose response
+    names that id, and nothing else is written unless it was claimed (no row comes back)."""
+    next_id = select(ENTRY_IDS.next_value().label("id")).cte("next_entry")
+    entry_columns = _bound(CreditEntry.__table__, ENTRY_COLUMNS, "entry_")
+    source = select(next_id.c.id, *entry_columns.values())
+    change = UPDATE_CLIENT
+    writes: list[Any] = []
+    if keyed:
+        claim = (
+            idempotency.claim_statement(
+                {"entry_id": next_id.c.id, "client_id": bindparam("client_id", type_=BigInteger)}
+            )
+            .returning(IdempotencyKey.id)
+            .cte("claim")
+        )
+        claimed = exists(select(claim.c.id))
+        source = source.where(claimed)
+        change = change.where(claimed)
+    written = (
+        insert(CreditEntry)
+        .from_select(["id", *entry_columns], source)
+        .returning(CreditEntry.id)
+        .cte("entry")
+    )
+    audit_columns = _bound(AuditEntry.__table__, AUDIT_COLUMNS, "audit_")
+    # the audit entry's "after" names the entry
+    audit_columns["after"] = audit_columns["after"].op("||")(
+        func.jsonb_build_object("entry_id", written.c.id)
+    )
+    writes.append(change.returning(literal(1)).cte("write_client"))
+    writes.append(
+        insert(AuditEntry)
+        .from_select(list(audit_columns), select(*audit_columns.values()).select_from(written))
+        .returning(literal(1))
+        .cte("write_audit")
+    )
+    if lines:
+        line_columns = (
+            "position",
+            "description",
+            "package_id",
+            "quantity",
+            "unit_amount",
+            "amount",
+        )
+        rows = [
+            select(
+                written.c.id, *_bound(CreditNoteLine.__table__, line_columns, f"line{n}_").values()
+            )
+            for n in range(lines)
+        ]
+        writes.append(
+            insert(CreditNoteLine)
+            .from_select(["entry_id", *line_columns], union_all(*rows))
+            .returning(literal(1))
+            .cte("write_lines")
+        )
+    return select(written.c.id).add_cte(*writes)
+
+
+WRITE_ALL = _write_all(keyed=False, lines=0)
+WRITE_ALL_KEYED = _write_all(keyed=True, lines=0)
+
+
+def _values(
+    *, actor: Actor, operation: str, client: Client, entry: _Entry, balance: Decimal
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The entry's columns, the client's, the audit entry's (its "after" without the entry)."""
+    valid_till_changes = entry.valid_till is not None and entry.valid_till != client.valid_till
+    values: dict[str, Any] = {
+        "client_id": client.id,
+        "kind": entry.kind,
+        "amount": entry.amount,
+        "currency": client.currency,
+        "balance_after": balance,
+        "payment_method": entry.payment_method,
+        "payment_reference": entry.payment_reference,
+        "comment": entry.comment,
+        "reverses_id": entry.reverses_id,
+        "valid_till_set": entry.valid_till if valid_till_changes else None,
+        "valid_till_before": client.valid_till if valid_till_changes else None,
+        "created_by_id": actor.staff_id,
+        "created_at": actor.now,
+    }
+    # validTill as the locked row has it, unless the entry moves it
+    moved: dict[str, Any] = {
+        "balance": balance,
+        "valid_till": entry.valid_till if valid_till_changes else client.valid_till,
+        "updated_at": actor.now,
+    }
+    recorded = audit.row_values(
+        actor=actor,
+        action=operation,
+        target_type="Client",
+        target_id=client.id,
+        target_label=client.login,
+        before={
+            "balance": client.balance,
+            **({"valid_till": client.valid_till} if valid_till_changes else {}),
+        },
+        after={
+            "balance": balance,
+            "entry_id": None,
+            "kind": entry.kind,
+            "amount": entry.amount,
+            **({"valid_till": entry.valid_till} if valid_till_changes else {}),
+        },
+        reason=entry.comment,
+    )
+    return values, moved, recorded
+
+
+def _parameters(
+    client: Client, values: dict[str, Any], moved: dict[str, Any], recorded: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        **{f"entry_{name}": value for name, value in values.items()},
+        "client_id": client.id,
+        **{f"client_{name}": value for name, value in moved.items()},
+        **{f"audit_{name}": value for name, value in recorded.items()},
+    }
+
+
+def _written(client: Client, moved: dict[str, Any]) -> None:
+    """The locked row, as it now is in the database (not written again at the commit)."""
+    for name, value in moved.items():
+        set_committed_value(client, name, value)
+
+
+def _already_reversed(entry: _Entry) -> DomainError | None:
+    """After an IntegrityError: a concurrent reversal won (the unique reverses_id)."""
+    if entry.reverses_id is None:
+        return None
+    return DomainError(
+        ErrorCode.ALREADY_REVERSED, "This entry has already been reversed", ["entry_id"]
+    )
+
+
+async def _write_in_one(
+    session: AsyncSession,
+    *,
+    claim: dict[str, Any] | None,
+    actor: Actor,
+    operation: str,
+    client: Client,
+    entry: _Entry,
+    balance: Decimal,
+) -> PostedEntry | None:
+    """PostgreSQL: write the entry, its lines, the balance and the audit entry in one statement,
+    with the idempotency key's `claim` first if given; None when the key was taken (nothing
+    written then)."""
+    values, moved, recorded = _values(
+        actor=actor, operation=operation, client=client, entry=entry, balance=balance
+    )
+    parameters = _parameters(client, values, moved, recorded)
+    if claim is not None:
+        parameters.update(claim)
+    statement = WRITE_ALL_KEYED if claim is not None else WRITE_ALL
+    if entry.lines:  # a credit note's: a statement of their own shape
+        statement = _write_all(keyed=claim is not None, lines=len(entry.lines))
+        for n, line in enumerate(entry.lines):
+            parameters.update((f"line{n}_{name}", value) for name, value in line.items())
+            parameters[f"line{n}_position"] = n
+    connection = await session.connection()
+    try:
+        entry_id: int | None = (await connection.execute(statement, parameters)).scalar()
+    except IntegrityError:
+        if (refusal := _already_reversed(entry)) is None:
+            raise
+        raise refusal from None
+    if entry_id is None:
+        return None
+    _written(client, moved)
+    return PostedEntry(id=entry_id, **values)
+
+
+async def _write(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    operation: str,
+    client: Client,
+    entry: _Entry,
+    balance: Decimal,
+) -> PostedEntry:
+    """SQLite: write the entry, its lines, the balance and the audit entry, one statement each."""
+    values, moved, recorded = _values(
+        actor=actor, operation=operation, client=client, entry=entry, balance=balance
+    )
+    connection = await session.connection()
+    parameters = _parameters(client, values, moved, recorded)
+    try:
+        entry_id = (await connection.execute(INSERT_ENTRY, parameters)).scalar_one()
+    except IntegrityError:
+        if (refusal := _already_reversed(entry)) is None:
+            raise
+        raise refusal from None
+    parameters["audit_after"] = {**recorded["after"], "entry_id": entry_id}
+    await connection.execute(UPDATE_CLIENT, parameters)
+    await connection.execute(INSERT_AUDIT, parameters)
+    if entry.lines:
+        lines = [
+            {"entry_id": entry_id, "position": position, **line}
+            for position, line in enumerate(entry.lines)
+        ]
+        await connection.execute(insert(CreditNoteLine), lines)
+    _written(client, moved)
+    return PostedEntry(id=entry_id, **values)
 
 
 def _text(
@@ -391,6 +689,17 @@ async def create_credit_note(
     )
 
 
+_REVERSALS = aliased(CreditEntry)
+# A ledger entry and the id of its reversal, if any (built once).
+ENTRY_AND_REVERSAL = select(
+    CreditEntry,
+    select(_REVERSALS.id)
+    .where(_REVERSALS.reverses_id == CreditEntry.id)
+    .scalar_subquery()
+    .label("reversal_id"),
+).where(CreditEntry.id == bindparam("entry_id", type_=BigInteger))
+
+
 def _access_taken_back(original: CreditEntry, client: Client) -> datetime | None:
     """The validTill after reversing `original`: a payment that paid for access loses exactly
     the time it added (from the later of the old validTill and the payment's time), never to
@@ -415,18 +724,17 @@ async def reverse(
 ) -> Posted:
     """Undo an incorrect entry exactly, once: a reversal of the opposite amount that points at
     it. A reversal cannot itself be reversed."""
-    original = await session.get(CreditEntry, entry_id)
-    if original is None:
+    # the entry with its reversal's id: an entry never changes, and a reversal made after this
+    # read fails at the unique reverses_id (ALREADY_REVERSED) when it is written
+    found = (await session.execute(ENTRY_AND_REVERSAL, {"entry_id": entry_id})).first()
+    if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such ledger entry", ["entry_id"])
+    original, reversal = found[0], found[1]
 
     async def build(client: Client, checks: Checks) -> _Entry:
         if original.kind is EntryKind.REVERSAL:
             checks.add(ErrorCode.NOT_REVERSIBLE, "A reversal cannot be reversed", ["entry_id"])
-        elif (
-            reversal := await session.scalar(
-                select(CreditEntry.id).where(CreditEntry.reverses_id == original.id)
-            )
-        ) is not None and not await idempotency.answered_with(  # a retry replays
+        elif reversal is not None and not await idempotency.answered_with(  # a retry replays
             session, staff_id=actor.staff_id, key=idempotency_key, entry_id=reversal, now=actor.now
         ):
             checks.add(

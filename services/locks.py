@@ -14,7 +14,7 @@ in ascending id order, so two changes that lock the same clients queue instead o
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import false, select, update
+from sqlalchemy import BigInteger, bindparam, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Client
@@ -31,14 +31,25 @@ async def lock_clients(session: AsyncSession, ids: Iterable[int]) -> dict[int, C
             update(Client).where(false()).values(id=Client.id),
             execution_options={"synchronize_session": False},
         )
-    rows = await session.scalars(
-        select(Client)
-        .where(Client.id.in_(wanted))
-        .order_by(Client.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    if len(wanted) == 1:  # the usual case, by a statement built once
+        rows = await session.scalars(LOCK_ONE, {"client_id": wanted[0]})
+    else:
+        rows = await session.scalars(
+            select(Client)
+            .where(Client.id.in_(wanted))
+            .order_by(Client.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
     return {client.id: client for client in rows}
+
+
+LOCK_ONE = (
+    select(Client)
+    .where(Client.id == bindparam("client_id", type_=BigInteger))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 async def lock_client(

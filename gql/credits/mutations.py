@@ -24,12 +24,21 @@ KEY_DESCRIPTION = (
 )
 
 
+async def payload_client(root: "CreditEntryPayload", info: Info) -> Client | None:
+    """The client as it is after the change: read only when asked for."""
+    if root.client_id is None:
+        return None
+    row = await info.context.loaders.client_by_id.load(root.client_id)
+    return client_from_row(info, row) if row is not None else None
+
+
 @strawberry.type(description="The result of a money mutation.")
 class CreditEntryPayload:
     entry: CreditEntry | None = strawberry.field(
         description="The ledger entry made (or made before, for a replay); null if refused."
     )
     client: Client | None = strawberry.field(
+        resolver=payload_client,
         description="The client as it is now (needs clients:read).",
         permission_classes=[HasScope(Scope.CLIENTS_READ)],
     )
@@ -39,6 +48,7 @@ class CreditEntryPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why it was refused; then nothing changed."
     )
+    client_id: strawberry.Private[int | None] = None
 
 
 @strawberry.input(description="A payment received from a client.")
@@ -90,16 +100,18 @@ class CreditNoteCreateInput:
 async def entry_payload(
     info: Info, posted: ledger.Posted | None, errors: list[UserError]
 ) -> CreditEntryPayload:
+    """The answer: the entry as the service wrote it (read only for a replay); the client is
+    read only when asked for."""
     if posted is None:
-        return CreditEntryPayload(entry=None, client=None, replayed=False, user_errors=errors)
-    loaders = info.context.loaders
-    entry = await loaders.credit_entry_by_id.load(posted.entry_id)
-    client = await loaders.client_by_id.load(posted.client_id)
+        return CreditEntryPayload(entry=None, replayed=False, user_errors=errors)
+    entry: CreditEntry | None
+    if posted.entry is not None:
+        entry = CreditEntry.from_row(posted.entry)
+    else:
+        row = await info.context.loaders.credit_entry_by_id.load(posted.entry_id)
+        entry = CreditEntry.from_row(row) if row is not None else None
     return CreditEntryPayload(
-        entry=CreditEntry.from_row(entry) if entry else None,
-        client=client_from_row(info, client) if client else None,
-        replayed=posted.replayed,
-        user_errors=errors,
+        entry=entry, replayed=posted.replayed, user_errors=errors, client_id=posted.client_id
     )
 
 

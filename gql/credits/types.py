@@ -14,6 +14,7 @@ from gql.permissions import HasScope
 from gql.pricing.types import Package
 from gql.scalars import Money
 from gql.staff.types import StaffUser
+from services.ledger import PostedEntry
 
 if TYPE_CHECKING:
     from gql.clients.types import Client
@@ -59,7 +60,7 @@ class CreditEntry(Node):
     currency: strawberry.Private[str]
 
     @classmethod
-    def from_row(cls, row: AnyRow) -> "CreditEntry":
+    def from_row(cls, row: "AnyRow | PostedEntry") -> "CreditEntry":
         return cls(
             id=to_global_id("CreditEntry", row.id),
             kind=row.kind,
