@@ -11,6 +11,7 @@ other databases (SQLite) it is plain `connection.execute`.
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Select
@@ -68,15 +69,36 @@ class Reused:
         ) = None
 
 
+class Shaped:
+    """A statement built once and run with other values for its `bindparam()`s, expanding
+    ones (IN lists) included: its cache key is worked out once, not on every run (a loader's
+    statement, say; see gql/loaders.py)."""
+
+    __slots__ = ("columns", "key", "statement")
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        self.statement = statement
+        self.columns = tuple(statement.selected_columns.keys())  # the rows' attribute names
+        self.key = statement._generate_cache_key()
+        assert self.key is not None, "a statement SQLAlchemy cannot cache"
+
+
 async def fetch_all(
     connection: AsyncConnection,
-    statement: Select[*tuple[Any, ...]] | Reused,
+    statement: Select[*tuple[Any, ...]] | Reused | Shaped,
     parameters: Mapping[str, Any] | None = None,
 ) -> Sequence[Sequence[Any]]:
     """The rows of `statement`, each a sequence of processed column values in select order;
     `parameters` gives values to its `bindparam()`s by name."""
     reused = statement if isinstance(statement, Reused) else None
-    select_ = reused.statement if reused is not None else statement
+    shaped = statement if isinstance(statement, Shaped) else None
+    select_ = (
+        reused.statement
+        if reused is not None
+        else shaped.statement
+        if shaped is not None
+        else statement
+    )
     assert isinstance(select_, Select)
     dialect = connection.dialect
     if dialect.driver != "asyncpg":
@@ -94,7 +116,7 @@ async def fetch_all(
                 index, process = slots[name]
                 arguments[index] = value if process is None else process(value)
     else:
-        key = select_._generate_cache_key()
+        key = shaped.key if shaped is not None else select_._generate_cache_key()
         if key is None:  # a statement SQLAlchemy cannot cache
             result = (await connection.execute(select_, parameters)).all()
             return result
@@ -142,3 +164,59 @@ def _expand(
         name: (n, processors.get(name)) for n, name in enumerate(state.positiontup)
     }
     return state.statement, arguments, slots
+
+
+class _Mapping:
+    """A light row's `_mapping`: its values by column key."""
+
+    __slots__ = ("_index", "_row")
+
+    def __init__(self, row: tuple[Any, ...], index: dict[str, int]) -> None:
+        self._row = row
+        self._index = index
+
+    def __getitem__(self, key: str) -> Any:
+        return self._row[self._index[key]]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        index = self._index.get(key)
+        return default if index is None else self._row[index]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+_row_classes: dict[tuple[str, ...], type[tuple[Any, ...]]] = {}
+
+
+def row_class(keys: tuple[str, ...]) -> type[tuple[Any, ...]]:
+    """A tuple type whose values read as attributes named `keys` (and by `_mapping[key]`, as
+    SQLAlchemy's Row): what loaders hand to resolvers, without a Row's construction cost."""
+    found = _row_classes.get(keys)
+    if found is not None:
+        return found
+    index = {key: n for n, key in enumerate(keys)}
+
+    def mapping(self: tuple[Any, ...]) -> _Mapping:
+        return _Mapping(self, index)
+
+    def as_dict(self: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(zip(keys, self, strict=True))
+
+    namespace: dict[str, Any] = {
+        "__slots__": (),
+        "_fields": keys,
+        "_mapping": property(mapping),
+        "_asdict": as_dict,
+        "__repr__": lambda self: f"Row{tuple(self)!r}",
+    }
+    for key, n in index.items():
+        namespace[key] = property(itemgetter(n))
+    found = _row_classes[keys] = type("LightRow", (tuple,), namespace)
+    return found
+
+
+def light_rows(keys: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """`rows` (as `fetch_all` gives them) as light rows with attributes named `keys`."""
+    make = row_class(keys)
+    return [make(row) for row in rows]

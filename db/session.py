@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db.direct import Reused, fetch_all
+from db.direct import Reused, Shaped, fetch_all
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -197,7 +197,7 @@ class SharedSession:
             return await self._read(lambda session: session.execute(statement))
 
     async def fetch_all(
-        self, statement: Select[*tuple[Any, ...]] | Reused, parameters: Any = None
+        self, statement: Select[*tuple[Any, ...]] | Reused | Shaped, parameters: Any = None
     ) -> Sequence[Sequence[Any]]:
         """Rows as plain sequences, straight from the driver where it can (db.direct)."""
         async with self._lock:
