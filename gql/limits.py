@@ -176,8 +176,34 @@ def count_directives(document: DocumentNode) -> int:
     return sum(isinstance(node, DirectiveNode) for node in ast_nodes(document))
 
 
+# Parsed documents found within the limits, and free of unstorable literals: the parse
+# cache (gql/checks.py) hands out the same document for the same text, so a document sent
+# again is not walked again. Each entry keeps its document, so that its id is not reused.
+_passed: dict[tuple[int, Any], DocumentNode] = {}
+MAX_PASSED = 1_024
+
+
+def _known_to_pass(document: DocumentNode, check: Any) -> bool:
+    return _passed.get((id(document), check)) is document
+
+
+def _note_passed(document: DocumentNode, check: Any) -> None:
+    if len(_passed) >= MAX_PASSED:
+        _passed.clear()
+    _passed[(id(document), check)] = document
+
+
 def check_document(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
     """The limits a document breaks whatever its variables: depth, aliases, directives."""
+    if _known_to_pass(document, limits):
+        return []
+    errors = _check_document(document, limits)
+    if not errors:
+        _note_passed(document, limits)
+    return errors
+
+
+def _check_document(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
     errors = []
     walk = ShapeWalk(document)
     try:
@@ -459,9 +485,12 @@ def unstorable_variables(variables: Mapping[str, Any] | None) -> GraphQLError | 
 
 def unstorable_literals(document: DocumentNode) -> GraphQLError | None:
     """The error for a document whose string literals cannot be stored, or None."""
+    if _known_to_pass(document, "storable"):
+        return None
     for node in ast_nodes(document):
         if isinstance(node, StringValueNode) and not is_storable(node.value):
             return _unstorable(None)
+    _note_passed(document, "storable")
     return None
 
 

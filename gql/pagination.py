@@ -235,7 +235,7 @@ def trim_page(rows: list[T], page: PageRequest) -> tuple[list[T], bool]:
 
 def build_connection(
     db: SharedSession,
-    query: AnySelect,
+    query: AnySelect | Callable[[], AnySelect],
     ordering: Ordering,
     page: PageRequest,
     rows: Sequence[AnyRow],
@@ -244,16 +244,20 @@ def build_connection(
     counter: Callable[[], Awaitable[int]] | None = None,
 ) -> Connection[NodeT]:
     """The Connection for fetched `rows`; pageInfo's other direction and totalCount are
-    asked of the database only if the caller selects them."""
+    asked of the database only if the caller selects them. `query` may be a function that
+    makes it: then it is built only if one of those is asked."""
+
+    def whole() -> AnySelect:
+        return query() if callable(query) else query
 
     async def rows_after() -> bool:
-        return bool(await db.scalar(rows_after_statement(query, ordering, page)))
+        return bool(await db.scalar(rows_after_statement(whole(), ordering, page)))
 
     async def rows_before() -> bool:
-        return bool(await db.scalar(rows_before_statement(query, ordering, page)))
+        return bool(await db.scalar(rows_before_statement(whole(), ordering, page)))
 
     async def count() -> int:
-        return int(await db.scalar(count_statement(query)) or 0)
+        return int(await db.scalar(count_statement(whole())) or 0)
 
     edges = [Edge(cursor=encode_cursor(ordering, row), node=to_node(row)) for row in rows]
     return Connection(
