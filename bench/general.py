@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import text
 
 from bench import servers
-from bench.run import bench_token, quiesce, redis_available, say, wrk
+from bench.run import bench_token, redis_available, say, wrk
 from bench.workloads import general_workloads
 from db.session import create_engine
 from gql.node import to_global_id
@@ -106,7 +106,6 @@ def main() -> int:
                             seconds=args.seconds,
                             auth=auth,
                         )
-                        quiesce(url, grace=1.0)
                         run = {
                             "rps": summary["requests"] / (summary["duration_us"] / 1e6),
                             "p50": summary["p50_us"] / 1000,

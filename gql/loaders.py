@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.sql.elements import BindParameter, KeyedColumnElement
 
@@ -57,6 +58,30 @@ def now_or_later(loader: DataLoader[K, V], key: K, convert: Callable[[V], T]) ->
         return convert(await future)
 
     return later()
+
+
+def selected_names(info: Any) -> set[str]:
+    """Every field name selected anywhere below this field (fragments followed)."""
+    names: set[str] = set()
+    fragments = info._raw_info.fragments
+    seen: set[str] = set()
+    pending = [node.selection_set for node in info._raw_info.field_nodes]
+    while pending:
+        selection_set = pending.pop()
+        if selection_set is None:
+            continue
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                names.add(selection.name.value)
+                pending.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in seen and name in fragments:
+                    seen.add(name)
+                    pending.append(fragments[name].selection_set)
+    return names
 
 
 def in_key_order(keys: Sequence[K], rows: Sequence[V], key: Callable[[V], K]) -> list[V | None]:
