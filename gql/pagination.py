@@ -218,7 +218,7 @@ async def paginate(
     counter: Callable[[], Awaitable[int]] | None = None,
 ) -> Connection[NodeT]:
     """One page of `query` (a filtered SELECT whose columns include the sort keys)."""
-    rows = list((await db.execute(page_query(query, ordering, page))).all())
+    rows = await db.rows(page_query(query, ordering, page))
     rows, more = trim_page(rows, page)
     return build_connection(db, query, ordering, page, rows, more, to_node, counter)
 
