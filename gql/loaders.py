@@ -7,6 +7,7 @@ its results in key order, with None (or an empty list) where a key found nothing
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
@@ -212,14 +213,18 @@ def create_loaders(db: SharedSession) -> Loaders:
         return light_rows(statement.columns, found)
 
     def one_per_key(statement: Shaped, key: str) -> BatchFn:
+        by = itemgetter(statement.columns.index(key))
+
         async def load(keys: Sequence[Any]) -> list[AnyRow | None]:
-            return in_key_order(keys, await rows(statement, keys), lambda row: row._mapping[key])
+            return in_key_order(keys, await rows(statement, keys), by)
 
         return load
 
     def many_per_key(statement: Shaped, key: str) -> BatchFn:
+        by = itemgetter(statement.columns.index(key))
+
         async def load(keys: Sequence[Any]) -> list[Rows]:
-            return grouped_by_key(keys, await rows(statement, keys), lambda row: row._mapping[key])
+            return grouped_by_key(keys, await rows(statement, keys), by)
 
         return load
 

@@ -373,8 +373,9 @@ async def fetch_pages(
         columns = tuple(statement.selected_columns.keys())
     rows = light_rows(columns, found)
     pages: dict[Any, tuple[list[AnyRow], bool]] = {owner: ([], False) for owner in owners}
+    owner_at = columns.index(partition.key)
     for row in rows:
-        pages[row._mapping[partition.key]][0].append(row)
+        pages[row[owner_at]][0].append(row)
     for owner, (owned, _) in pages.items():
         pages[owner] = trim_page(owned, page)
     return pages
