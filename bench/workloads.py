@@ -179,3 +179,39 @@ def credit_add_template() -> str:
         + '", "variables": {"input": {"clientId": "@CLIENT@", "amount": "1.00", '
         '"paymentMethod": "BANK_TRANSFER", "comment": "bench", "idempotencyKey": "@KEY@"}}}'
     )
+
+
+# The general path (issue 17): single reads that are not the list page, asked of Clientdesk
+# only (bench/general.py). The card is what the back office shows for one client: ~30 of its
+# fields, its manager and parent, its 20 newest ledger entries and its first sub-accounts.
+CARD_CLIENT_FIELDS = (
+    "id login name email phone country currency language effectiveLanguage status blocked "
+    "canLogin balance { amount currency } creditLimit { amount currency } validTill moderation "
+    "avatarUrl priceAdjustmentPercent lastActivityAt chatsCount supportRequestsCount createdAt "
+    "updatedAt"
+)
+CARD_ENTRY_FIELDS = (
+    "id kind amount { amount currency } balanceAfter { amount currency } paymentMethod "
+    "paymentReference comment validTillSet createdAt createdBy { id name }"
+)
+CARD = (
+    "query Card($id: ID!) { client(id: $id) { "
+    f"{CARD_CLIENT_FIELDS} manager {{ id name email }} parent {{ id login name }} "
+    "creditEntries(first: 20) { totalCount pageInfo { hasNextPage endCursor } "
+    f"nodes {{ {CARD_ENTRY_FIELDS} }} }} "
+    "subAccounts(first: 10) { pageInfo { hasNextPage } "
+    "nodes { id login name status balance { amount currency } } } } }"
+)
+
+
+def general_workloads(client_id: str) -> dict[str, dict[str, Any]]:
+    """The general-path requests, by name, for the client with global ID `client_id`."""
+    return {
+        "typename": {"query": "{ __typename }"},
+        "viewer": {"query": "{ viewer { id } }"},
+        "client_login_name": {
+            "query": "query L($id: ID!) { client(id: $id) { login name } }",
+            "variables": {"id": client_id},
+        },
+        "card": {"query": CARD, "variables": {"id": client_id}},
+    }

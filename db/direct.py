@@ -9,8 +9,10 @@ It runs on the caller's connection, inside whatever transaction that connection 
 other databases (SQLite) it is plain `connection.execute`.
 """
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Select
@@ -68,15 +70,93 @@ class Reused:
         ) = None
 
 
+class Shaped:
+    """A statement built once and run with other values for its `bindparam()`s, expanding
+    ones (IN lists) included: its cache key is worked out once, not on every run (a loader's
+    statement, say; see gql/loaders.py)."""
+
+    __slots__ = ("columns", "key", "recipes", "statement")
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        self.statement = statement
+        self.columns = tuple(statement.selected_columns.keys())  # the rows' attribute names
+        self.key = statement._generate_cache_key()
+        assert self.key is not None, "a statement SQLAlchemy cannot cache"
+        # per parameter names and list lengths: the SQL, how to make its arguments, readers
+        self.recipes: dict[Any, tuple[str, list[Step], tuple[Processor, ...]]] = {}
+
+
+# How one argument of a Shaped statement is made: a value given (by name), an item of a list
+# given (name, position), or a constant of the statement itself; with its bind processor.
+Step = tuple[str, str | None, int, Processor, Any]
+MAX_RECIPES = 64
+EXPANDED = re.compile(r"(.+)_(\d+)$")  # the n-th value of an expanding parameter, from 1
+
+
+def _signature(parameters: Mapping[str, Any] | None) -> Any:
+    if not parameters:
+        return ()
+    return tuple(
+        sorted(
+            (name, len(value) if isinstance(value, list | tuple) else -1)
+            for name, value in parameters.items()
+        )
+    )
+
+
+def _recipe(
+    slots: dict[str, tuple[int, Processor]],
+    arguments: list[Any],
+    parameters: Mapping[str, Any] | None,
+) -> list[Step] | None:
+    """How to make `arguments` from other `parameters` of the same names and lengths, or None
+    if that cannot be told from the names."""
+    given = parameters or {}
+    steps: list[Step] = []
+    for name, (index, process) in sorted(slots.items(), key=lambda item: item[1][0]):
+        value = given.get(name)
+        if value is not None and not isinstance(value, list | tuple):
+            steps.append(("value", name, 0, process, None))
+            continue
+        expanded = EXPANDED.match(name)
+        if expanded and isinstance(given.get(expanded[1]), list | tuple):
+            steps.append(("item", expanded[1], int(expanded[2]) - 1, process, None))
+        elif name in given:
+            return None
+        else:
+            steps.append(("constant", None, 0, None, arguments[index]))
+    return steps
+
+
+def _arguments(steps: list[Step], parameters: Mapping[str, Any] | None) -> list[Any]:
+    given = parameters or {}
+    arguments = []
+    for kind, name, position, process, constant in steps:
+        if kind == "constant":
+            arguments.append(constant)
+            continue
+        assert name is not None
+        value = given[name] if kind == "value" else given[name][position]
+        arguments.append(value if process is None else process(value))
+    return arguments
+
+
 async def fetch_all(
     connection: AsyncConnection,
-    statement: Select[*tuple[Any, ...]] | Reused,
+    statement: Select[*tuple[Any, ...]] | Reused | Shaped,
     parameters: Mapping[str, Any] | None = None,
 ) -> Sequence[Sequence[Any]]:
     """The rows of `statement`, each a sequence of processed column values in select order;
     `parameters` gives values to its `bindparam()`s by name."""
     reused = statement if isinstance(statement, Reused) else None
-    select_ = reused.statement if reused is not None else statement
+    shaped = statement if isinstance(statement, Shaped) else None
+    select_ = (
+        reused.statement
+        if reused is not None
+        else shaped.statement
+        if shaped is not None
+        else statement
+    )
     assert isinstance(select_, Select)
     dialect = connection.dialect
     if dialect.driver != "asyncpg":
@@ -86,7 +166,11 @@ async def fetch_all(
     if driver is None:
         raw = await connection.get_raw_connection()
         driver = connection.info[DRIVER] = raw.driver_connection
-    if reused is not None and reused._expanded is not None:
+    recipe = shaped.recipes.get(_signature(parameters)) if shaped is not None else None
+    if recipe is not None:
+        sql, made_by, readers = recipe
+        arguments = _arguments(made_by, parameters)
+    elif reused is not None and reused._expanded is not None:
         sql, arguments, slots, readers = reused._expanded
         if parameters:
             arguments = list(arguments)
@@ -94,7 +178,7 @@ async def fetch_all(
                 index, process = slots[name]
                 arguments[index] = value if process is None else process(value)
     else:
-        key = select_._generate_cache_key()
+        key = shaped.key if shaped is not None else select_._generate_cache_key()
         if key is None:  # a statement SQLAlchemy cannot cache
             result = (await connection.execute(select_, parameters)).all()
             return result
@@ -110,6 +194,13 @@ async def fetch_all(
         readers = shape.readers
         if reused is not None:
             reused._expanded = (sql, arguments, slots, readers)
+        if shaped is not None:
+            found = _recipe(slots, arguments, parameters)
+            # kept only if it makes these very arguments again
+            if found is not None and _arguments(found, parameters) == arguments:
+                if len(shaped.recipes) >= MAX_RECIPES:
+                    shaped.recipes.clear()
+                shaped.recipes[_signature(parameters)] = (sql, found, readers)
     for observe in observers:
         observe(connection, sql, arguments)
     records = await driver.fetch(sql, *arguments)
@@ -142,3 +233,59 @@ def _expand(
         name: (n, processors.get(name)) for n, name in enumerate(state.positiontup)
     }
     return state.statement, arguments, slots
+
+
+class _Mapping:
+    """A light row's `_mapping`: its values by column key."""
+
+    __slots__ = ("_index", "_row")
+
+    def __init__(self, row: tuple[Any, ...], index: dict[str, int]) -> None:
+        self._row = row
+        self._index = index
+
+    def __getitem__(self, key: str) -> Any:
+        return self._row[self._index[key]]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        index = self._index.get(key)
+        return default if index is None else self._row[index]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+_row_classes: dict[tuple[str, ...], type[tuple[Any, ...]]] = {}
+
+
+def row_class(keys: tuple[str, ...]) -> type[tuple[Any, ...]]:
+    """A tuple type whose values read as attributes named `keys` (and by `_mapping[key]`, as
+    SQLAlchemy's Row): what loaders hand to resolvers, without a Row's construction cost."""
+    found = _row_classes.get(keys)
+    if found is not None:
+        return found
+    index = {key: n for n, key in enumerate(keys)}
+
+    def mapping(self: tuple[Any, ...]) -> _Mapping:
+        return _Mapping(self, index)
+
+    def as_dict(self: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(zip(keys, self, strict=True))
+
+    namespace: dict[str, Any] = {
+        "__slots__": (),
+        "_fields": keys,
+        "_mapping": property(mapping),
+        "_asdict": as_dict,
+        "__repr__": lambda self: f"Row{tuple(self)!r}",
+    }
+    for key, n in index.items():
+        namespace[key] = property(itemgetter(n))
+    found = _row_classes[keys] = type("LightRow", (tuple,), namespace)
+    return found
+
+
+def light_rows(keys: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """`rows` (as `fetch_all` gives them) as light rows with attributes named `keys`."""
+    make = row_class(keys)
+    return [make(row) for row in rows]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db.direct import Reused, fetch_all
+from db.direct import Reused, Shaped, fetch_all, light_rows
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -219,7 +219,7 @@ class SharedSession:
             return await self._read(lambda session: session.execute(statement))
 
     async def fetch_all(
-        self, statement: Select[*tuple[Any, ...]] | Reused, parameters: Any = None
+        self, statement: Select[*tuple[Any, ...]] | Reused | Shaped, parameters: Any = None
     ) -> Sequence[Sequence[Any]]:
         """Rows as plain sequences, straight from the driver where it can (db.direct)."""
         async with self._lock:
@@ -245,6 +245,15 @@ class SharedSession:
                 await self._renew_pool()
                 self._reader = await bind.connect()
                 return await fetch_all(self._reader, statement, parameters)
+
+    async def rows(
+        self, statement: Select[*tuple[Any, ...]] | Shaped, parameters: Any = None
+    ) -> list[Any]:
+        """A read's rows, straight from the driver (`fetch_all`), each with its columns as
+        attributes (and `_mapping`), as SQLAlchemy's rows have them."""
+        select_ = statement.statement if isinstance(statement, Shaped) else statement
+        columns = tuple(select_.selected_columns.keys())
+        return light_rows(columns, await self.fetch_all(statement, parameters))
 
     async def scalar(self, statement: Executable) -> Any:
         async with self._lock:

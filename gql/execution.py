@@ -28,8 +28,12 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 # How a plain field is read: its resolver, its output coercion, and whether null is an error.
 Plain = tuple[Callable[..., Any], Callable[[Any], Any], bool]
-# One entry of a selection set: response name, field group, and the plain reader if it is one.
-Step = tuple[str, Any, Plain | None]
+# A plain object field (an attribute holding an object, e.g. a Money): its resolver, its
+# object type, and whether null is an error.
+PlainObject = tuple[Callable[..., Any], GraphQLObjectType, bool]
+# One entry of a selection set: response name, field group, the plain reader if it is one,
+# and the plain object reader if it is one.
+Step = tuple[str, Any, Plain | None, PlainObject | None]
 
 
 def plain_reader(field_def: GraphQLField, field_details_list: Any) -> Plain | None:
@@ -46,6 +50,22 @@ def plain_reader(field_def: GraphQLField, field_details_list: Any) -> Plain | No
         return None
     leaf: GraphQLLeafType = named
     return resolve, leaf.coerce_output_value, non_null
+
+
+def plain_object_reader(field_def: GraphQLField, field_details_list: Any) -> PlainObject | None:
+    """How to read this field if it is an attribute holding an object of one concrete type
+    (no type check to run), or None."""
+    resolve = field_def.resolve
+    if resolve is None or not getattr(resolve, "_is_default", False):
+        return None
+    if field_def.args or field_details_list[0].node.arguments:
+        return None
+    output = field_def.type
+    non_null = is_non_null_type(output)
+    named = output.of_type if non_null else output  # type: ignore[union-attr]
+    if not isinstance(named, GraphQLObjectType) or named.is_type_of is not None:
+        return None
+    return resolve, named, non_null
 
 
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -65,9 +85,50 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         for response_name, field_details_list in grouped_field_set.items():
             field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
             reader = plain_reader(field_def, field_details_list) if field_def else None
-            steps.append((response_name, field_details_list, reader))
+            holder = (
+                plain_object_reader(field_def, field_details_list)
+                if field_def and reader is None
+                else None
+            )
+            steps.append((response_name, field_details_list, reader, holder))
         self._plans[id(grouped_field_set)] = (grouped_field_set, steps)
         return steps
+
+    def _plain_object(self, holder: PlainObject, source_value: Any, field_details_list: Any) -> Any:
+        """The value of a plain object field whose selections are all plain fields that read
+        without trouble, or Undefined to leave the field to graphql-core (which then reports
+        any error itself: nothing was recorded or run here)."""
+        resolve, object_type, non_null = holder
+        try:
+            value = resolve(source_value, None)
+        except Exception:
+            return Undefined
+        if value is None:
+            return Undefined if non_null else None
+        grouped_field_set, new_defer_usages, *_ = self.collect_subfields(
+            object_type, field_details_list
+        )
+        if new_defer_usages:
+            return Undefined
+        answer: dict[str, Any] = {}
+        for response_name, _, reader, _holder in self._plan(object_type, grouped_field_set):
+            if reader is None:
+                return Undefined
+            read, coerce, field_non_null = reader
+            try:
+                field_value = read(value, None)
+                if field_value is None:
+                    if field_non_null:
+                        return Undefined
+                    answer[response_name] = None
+                    continue
+                coerced = coerce(field_value)
+            except Exception:
+                return Undefined
+            if coerced is None or coerced is Undefined:
+                return Undefined
+            answer[response_name] = coerced
+        return answer
 
     def execute_fields(
         self,
@@ -86,10 +147,15 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for response_name, field_details_list, reader in self._plan(
+            for response_name, field_details_list, reader, holder in self._plan(
                 parent_type, grouped_field_set
             ):
-                if reader is not None:
+                if holder is not None:
+                    answer = self._plain_object(holder, source_value, field_details_list)
+                    if answer is not Undefined:
+                        results[response_name] = answer
+                        continue
+                elif reader is not None:
                     resolve, coerce, non_null = reader
                     try:
                         value = resolve(source_value, None)

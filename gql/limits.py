@@ -41,6 +41,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     StringValueNode,
+    VariableNode,
     get_named_type,
     is_composite_type,
 )
@@ -176,8 +177,34 @@ def count_directives(document: DocumentNode) -> int:
     return sum(isinstance(node, DirectiveNode) for node in ast_nodes(document))
 
 
+# Parsed documents found within the limits, and free of unstorable literals: the parse
+# cache (gql/checks.py) hands out the same document for the same text, so a document sent
+# again is not walked again. Each entry keeps its document, so that its id is not reused.
+_passed: dict[tuple[int, Any], DocumentNode] = {}
+MAX_PASSED = 1_024
+
+
+def _known_to_pass(document: DocumentNode, check: Any) -> bool:
+    return _passed.get((id(document), check)) is document
+
+
+def _note_passed(document: DocumentNode, check: Any) -> None:
+    if len(_passed) >= MAX_PASSED:
+        _passed.clear()
+    _passed[(id(document), check)] = document
+
+
 def check_document(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
     """The limits a document breaks whatever its variables: depth, aliases, directives."""
+    if _known_to_pass(document, limits):
+        return []
+    errors = _check_document(document, limits)
+    if not errors:
+        _note_passed(document, limits)
+    return errors
+
+
+def _check_document(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
     errors = []
     walk = ShapeWalk(document)
     try:
@@ -268,6 +295,7 @@ class CostWalk:
         self.variables = variables
         self.done: dict[str, Tally] = {}
         self.walking: set[str] = set()
+        self.used: set[str] = set()  # the variables the walk read
 
     def fragment(self, name: str) -> Tally:
         if name in self.done:
@@ -333,6 +361,12 @@ class CostWalk:
         return UNPAGED_LIST_ESTIMATE
 
     def arguments(self, definition: GraphQLField, node: FieldNode) -> dict[str, Any]:
+        self.used.update(
+            found.name.value
+            for argument in node.arguments or ()
+            for found in ast_nodes(argument)  # type: ignore[arg-type]
+            if isinstance(found, VariableNode)
+        )
         try:
             return get_argument_values(definition, node, self.variables)
         except GraphQLError:  # execution reports it; count the defaults meanwhile
@@ -345,6 +379,27 @@ def _is_list(type_: Any) -> bool:
     return isinstance(type_, GraphQLList)
 
 
+@dataclass(slots=True)
+class _Estimates:
+    """The estimates of one parsed document and operation: they depend on the values of the
+    variables the walk read (paging sizes, ids), and on nothing else of a request."""
+
+    document: DocumentNode
+    schema: GraphQLSchema
+    used: tuple[str, ...]
+    by_values: dict[str, Estimate]
+
+
+_estimates: dict[tuple[int, str | None], _Estimates] = {}
+MAX_ESTIMATES = 1_024
+MAX_VALUES_PER_DOCUMENT = 64
+
+
+def _values_key(values: Mapping[str, Any], names: Sequence[str]) -> str:
+    """The values of `names` (given or not, and each value) as one string."""
+    return repr([(name in values, values.get(name)) for name in names])
+
+
 def estimate(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -352,7 +407,9 @@ def estimate(
     variables: Mapping[str, Any] | None,
 ) -> Estimate:
     """What the operation may cost: the nodes it may return (on the coerced variables, their
-    defaults included), its expensive fields, its mutation fields, and its points."""
+    defaults included), its expensive fields, its mutation fields, and its points. Kept per
+    document (the parse cache gives the same one for the same text) and values of the
+    variables the walk read."""
     operation = selected_operation(document, operation_name)
     if operation is None:
         return Estimate(0, 0, 0, 1)
@@ -361,17 +418,38 @@ def estimate(
     )
     if isinstance(coerced, list):  # execution refuses the variables before anything runs
         return Estimate(0, 0, 0, 1)
+    known = _estimates.get((id(document), operation_name))
+    if known is not None and (known.document is not document or known.schema is not schema):
+        known = None
+    if known is not None:
+        values = _values_key(coerced.coerced, known.used)
+        found = known.by_values.get(values)
+        if found is not None:
+            return found
     root = schema.get_root_type(operation.operation)
     walk = CostWalk(schema, document, coerced)
     try:
         tally = walk.selection_set(root, operation.selection_set)
     except RecursionError:
         tally = Tally(nodes=UNCOUNTABLE)
+        walk.used.add("\0")  # never kept: no variable has that name
     mutation = operation.operation is OperationType.MUTATION
     fields = len(response_keys(document, operation)) if mutation else 0
-    return Estimate(
+    result = Estimate(
         tally.nodes, tally.expensive, fields, points(mutation_fields=fields, nodes=tally.nodes)
     )
+    used = tuple(sorted(walk.used))
+    if "\0" not in used:
+        if known is None or known.used != used:
+            if len(_estimates) >= MAX_ESTIMATES:
+                _estimates.clear()
+            known = _estimates[(id(document), operation_name)] = _Estimates(
+                document, schema, used, {}
+            )
+        if len(known.by_values) >= MAX_VALUES_PER_DOCUMENT:
+            known.by_values.clear()
+        known.by_values[_values_key(coerced.coerced, used)] = result
+    return result
 
 
 def response_keys(document: DocumentNode, operation: OperationDefinitionNode) -> set[str]:
@@ -459,9 +537,12 @@ def unstorable_variables(variables: Mapping[str, Any] | None) -> GraphQLError | 
 
 def unstorable_literals(document: DocumentNode) -> GraphQLError | None:
     """The error for a document whose string literals cannot be stored, or None."""
+    if _known_to_pass(document, "storable"):
+        return None
     for node in ast_nodes(document):
         if isinstance(node, StringValueNode) and not is_storable(node.value):
             return _unstorable(None)
+    _note_passed(document, "storable")
     return None
 
 

@@ -7,12 +7,15 @@ its results in key order, with None (or an empty list) where a key found nothing
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import Table, func, select
-from sqlalchemy.sql.elements import KeyedColumnElement
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.sql.elements import BindParameter, KeyedColumnElement
 
+from db.direct import Shaped, light_rows
 from db.keyset import Ordering
 from db.models import (
     Category,
@@ -58,6 +61,30 @@ def now_or_later(loader: DataLoader[K, V], key: K, convert: Callable[[V], T]) ->
     return later()
 
 
+def selected_names(info: Any) -> set[str]:
+    """Every field name selected anywhere below this field (fragments followed)."""
+    names: set[str] = set()
+    fragments = info._raw_info.fragments
+    seen: set[str] = set()
+    pending = [node.selection_set for node in info._raw_info.field_nodes]
+    while pending:
+        selection_set = pending.pop()
+        if selection_set is None:
+            continue
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                names.add(selection.name.value)
+                pending.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in seen and name in fragments:
+                    seen.add(name)
+                    pending.append(fragments[name].selection_set)
+    return names
+
+
 def in_key_order(keys: Sequence[K], rows: Sequence[V], key: Callable[[V], K]) -> list[V | None]:
     """`rows` rearranged to match `keys`, None where a key found nothing."""
     by_key = {key(row): row for row in rows}
@@ -101,28 +128,110 @@ class Loaders:
             getattr(self, name).clear_all()
 
 
+# The loaders' statements, built once per process: each takes its keys as one expanding
+# parameter, so a request only fills in values (see db.direct.Shaped).
+KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+
+
+def _by(query: AnySelect, column: KeyedColumnElement[Any]) -> Shaped:
+    return Shaped(query.where(column.in_(KEYS)))
+
+
+def _allowed(association: Table, model: type[Department] | type[Category]) -> Shaped:
+    """What clients may access: rows of `model` through `association`, by name."""
+    target = next(iter(association.c[name] for name in association.c.keys() if name != "client_id"))
+    return Shaped(
+        select(association.c.client_id, model.id, model.name)
+        .join(model, model.id == target)
+        .where(association.c.client_id.in_(KEYS))
+        .order_by(model.name)
+    )
+
+
+def _count(column: KeyedColumnElement[Any]) -> Shaped:
+    return Shaped(select(column, func.count()).where(column.in_(KEYS)).group_by(column))
+
+
+_clients = Client.__table__.c
+_entries = CreditEntry.__table__.c
+CLIENTS_BY_ID = _by(select_clients(), _clients.id)
+CLIENTS_BY_LOGIN = _by(select_clients(), _clients.login)
+STAFF_BY_ID = _by(select_staff(), StaffUser.__table__.c.id)
+CONNECTIONS_BY_CLIENT = _by(
+    select(ClientConnection.__table__).order_by(ClientConnection.client_id, ClientConnection.type),
+    ClientConnection.__table__.c.client_id,
+)
+CUSTOM_FIELD_VALUES_BY_CLIENT = _by(
+    select(CustomFieldValue.__table__), CustomFieldValue.__table__.c.client_id
+)
+CUSTOM_FIELD_DEFINITIONS = Shaped(
+    select(CustomFieldDefinition.__table__).order_by(
+        CustomFieldDefinition.position, CustomFieldDefinition.id
+    )
+)
+DEPARTMENTS_BY_CLIENT = _allowed(client_departments, Department)
+CATEGORIES_BY_CLIENT = _allowed(client_categories, Category)
+PACKAGE_PRICES_BY_CURRENCY = Shaped(
+    select(
+        PackagePrice.currency,
+        PackagePrice.amount,
+        Package.id,
+        Package.name,
+        Package.description,
+        Package.is_active,
+    )
+    .join(Package, Package.id == PackagePrice.package_id)
+    .where(PackagePrice.currency.in_(KEYS), Package.is_active.is_(True))
+    .order_by(Package.name)
+)
+PACKAGE_PRICES_BY_PACKAGE = _by(
+    select(PackagePrice.__table__).order_by(PackagePrice.currency),
+    PackagePrice.__table__.c.package_id,
+)
+PACKAGES_BY_ID = _by(select(Package.__table__), Package.__table__.c.id)
+SUB_ACCOUNTS = select_clients()
+SUB_ACCOUNT_COUNTS = _count(_clients.parent_id)
+CREDIT_ENTRIES = select(CreditEntry.__table__)
+CREDIT_ENTRY_COUNTS = _count(_entries.client_id)
+# A deleted client's entries are kept (services/clients.delete_clients) but are no live
+# data: only entries of existing clients are found.
+CREDIT_ENTRIES_BY_ID = _by(
+    select(CreditEntry.__table__).where(_entries.client_id.in_(select(_clients.id))), _entries.id
+)
+REVERSALS_BY_ENTRY = _by(select(CreditEntry.__table__), _entries.reverses_id)
+CREDIT_NOTE_LINES_BY_ENTRY = _by(
+    select(CreditNoteLine.__table__).order_by(CreditNoteLine.entry_id, CreditNoteLine.position),
+    CreditNoteLine.__table__.c.entry_id,
+)
+
+
 def create_loaders(db: SharedSession) -> Loaders:
     """Fresh loaders (and so a fresh cache) for one request."""
 
-    async def rows(query: AnySelect) -> Rows:
-        return list((await db.execute(query)).all())
+    async def rows(statement: Shaped, keys: Sequence[Any]) -> Rows:
+        found = await db.fetch_all(statement, {"keys": list(keys)})
+        return light_rows(statement.columns, found)
 
-    def one_per_key(query: Callable[[Sequence[Any]], AnySelect], key: str) -> BatchFn:
+    def one_per_key(statement: Shaped, key: str) -> BatchFn:
+        by = itemgetter(statement.columns.index(key))
+
         async def load(keys: Sequence[Any]) -> list[AnyRow | None]:
-            return in_key_order(keys, await rows(query(keys)), lambda row: row._mapping[key])
+            return in_key_order(keys, await rows(statement, keys), by)
 
         return load
 
-    def many_per_key(query: Callable[[Sequence[Any]], AnySelect], key: str) -> BatchFn:
+    def many_per_key(statement: Shaped, key: str) -> BatchFn:
+        by = itemgetter(statement.columns.index(key))
+
         async def load(keys: Sequence[Any]) -> list[Rows]:
-            return grouped_by_key(keys, await rows(query(keys)), lambda row: row._mapping[key])
+            return grouped_by_key(keys, await rows(statement, keys), by)
 
         return load
 
-    def count_per_key(column: KeyedColumnElement[Any]) -> BatchFn:
+    def count_per_key(statement: Shaped) -> BatchFn:
         async def load(keys: Sequence[int]) -> list[int]:
-            query = select(column, func.count()).where(column.in_(keys)).group_by(column)
-            counts: dict[Any, int] = {owner: n for owner, n in await db.execute(query)}
+            found = await db.fetch_all(statement, {"keys": list(keys)})
+            counts: dict[Any, int] = {owner: n for owner, n in found}
             return [counts.get(key, 0) for key in keys]
 
         return load
@@ -141,126 +250,34 @@ def create_loaders(db: SharedSession) -> Loaders:
 
         return load
 
-    def allowed(
-        association: Table, model: type[Department] | type[Category]
-    ) -> Callable[[Sequence[int]], AnySelect]:
-        """What clients may access: rows of `model` through `association`, by name."""
-        target = next(
-            iter(association.c[name] for name in association.c.keys() if name != "client_id")
-        )
-        return lambda ids: (
-            select(association.c.client_id, model.id, model.name)
-            .join(model, model.id == target)
-            .where(association.c.client_id.in_(ids))
-            .order_by(model.name)
-        )
-
     async def all_definitions(keys: Sequence[str]) -> list[Rows]:
-        definitions = await rows(
-            select(CustomFieldDefinition.__table__).order_by(
-                CustomFieldDefinition.position, CustomFieldDefinition.id
-            )
-        )
+        found = await db.fetch_all(CUSTOM_FIELD_DEFINITIONS)
+        definitions = light_rows(CUSTOM_FIELD_DEFINITIONS.columns, found)
         return [definitions for _ in keys]
 
-    clients = Client.__table__.c
-    entries = CreditEntry.__table__.c
     return Loaders(
-        client_by_id=DataLoader(
-            one_per_key(lambda ids: select_clients().where(Client.id.in_(ids)), "id")
-        ),
-        client_by_login=DataLoader(
-            one_per_key(lambda logins: select_clients().where(Client.login.in_(logins)), "login")
-        ),
-        staff_user_by_id=DataLoader(
-            one_per_key(lambda ids: select_staff().where(StaffUser.id.in_(ids)), "id")
-        ),
-        connections_by_client_id=DataLoader(
-            many_per_key(
-                lambda ids: (
-                    select(ClientConnection.__table__)
-                    .where(ClientConnection.client_id.in_(ids))
-                    .order_by(ClientConnection.client_id, ClientConnection.type)
-                ),
-                "client_id",
-            )
-        ),
+        client_by_id=DataLoader(one_per_key(CLIENTS_BY_ID, "id")),
+        client_by_login=DataLoader(one_per_key(CLIENTS_BY_LOGIN, "login")),
+        staff_user_by_id=DataLoader(one_per_key(STAFF_BY_ID, "id")),
+        connections_by_client_id=DataLoader(many_per_key(CONNECTIONS_BY_CLIENT, "client_id")),
         custom_field_values_by_client_id=DataLoader(
-            many_per_key(
-                lambda ids: select(CustomFieldValue.__table__).where(
-                    CustomFieldValue.client_id.in_(ids)
-                ),
-                "client_id",
-            )
+            many_per_key(CUSTOM_FIELD_VALUES_BY_CLIENT, "client_id")
         ),
         custom_field_definitions=DataLoader(all_definitions),
-        departments_by_client_id=DataLoader(
-            many_per_key(allowed(client_departments, Department), "client_id")
-        ),
-        categories_by_client_id=DataLoader(
-            many_per_key(allowed(client_categories, Category), "client_id")
-        ),
-        package_prices_by_currency=DataLoader(
-            many_per_key(
-                lambda currencies: (
-                    select(
-                        PackagePrice.currency,
-                        PackagePrice.amount,
-                        Package.id,
-                        Package.name,
-                        Package.description,
-                        Package.is_active,
-                    )
-                    .join(Package, Package.id == PackagePrice.package_id)
-                    .where(PackagePrice.currency.in_(currencies), Package.is_active.is_(True))
-                    .order_by(Package.name)
-                ),
-                "currency",
-            )
-        ),
+        departments_by_client_id=DataLoader(many_per_key(DEPARTMENTS_BY_CLIENT, "client_id")),
+        categories_by_client_id=DataLoader(many_per_key(CATEGORIES_BY_CLIENT, "client_id")),
+        package_prices_by_currency=DataLoader(many_per_key(PACKAGE_PRICES_BY_CURRENCY, "currency")),
         package_prices_by_package_id=DataLoader(
-            many_per_key(
-                lambda ids: (
-                    select(PackagePrice.__table__)
-                    .where(PackagePrice.package_id.in_(ids))
-                    .order_by(PackagePrice.currency)
-                ),
-                "package_id",
-            )
+            many_per_key(PACKAGE_PRICES_BY_PACKAGE, "package_id")
         ),
-        package_by_id=DataLoader(
-            one_per_key(lambda ids: select(Package.__table__).where(Package.id.in_(ids)), "id")
-        ),
-        sub_accounts_page_by_parent_id=DataLoader(pages(select_clients(), clients.parent_id)),
-        sub_account_count_by_parent_id=DataLoader(count_per_key(clients.parent_id)),
-        credit_entries_page_by_client_id=DataLoader(
-            pages(select(CreditEntry.__table__), entries.client_id)
-        ),
-        credit_entry_count_by_client_id=DataLoader(count_per_key(entries.client_id)),
-        # A deleted client's entries are kept (services/clients.delete_clients) but are no
-        # live data: only entries of existing clients are found.
-        credit_entry_by_id=DataLoader(
-            one_per_key(
-                lambda ids: select(CreditEntry.__table__).where(
-                    CreditEntry.id.in_(ids), entries.client_id.in_(select(clients.id))
-                ),
-                "id",
-            )
-        ),
-        reversal_by_entry_id=DataLoader(
-            one_per_key(
-                lambda ids: select(CreditEntry.__table__).where(CreditEntry.reverses_id.in_(ids)),
-                "reverses_id",
-            )
-        ),
+        package_by_id=DataLoader(one_per_key(PACKAGES_BY_ID, "id")),
+        sub_accounts_page_by_parent_id=DataLoader(pages(SUB_ACCOUNTS, _clients.parent_id)),
+        sub_account_count_by_parent_id=DataLoader(count_per_key(SUB_ACCOUNT_COUNTS)),
+        credit_entries_page_by_client_id=DataLoader(pages(CREDIT_ENTRIES, _entries.client_id)),
+        credit_entry_count_by_client_id=DataLoader(count_per_key(CREDIT_ENTRY_COUNTS)),
+        credit_entry_by_id=DataLoader(one_per_key(CREDIT_ENTRIES_BY_ID, "id")),
+        reversal_by_entry_id=DataLoader(one_per_key(REVERSALS_BY_ENTRY, "reverses_id")),
         credit_note_lines_by_entry_id=DataLoader(
-            many_per_key(
-                lambda ids: (
-                    select(CreditNoteLine.__table__)
-                    .where(CreditNoteLine.entry_id.in_(ids))
-                    .order_by(CreditNoteLine.entry_id, CreditNoteLine.position)
-                ),
-                "entry_id",
-            )
+            many_per_key(CREDIT_NOTE_LINES_BY_ENTRY, "entry_id")
         ),
     )

@@ -17,9 +17,10 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 import strawberry
-from sqlalchemy import ColumnElement, func, literal_column, select, union_all
-from sqlalchemy.sql.elements import KeyedColumnElement
+from sqlalchemy import ColumnElement, bindparam, func, literal_column, select, union_all
+from sqlalchemy.sql.elements import BindParameter, KeyedColumnElement
 
+from db.direct import Shaped, light_rows
 from db.keyset import Ordering, parse_id
 from db.queries import AnyRow, AnySelect
 from db.session import SharedSession
@@ -217,7 +218,7 @@ async def paginate(
     counter: Callable[[], Awaitable[int]] | None = None,
 ) -> Connection[NodeT]:
     """One page of `query` (a filtered SELECT whose columns include the sort keys)."""
-    rows = list((await db.execute(page_query(query, ordering, page))).all())
+    rows = await db.rows(page_query(query, ordering, page))
     rows, more = trim_page(rows, page)
     return build_connection(db, query, ordering, page, rows, more, to_node, counter)
 
@@ -234,7 +235,7 @@ def trim_page(rows: list[T], page: PageRequest) -> tuple[list[T], bool]:
 
 def build_connection(
     db: SharedSession,
-    query: AnySelect,
+    query: AnySelect | Callable[[], AnySelect],
     ordering: Ordering,
     page: PageRequest,
     rows: Sequence[AnyRow],
@@ -243,16 +244,20 @@ def build_connection(
     counter: Callable[[], Awaitable[int]] | None = None,
 ) -> Connection[NodeT]:
     """The Connection for fetched `rows`; pageInfo's other direction and totalCount are
-    asked of the database only if the caller selects them."""
+    asked of the database only if the caller selects them. `query` may be a function that
+    makes it: then it is built only if one of those is asked."""
+
+    def whole() -> AnySelect:
+        return query() if callable(query) else query
 
     async def rows_after() -> bool:
-        return bool(await db.scalar(rows_after_statement(query, ordering, page)))
+        return bool(await db.scalar(rows_after_statement(whole(), ordering, page)))
 
     async def rows_before() -> bool:
-        return bool(await db.scalar(rows_before_statement(query, ordering, page)))
+        return bool(await db.scalar(rows_before_statement(whole(), ordering, page)))
 
     async def count() -> int:
-        return int(await db.scalar(count_statement(query)) or 0)
+        return int(await db.scalar(count_statement(whole())) or 0)
 
     edges = [Edge(cursor=encode_cursor(ordering, row), node=to_node(row)) for row in rows]
     return Connection(
@@ -304,6 +309,50 @@ def count_statement(query: AnySelect) -> AnySelect:
     return select(func.count()).select_from(query.subquery())
 
 
+# The statements of first pages (no cursor), built once per query, ordering and page size.
+_page_statements: dict[tuple[Any, ...], tuple[AnySelect, Shaped]] = {}
+MAX_PAGE_STATEMENTS = 1_000
+
+
+def pages_statement(
+    query: AnySelect,
+    partition: KeyedColumnElement[Any],
+    owners: Any,
+    ordering: Ordering,
+    page: PageRequest,
+) -> AnySelect:
+    """The SELECT of the same page of `query` for each of `owners` (a window function)."""
+    number = (
+        func.row_number()
+        .over(partition_by=partition, order_by=ordering.order_by(backwards=page.backwards))
+        .label("_row_number")
+    )
+    inner = bounded(query.where(partition.in_(owners)), ordering, page).add_columns(number)
+    ranked = inner.subquery()
+    return (
+        select(ranked)
+        .where(ranked.c._row_number <= page.size + 1)
+        .order_by(ranked.c[partition.key], ranked.c._row_number)
+    )
+
+
+def first_pages_statement(
+    query: AnySelect, partition: KeyedColumnElement[Any], ordering: Ordering, page: PageRequest
+) -> Shaped:
+    """`pages_statement` for pages without cursors, owners as the parameter `owners`, made
+    once per query (by identity), partition, ordering and page size."""
+    key = (id(query), partition, ordering, page.size, page.backwards)
+    found = _page_statements.get(key)
+    if found is not None and found[0] is query:
+        return found[1]
+    if len(_page_statements) >= MAX_PAGE_STATEMENTS:
+        _page_statements.clear()
+    owners: BindParameter[Any] = bindparam("owners", expanding=True)
+    shaped = Shaped(pages_statement(query, partition, owners, ordering, page))
+    _page_statements[key] = (query, shaped)
+    return shaped
+
+
 async def fetch_pages(
     db: SharedSession,
     query: AnySelect,
@@ -314,23 +363,19 @@ async def fetch_pages(
 ) -> dict[Any, tuple[list[AnyRow], bool]]:
     """The same page of a list for many owners at once (one statement, a window function):
     per owner, its rows and whether more follow."""
-    number = (
-        func.row_number()
-        .over(partition_by=partition, order_by=ordering.order_by(backwards=page.backwards))
-        .label("_row_number")
-    )
-    inner = bounded(query.where(partition.in_(owners)), ordering, page).add_columns(number)
-    ranked = inner.subquery()
-    rows = (
-        await db.execute(
-            select(ranked)
-            .where(ranked.c._row_number <= page.size + 1)
-            .order_by(ranked.c[partition.key], ranked.c._row_number)
-        )
-    ).all()
+    if page.after is None and page.before is None:
+        shaped = first_pages_statement(query, partition, ordering, page)
+        found = await db.fetch_all(shaped, {"owners": list(owners)})
+        columns = shaped.columns
+    else:
+        statement = pages_statement(query, partition, owners, ordering, page)
+        found = await db.fetch_all(statement)
+        columns = tuple(statement.selected_columns.keys())
+    rows = light_rows(columns, found)
     pages: dict[Any, tuple[list[AnyRow], bool]] = {owner: ([], False) for owner in owners}
+    owner_at = columns.index(partition.key)
     for row in rows:
-        pages[row._mapping[partition.key]][0].append(row)
+        pages[row[owner_at]][0].append(row)
     for owner, (owned, _) in pages.items():
         pages[owner] = trim_page(owned, page)
     return pages

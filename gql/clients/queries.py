@@ -4,7 +4,6 @@ from datetime import timedelta
 from typing import Annotated
 
 import strawberry
-from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from sqlalchemy import func, select
 
 from db.enums import ClientStatus, Scope
@@ -30,6 +29,7 @@ from gql.clients.types import (
 )
 from gql.context import Info
 from gql.errors import BadUserInput
+from gql.loaders import selected_names
 from gql.node import pk_of
 from gql.pagination import Connection, page_request, paginate
 from gql.permissions import HasScope, IsAuthenticated
@@ -58,30 +58,6 @@ class ClientStats:
     balances: list[Money] = strawberry.field(
         description="Sum of their balances, one per currency, by currency code."
     )
-
-
-def selected_names(info: Info) -> set[str]:
-    """Every field name selected anywhere below this field (fragments followed)."""
-    names: set[str] = set()
-    fragments = info._raw_info.fragments
-    seen: set[str] = set()
-    pending = [node.selection_set for node in info._raw_info.field_nodes]
-    while pending:
-        selection_set = pending.pop()
-        if selection_set is None:
-            continue
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                names.add(selection.name.value)
-                pending.append(selection.selection_set)
-            elif isinstance(selection, InlineFragmentNode):
-                pending.append(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name not in seen and name in fragments:
-                    seen.add(name)
-                    pending.append(fragments[name].selection_set)
-    return names
 
 
 async def prefetch_related(info: Info, clients: list[Client]) -> None:

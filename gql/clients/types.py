@@ -211,7 +211,7 @@ class Client(Node):
         rows, more = await loaders.sub_accounts_page_by_parent_id.load((self.pk, page, ordering))
         return build_connection(
             info.context.db,
-            select_clients().where(ClientModel.parent_id == self.pk),
+            lambda: select_clients().where(ClientModel.parent_id == self.pk),
             ordering,
             page,
             rows,
@@ -235,7 +235,7 @@ class Client(Node):
         rows, more = await loaders.credit_entries_page_by_client_id.load(key)
         return build_connection(
             info.context.db,
-            select(CreditEntryModel.__table__).where(CreditEntryModel.client_id == self.pk),
+            lambda: select(CreditEntryModel.__table__).where(CreditEntryModel.client_id == self.pk),
             NEWEST_ENTRY_FIRST,
             page,
             rows,

@@ -9,6 +9,7 @@ import strawberry
 from db.queries import AnyRow
 from gql.context import Info
 from gql.enums import EntryKind, PaymentMethod, Scope
+from gql.loaders import now_or_later
 from gql.node import Node, register_node, to_global_id
 from gql.permissions import HasScope
 from gql.pricing.types import Package
@@ -91,11 +92,11 @@ class CreditEntry(Node):
         return client_from_row(info, row) if row is not None else None
 
     @strawberry.field(description="Who made the entry; null if that user was removed.")
-    async def created_by(self, info: Info) -> StaffUser | None:
+    def created_by(self, info: Info) -> StaffUser | None:
         if self.created_by_id is None:
             return None
-        row = await info.context.loaders.staff_user_by_id.load(self.created_by_id)
-        return StaffUser.from_row(row) if row is not None else None
+        loader = info.context.loaders.staff_user_by_id
+        return now_or_later(loader, self.created_by_id, StaffUser.from_optional_row)  # type: ignore[no-any-return]
 
     @strawberry.field(description="For a reversal: the entry it undoes.")
     async def reverses(self, info: Info) -> "CreditEntry | None":

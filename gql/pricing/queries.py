@@ -24,4 +24,4 @@ class PricingQuery:
         query = select(PackageModel.__table__).order_by(PackageModel.name)
         if not include_inactive:
             query = query.where(PackageModel.is_active.is_(True))
-        return [Package.from_row(row) for row in await info.context.db.execute(query)]
+        return [Package.from_row(row) for row in await info.context.db.rows(query)]

@@ -45,7 +45,7 @@ class ReferenceQuery:
         description="Helpdesk departments, by name.", permission_classes=[IsAuthenticated]
     )
     async def departments(self, info: Info) -> list[Department]:
-        rows = await info.context.db.execute(
+        rows = await info.context.db.rows(
             select(DepartmentModel.__table__).order_by(DepartmentModel.name)
         )
         return [Department.from_row(row) for row in rows]
@@ -54,7 +54,7 @@ class ReferenceQuery:
         description="Helpdesk categories, by name.", permission_classes=[IsAuthenticated]
     )
     async def categories(self, info: Info) -> list[Category]:
-        rows = await info.context.db.execute(
+        rows = await info.context.db.rows(
             select(CategoryModel.__table__).order_by(CategoryModel.name)
         )
         return [Category.from_row(row) for row in rows]

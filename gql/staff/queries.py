@@ -42,7 +42,7 @@ class StaffQuery:
         query = select_staff().where(StaffUserModel.is_active.is_(True))
         if role is not None:
             query = query.where(StaffUserModel.role == role)
-        rows = await info.context.db.execute(query.order_by(StaffUserModel.name))
+        rows = await info.context.db.rows(query.order_by(StaffUserModel.name))
         return [StaffUser.from_row(row) for row in rows]
 
     @strawberry.field(
@@ -66,7 +66,7 @@ class StaffQuery:
                 Denial.MISSING_SCOPE,
                 scope="staff:admin",
             )
-        rows = await info.context.db.execute(
+        rows = await info.context.db.rows(
             select(ApiTokenModel.__table__)
             .where(ApiTokenModel.staff_id == owner, ApiTokenModel.kind == TokenKind.API)
             .order_by(ApiTokenModel.id)

@@ -108,7 +108,7 @@ async def fetch_api_tokens(info: Info, ids: Sequence[int]) -> list[ApiToken | No
         return [None] * len(ids)
     rows = {
         row.id: row
-        for row in await info.context.db.execute(
+        for row in await info.context.db.rows(
             select(ApiTokenModel.__table__).where(ApiTokenModel.id.in_(ids))
         )
     }

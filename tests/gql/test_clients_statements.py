@@ -2,6 +2,10 @@
 
 from typing import Any
 
+from sqlalchemy import text
+
+from bench.workloads import CARD
+from gql.node import to_global_id
 from tests.gql.conftest import RICH_LOGIN, Listing
 
 EVERYTHING = """
@@ -84,3 +88,47 @@ async def test_the_large_page_really_exercises_every_relation(listing: Listing) 
     assert any(n["categories"] for n in nodes)
     assert any(n["block"] for n in nodes)
     assert all(n["packagePrices"] for n in nodes)
+
+
+# The client card (bench/workloads.py CARD, the general path): the client, its manager, its
+# ledger page, its sub-account page, the ledger's count, the entries' authors. (Its parent
+# would be one more; the clients chosen have none.)
+CARD_STATEMENTS = 6
+
+
+async def card_clients(listing: Listing) -> tuple[int, int]:
+    """Two clients with a manager, sub-accounts, ledger entries and no parent: the one with the
+    fewest entries and the one with the most."""
+    async with listing.engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT p.id, (SELECT count(*) FROM credit_entries e WHERE e.client_id = p.id) "
+                    "FROM clients p WHERE p.manager_id IS NOT NULL AND p.parent_id IS NULL "
+                    "AND EXISTS (SELECT 1 FROM clients s WHERE s.parent_id = p.id) "
+                    "AND EXISTS (SELECT 1 FROM credit_entries e WHERE e.client_id = p.id) "
+                    "ORDER BY 2, 1"
+                )
+            )
+        ).all()
+    return rows[0][0], rows[-1][0]
+
+
+async def test_the_card_costs_the_same_statements_for_1_and_many_entries(
+    listing: Listing,
+) -> None:
+    fewest, most = await card_clients(listing)
+    counts, entries = [], []
+    for pk, size in ((fewest, 20), (most, 1), (most, 20)):
+        variables = {"id": to_global_id("Client", pk)}
+        card = CARD.replace("creditEntries(first: 20)", f"creditEntries(first: {size})")
+        await listing.api(card, variables)  # warm up: the token's look-up
+        listing.statements.clear()
+        data = (await listing.api(card, variables))["client"]
+        counts.append(len(selects(listing.statements)))
+        assert data["manager"] is not None
+        assert data["subAccounts"]["nodes"]
+        entries.append(len(data["creditEntries"]["nodes"]))
+    assert entries[1] == 1
+    assert entries[2] > max(entries[0], 1)
+    assert counts == [CARD_STATEMENTS] * 3

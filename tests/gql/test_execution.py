@@ -2,7 +2,7 @@
 error, to graphql-core."""
 
 import enum
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import strawberry
@@ -72,3 +72,80 @@ def test_a_value_that_cannot_serialize_takes_graphql_cores_error() -> None:
     assert [e.message for e in fast.errors] == [e.message for e in plain.errors]
     assert fast.errors
     assert "green" in fast.errors[0].message
+
+
+@strawberry.type
+class Amount:
+    value: int
+    label: str | None
+
+
+@strawberry.type
+class Holder:
+    name: str
+    amount: Amount
+    spare: Amount | None
+
+    @strawberry.field
+    def computed(self) -> Amount:
+        return self.amount
+
+
+@strawberry.type
+class HolderQuery:
+    @strawberry.field
+    def holders(self) -> list[Holder]:
+        return [
+            Holder(name="a", amount=Amount(value=1, label="one"), spare=None),
+            Holder(name="b", amount=Amount(value=2, label=None), spare=Amount(value=3, label="x")),
+            Holder(name="c", amount=None, spare=Amount(value=4, label=None)),  # type: ignore[arg-type]
+            Holder(name="d", amount=Amount(value="5", label="y"), spare=None),  # type: ignore[arg-type]
+            Holder(name="e", amount=Amount(value=None, label="z"), spare=None),  # type: ignore[arg-type]
+        ]
+
+
+def run_holders(query: str, *, fast: bool) -> Any:
+    options: dict[str, Any] = {"execution_context_class": FastExecutionContext} if fast else {}
+    return strawberry.Schema(query=HolderQuery, **options).execute_sync(query)
+
+
+@pytest.mark.logs_errors  # strawberry logs the toy schema's field errors
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ holders { name spare { value label } } }",  # objects of plain fields, or null
+        "{ holders { name amount { value label } } }",  # null where not allowed, bad values
+        "{ holders { name amount { label } spare { label } } }",
+        "{ holders { amount { __typename value } computed { value } } }",  # not all plain
+        "{ holders { spare { v: value value } s2: spare { label } } }",  # aliases
+    ],
+)
+def test_plain_objects_answer_as_graphql_core_does(query: str) -> None:
+    fast, plain = run_holders(query, fast=True), run_holders(query, fast=False)
+    assert fast.data == plain.data
+    assert [e.message for e in fast.errors or []] == [e.message for e in plain.errors or []]
+    assert [e.path for e in fast.errors or []] == [e.path for e in plain.errors or []]
+
+
+class Counting(FastExecutionContext):
+    """Which fields graphql-core's own path executed."""
+
+    executed: ClassVar[list[str]] = []
+
+    def execute_field(
+        self, parent_type: Any, source: Any, fields: Any, path: Any, *rest: Any
+    ) -> Any:
+        Counting.executed.append(path.key)
+        return super().execute_field(parent_type, source, fields, path, *rest)
+
+
+def test_plain_objects_are_answered_by_the_fast_path() -> None:
+    Counting.executed = []
+    query = "{ holders { name spare { value label } } }"
+    fast = strawberry.Schema(query=HolderQuery, execution_context_class=Counting).execute_sync(
+        query
+    )
+    assert fast.errors is None
+    assert fast.data is not None
+    assert fast.data["holders"][1] == {"name": "b", "spare": {"value": 3, "label": "x"}}
+    assert Counting.executed == ["holders"]  # the rest was read by the fast path

@@ -10,6 +10,7 @@ from graphql import parse
 
 from clientdesk.settings import Settings
 from gql.limits import Limits, ShapeWalk, check_document
+from gql.node import to_global_id
 from tests.api import GraphQLClient, error_codes
 from tests.factories import Factory
 
@@ -98,6 +99,20 @@ async def test_cost_is_the_nodes_pages_can_return(api: GraphQLClient) -> None:
     assert "errors" not in body
     assert body["extensions"]["cost"]["nodes"] == 100 + 500 + 5_000
     assert body["extensions"]["cost"]["requestedQueryCost"] == 56
+
+
+@pytest.mark.usefixtures("token")
+async def test_a_document_sent_again_costs_what_its_new_variables_ask(api: GraphQLClient) -> None:
+    # estimates are kept per document and the values of the variables they read
+    query = """query($n: Int, $id: ID) { clients(first: 100) { nodes { subAccounts(first: $n)
+        { nodes { id } } } } client(id: $id) { id } }"""
+    costs = []
+    one, two = to_global_id("Client", 10**9), to_global_id("Client", 10**9 + 1)
+    for n, id_ in ((5, one), (5, two), (7, one), (None, one), (5, one)):
+        body = (await api.post(query, {"n": n, "id": id_})).json()
+        assert "errors" not in body, body
+        costs.append(body["extensions"]["cost"]["nodes"])
+    assert costs == [100 + 500, 100 + 500, 100 + 700, 100 + 1_000, 100 + 500]
 
 
 @pytest.mark.usefixtures("token")
