@@ -10,6 +10,7 @@ list of logins out of each system's answer, so a run can check that all return t
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 CLIENTDESK, POSTGRAPHILE, FLOOR = "clientdesk", "postgraphile", "floor"
@@ -277,7 +278,10 @@ def card_rows(system: str, answer: dict[str, Any]) -> list[str]:
         f"client {card['login']}",
         f"manager {manager and manager['name']}",
         f"parent {parent and parent['login']}",
-        *(f"entry {pk} {balance} by {author}" for pk, balance, author in entries),
+        *(  # amounts as numbers: PostGraphile gives the column's scale (4), we give 2
+            f"entry {pk} {Decimal(balance).normalize()} by {author}"
+            for pk, balance, author in entries
+        ),
         *(f"sub-account {login}" for login in subs),
     ]
 
