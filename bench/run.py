@@ -1018,7 +1018,7 @@ def main() -> int:
             workloads.append(card_workload(card, to_global_id("Client", card)))
             if wanted is not None:
                 workloads = [w for w in workloads if w.name in wanted]
-            say("checking that all four return the same rows")
+            say("checking that every system returns the same rows")
             verify(workloads, urls, token, report)
             say("measuring")
             measure_reads(database_url, workloads, urls, token, config, report, ours.worker_pids())
