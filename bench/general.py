@@ -19,31 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from bench import servers
-from bench.run import bench_token, redis_available, say, wrk
+from bench.run import bench_token, card_client, redis_available, say, wrk
 from bench.workloads import general_workloads
-from db.session import create_engine
 from gql.node import to_global_id
-
-
-async def card_client(database_url: str) -> int:
-    """The client with most ledger entries among those with sub-accounts."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            found = await connection.scalar(
-                text(
-                    "SELECT p.id FROM clients p WHERE EXISTS "
-                    "(SELECT 1 FROM clients s WHERE s.parent_id = p.id) ORDER BY "
-                    "(SELECT count(*) FROM credit_entries e WHERE e.client_id = p.id) DESC, "
-                    "p.id LIMIT 1"
-                )
-            )
-            return int(found)
-    finally:
-        await engine.dispose()
 
 
 def main() -> int:

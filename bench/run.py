@@ -5,13 +5,14 @@ same PostgreSQL tables, on this machine, in one run.
     make bench-quick    # 100,000 clients, short runs (a few minutes)
 
 Steps: create and seed the database if it has fewer clients than asked (demo generator);
-start the three servers on loopback; check that they return the same rows for every read
-workload; run each workload with wrk at 1 and at 32 connections, the systems taking turns
-(warm-up first, then rounds in rotating order; the median round counts); W4 (money in, ours
-only) on one hot client and on many, with the ledger invariant checked afterwards; peak memory
-of Clientdesk's workers during both W1nc rounds; and the same workloads on the embedded
-SQLite default. Prints one markdown report and writes it, with every raw number, to
-bench/results/ (git-ignored).
+start the servers on loopback (Clientdesk; PostGraphile as its CLI runs, in one Node process,
+and the fair peer: as many Node processes as Clientdesk has workers, node:cluster; the floor);
+check that they return the same rows for every read workload; run each workload with wrk at
+1 and at 32 connections, the systems taking turns (warm-up first, then rounds in rotating
+order; the median round counts); W4 (money in, ours only) on one hot client and on many, with
+the ledger invariant checked afterwards; peak memory of Clientdesk's workers during both W1nc
+rounds; and the same workloads on the embedded SQLite default. Prints one markdown report and
+writes it, with every raw number, to bench/results/ (git-ignored).
 """
 
 import argparse
@@ -43,11 +44,11 @@ from bench.workloads import (
     CLIENTDESK,
     FLOOR,
     POSTGRAPHILE,
+    POSTGRAPHILE_N,
     Workload,
+    card_workload,
     credit_add_template,
-    page_rows,
     read_workloads,
-    total,
 )
 from db.models import Client, CreditEntry, StaffUser
 from db.session import create_engine
@@ -59,10 +60,12 @@ ROOT = servers.ROOT
 RESULTS = ROOT / "bench" / "results"
 DATA = ROOT / "bench" / ".data"
 LUA = ROOT / "bench" / "wrk" / "post.lua"
-SYSTEMS = (CLIENTDESK, POSTGRAPHILE, FLOOR)
+SYSTEMS = (CLIENTDESK, POSTGRAPHILE, POSTGRAPHILE_N, FLOOR)
 COMMON_TERM = "nova"
 # What each workload must reach at 32 connections: Clientdesk's requests/s over PostGraphile's.
 TARGETS = {"W1": 5.0, "W1nc": 1.0, "W2": 1.0, "W3": 1.0, "W3r": 10.0}
+# The same against PostGraphile in as many Node processes as Clientdesk has workers (issue 17).
+TARGETS_N = {"W1nc": 1.5, "W2": 1.5, "W3": 1.5}
 
 
 @dataclass
@@ -223,6 +226,25 @@ async def deep_position(database_url: str, depth: int) -> tuple[datetime, int, s
                 )
             ).one()
         return row.created_at, row.id, row.login
+    finally:
+        await engine.dispose()
+
+
+async def card_client(database_url: str) -> int:
+    """The client card's client: the one with most ledger entries among those with
+    sub-accounts."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(
+                text(
+                    "SELECT p.id FROM clients p WHERE EXISTS "
+                    "(SELECT 1 FROM clients s WHERE s.parent_id = p.id) ORDER BY "
+                    "(SELECT count(*) FROM credit_entries e WHERE e.client_id = p.id) DESC, "
+                    "p.id LIMIT 1"
+                )
+            )
+            return int(found)
     finally:
         await engine.dispose()
 
@@ -419,8 +441,8 @@ def verify(workloads: list[Workload], urls: dict[str, str], token: str, report: 
             answer = servers.post(urls[system] + request.path, request.body, headers)
             if "errors" in answer:
                 raise RuntimeError(f"{system} {workload.name}: {answer['errors']}")
-            pages[system] = page_rows(system, answer)
-            totals[system] = total(system, answer)
+            pages[system] = workload.rows(system, answer)
+            totals[system] = workload.total(system, answer)
         reference = pages[CLIENTDESK]
         if not reference or any(rows != reference for rows in pages.values()):
             raise RuntimeError(f"{workload.name}: the systems return different rows: {pages}")
@@ -428,7 +450,7 @@ def verify(workloads: list[Workload], urls: dict[str, str], token: str, report: 
             raise RuntimeError(f"{workload.name}: different totals: {totals}")
         count = f", totalCount {totals[CLIENTDESK]:,}" if totals[CLIENTDESK] is not None else ""
         report.checks.append(
-            f"{workload.name}: the same {len(reference)} rows from all three "
+            f"{workload.name}: the same {len(reference)} rows from all {len(pages)} "
             f"(first {reference[0]}, last {reference[-1]}{count})"
         )
 
@@ -463,11 +485,13 @@ def measure_reads(
                     auth=auth if system == CLIENTDESK else None,
                 )
 
-            for system in SYSTEMS:  # warm-up: JITs, caches, prepared statements
+            systems = [s for s in SYSTEMS if s in workload.requests]  # the floor has no card
+            for system in systems:  # warm-up: JITs, caches, prepared statements
                 load(system, config.warmup)
                 quiesce(database_url)
             for round_ in range(config.rounds):
-                order = SYSTEMS[round_ % 3 :] + SYSTEMS[: round_ % 3]
+                turn = round_ % len(systems)
+                order = systems[turn:] + systems[:turn]
                 for system in order:
                     watch = workload.name == "W1nc" and system == CLIENTDESK and connections > 1
                     with MemoryWatch(workers) as memory:
@@ -685,7 +709,9 @@ def markdown(report: Report, workloads: list[Workload], config: Config) -> str:
         f"{report.machine['wrk']}. wrk, the servers and PostgreSQL share the cores.",
         f"Data: {report.database['clients']:,} clients, {report.database['managers']:,} staff, "
         f"{report.database['entries']:,} ledger entries. Clientdesk: {config.workers} workers; "
-        f"PostGraphile: one Node process (its CLI); floor: {config.workers} workers. "
+        f"PostGraphile: one Node process (its CLI), and {config.workers} Node processes "
+        "(node:cluster over its grafserv, bench/peer/cluster.mjs); "
+        f"floor: {config.workers} workers. "
         f"Runs of {config.duration} s after {config.warmup} s of warm-up, {config.rounds} rounds "
         "in turn; the median round is shown. Latencies in ms.",
         "",
@@ -702,6 +728,27 @@ def markdown(report: Report, workloads: list[Workload], config: Config) -> str:
                 f"| {workload.name} | {connections} | {cell(ours)} | {cell(peer)} | {cell(floor)} "
                 f"| {ratio(ours, peer)} | {ratio(ours, floor)} |"
             )
+    lines += [
+        "",
+        f"PostGraphile 5, {config.workers} processes (node:cluster), in the same rounds:",
+        "",
+        f"| workload | conns | PostGraphile 5, {config.workers} processes req/s | p50 | p99 "
+        f"| Clientdesk / PostGraphile, {config.workers} processes "
+        "| Clientdesk / PostGraphile, 1 process "
+        f"| PostGraphile {config.workers} processes / 1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for connections in config.connections:
+        for workload in workloads:
+            ours = median_run(report.runs, workload.name, CLIENTDESK, connections)
+            peer = median_run(report.runs, workload.name, POSTGRAPHILE, connections)
+            peers = median_run(report.runs, workload.name, POSTGRAPHILE_N, connections)
+            if peers is None:
+                continue
+            lines.append(
+                f"| {workload.name} | {connections} | {cell(peers)} | {ratio(ours, peers)} "
+                f"| {ratio(ours, peer)} | {ratio(peers, peer)} |"
+            )
     lines += ["", "Workloads:"]
     lines += [f"- **{w.name}**: {w.title}" for w in workloads]
     lines += ["", "Targets at 32 connections (Clientdesk / PostGraphile):"]
@@ -711,6 +758,18 @@ def markdown(report: Report, workloads: list[Workload], config: Config) -> str:
         if ours is None or peer is None:
             continue
         got = ours.rps / peer.rps if peer.rps else float("inf")
+        verdict = "met" if got >= target else "NOT MET"
+        lines.append(f"- {name}: {got:.2f} (≥ {target:g}: {verdict})")
+    lines += [
+        "",
+        f"Targets at 32 connections (Clientdesk / PostGraphile, {config.workers} processes):",
+    ]
+    for name, target in TARGETS_N.items():
+        ours = median_run(report.runs, name, CLIENTDESK, max(config.connections))
+        peers = median_run(report.runs, name, POSTGRAPHILE_N, max(config.connections))
+        if ours is None or peers is None:
+            continue
+        got = ours.rps / peers.rps if peers.rps else float("inf")
         verdict = "met" if got >= target else "NOT MET"
         lines.append(f"- {name}: {got:.2f} (≥ {target:g}: {verdict})")
     lines += ["", "Same rows:"] + [f"- {check}" for check in report.checks]
@@ -846,6 +905,8 @@ def run_sqlite(
         FLOOR: [],
     }
     workloads = read_workloads(deep=deep, depth=depth, common=common, rare=rare)
+    card = asyncio.run(card_client(database_url))
+    workloads.append(card_workload(card, to_global_id("Client", card)))
     if wanted is not None:
         workloads = [w for w in workloads if w.name in wanted]
     server = servers.clientdesk(
@@ -933,12 +994,16 @@ def main() -> int:
         if reads:  # the peer and the read floor serve the read workloads only
             peer = servers.postgraphile(database_url, port=8200, logs=logs)
             running.append(peer)
+            running.append(
+                servers.postgraphile(database_url, port=8250, logs=logs, processes=config.workers)
+            )
             floor = servers.floor(database_url, port=8300, workers=config.workers, logs=logs)
             running.append(floor)
         report.machine = machine()
         urls = {
             CLIENTDESK: "http://127.0.0.1:8100",
             POSTGRAPHILE: "http://127.0.0.1:8200",
+            POSTGRAPHILE_N: "http://127.0.0.1:8250",
             FLOOR: "http://127.0.0.1:8300",
         }
         workloads = []
@@ -949,9 +1014,11 @@ def main() -> int:
                 FLOOR: [created_at.isoformat(), id_],
             }
             workloads = read_workloads(deep=deep, depth=config.depth, common=common, rare=rare)
+            card = asyncio.run(card_client(database_url))
+            workloads.append(card_workload(card, to_global_id("Client", card)))
             if wanted is not None:
                 workloads = [w for w in workloads if w.name in wanted]
-            say("checking that all three return the same rows")
+            say("checking that every system returns the same rows")
             verify(workloads, urls, token, report)
             say("measuring")
             measure_reads(database_url, workloads, urls, token, config, report, ours.worker_pids())

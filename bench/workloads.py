@@ -7,10 +7,17 @@ preset with the connection-filter plugin), the floor (bench/floor.py) by path. `
 list of logins out of each system's answer, so a run can check that all return the same page.
 """
 
+import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 CLIENTDESK, POSTGRAPHILE, FLOOR = "clientdesk", "postgraphile", "floor"
+# PostGraphile 5 in as many Node processes as Clientdesk has workers (bench/peer/cluster.mjs),
+# asked exactly what the single process is asked.
+POSTGRAPHILE_N = "postgraphile-n"
+PEERS = (POSTGRAPHILE, POSTGRAPHILE_N)
 
 NODE_FIELDS = "id login name email status createdAt balance { amount currency } manager { name }"
 PG_NODE_FIELDS = (
@@ -56,27 +63,30 @@ class Request:
     body: dict[str, Any]
 
 
-@dataclass
-class Workload:
-    """A workload and how each system is asked it."""
-
-    name: str
-    title: str
-    requests: dict[str, Request] = field(default_factory=dict)
-
-
 def page_rows(system: str, answer: dict[str, Any]) -> list[str]:
     """The logins of the page in an answer, in order."""
     data = answer["data"]
-    nodes = data["allClients"]["nodes"] if system == POSTGRAPHILE else data["clients"]["nodes"]
+    nodes = data["allClients"]["nodes"] if system in PEERS else data["clients"]["nodes"]
     return [node["login"] for node in nodes]
 
 
 def total(system: str, answer: dict[str, Any]) -> int | None:
     data = answer["data"]
-    connection = data["allClients"] if system == POSTGRAPHILE else data["clients"]
+    connection = data["allClients"] if system in PEERS else data["clients"]
     value = connection.get("totalCount")
     return None if value is None else int(value)
+
+
+@dataclass
+class Workload:
+    """A workload, how each system is asked it, and how to take the rows (and the total, if
+    asked) out of each system's answer, to check that all return the same."""
+
+    name: str
+    title: str
+    requests: dict[str, Request] = field(default_factory=dict)
+    rows: Callable[[str, dict[str, Any]], list[str]] = page_rows
+    total: Callable[[str, dict[str, Any]], int | None] = total
 
 
 def read_workloads(
@@ -161,6 +171,8 @@ def read_workloads(
                 },
             )
         )
+    for workload in workloads:  # the N-process peer is asked what the single one is
+        workload.requests[POSTGRAPHILE_N] = workload.requests[POSTGRAPHILE]
     return workloads
 
 
@@ -215,3 +227,85 @@ def general_workloads(client_id: str) -> dict[str, dict[str, Any]]:
         },
         "card": {"query": CARD, "variables": {"id": client_id}},
     }
+
+
+# The card side by side (bench/run.py): the same client, manager, parent, 20 newest ledger
+# entries (with who wrote them) and first 10 sub-accounts, asked of PostGraphile in its own
+# schema. Its client fields are the columns behind ours: a field Clientdesk derives
+# (effectiveLanguage, blocked, canLogin) is asked as the columns it is derived from. Ledger
+# entries have no foreign key to clients (a deleted client's entries stay): the relation is
+# declared to PostGraphile by a smart tag in bench/peer/graphile.config.mjs.
+PG_CARD = (
+    "query Card($id: BigInt!) { clientByRowId(rowId: $id) { "
+    "id rowId login name email phone country currency language status blockReason blockedAt "
+    "blockedUntil balance creditLimit validTill moderation avatarUrl priceAdjustmentPercent "
+    "lastActivityAt chatsCount supportRequestsCount createdAt updatedAt "
+    "staffUserByManagerId { id name email } clientByParentId { id login name } "
+    "creditEntries(first: 20, orderBy: ROW_ID_DESC) { totalCount "
+    "pageInfo { hasNextPage endCursor } nodes { id rowId kind amount currency balanceAfter "
+    "paymentMethod paymentReference comment validTillSet createdAt "
+    "staffUserByCreatedById { id name } } } "
+    "clientsByParentId(first: 10, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { "
+    "pageInfo { hasNextPage } nodes { id rowId login name status balance currency } } } }"
+)
+
+
+def _pk(global_id: str) -> int:
+    """The primary key inside one of Clientdesk's global IDs (base64 of "Type:pk")."""
+    return int(base64.b64decode(global_id).decode().split(":")[1])
+
+
+def card_rows(system: str, answer: dict[str, Any]) -> list[str]:
+    """The card as rows: the client, its manager and parent, each ledger entry (id, balance
+    after, author) and each sub-account, in order."""
+    if system in PEERS:
+        card = answer["data"]["clientByRowId"]
+        manager, parent = card["staffUserByManagerId"], card["clientByParentId"]
+        entries = [
+            (e["rowId"], e["balanceAfter"], (e["staffUserByCreatedById"] or {}).get("name"))
+            for e in card["creditEntries"]["nodes"]
+        ]
+        subs = [s["login"] for s in card["clientsByParentId"]["nodes"]]
+    else:
+        card = answer["data"]["client"]
+        manager, parent = card["manager"], card["parent"]
+        entries = [
+            (_pk(e["id"]), e["balanceAfter"]["amount"], (e["createdBy"] or {}).get("name"))
+            for e in card["creditEntries"]["nodes"]
+        ]
+        subs = [s["login"] for s in card["subAccounts"]["nodes"]]
+    return [
+        f"client {card['login']}",
+        f"manager {manager and manager['name']}",
+        f"parent {parent and parent['login']}",
+        *(  # amounts as numbers: PostGraphile gives the column's scale (4), we give 2
+            f"entry {pk} {Decimal(balance).normalize()} by {author}"
+            for pk, balance, author in entries
+        ),
+        *(f"sub-account {login}" for login in subs),
+    ]
+
+
+def card_total(system: str, answer: dict[str, Any]) -> int | None:
+    """The card's count of ledger entries."""
+    if system in PEERS:
+        return int(answer["data"]["clientByRowId"]["creditEntries"]["totalCount"])
+    return int(answer["data"]["client"]["creditEntries"]["totalCount"])
+
+
+def card_workload(pk: int, client_id: str) -> Workload:
+    """The client card of client `pk` (global ID `client_id`), Clientdesk against PostGraphile
+    (one process and N): the floor has no card."""
+    peer = Request("/graphql", {"query": PG_CARD, "variables": {"id": str(pk)}})
+    return Workload(
+        "card",
+        "the client card: one client by id with ~25 fields, its manager and parent, its 20 "
+        "newest ledger entries (with their authors, and the count) and its first 10 sub-accounts",
+        {
+            CLIENTDESK: Request("/graphql", {"query": CARD, "variables": {"id": client_id}}),
+            POSTGRAPHILE: peer,
+            POSTGRAPHILE_N: peer,
+        },
+        rows=card_rows,
+        total=card_total,
+    )

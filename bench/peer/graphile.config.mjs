@@ -15,6 +15,12 @@ const Tags = jsonPgSmartTags({
       clients: { attribute: { password_hash: { tags: { behavior: "-*" } } } },
       staff_users: { attribute: { password_hash: { tags: { behavior: "-*" } } } },
       credit_entries: {
+        // No foreign key to clients (a deleted client's entries stay): declare the relation,
+        // so that PostGraphile can answer the client card (bench/workloads.py PG_CARD).
+        tags: {
+          foreignKey:
+            "(client_id) references clients (id)|@fieldName client|@foreignFieldName creditEntries",
+        },
         constraint: {
           fk_credit_entries_reverses_id_credit_entries: {
             tags: { fieldName: "reversedEntry", foreignFieldName: "reversal" },
