@@ -1,11 +1,14 @@
 """Substring search finds what the clients hold now, on both databases (SQLite through its
 full-text index, which triggers keep)."""
 
-from sqlalchemy import delete, insert, select, text, update
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, delete, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import Client
-from db.search import SearchMatch
+from db.search import SearchMatch, is_common, sqlite_search_page
 
 CLIENTS = Client.__table__
 
@@ -73,3 +76,63 @@ async def test_on_sqlite_a_search_reads_the_full_text_index(connection: AsyncCon
         plan = [row[3] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
         assert any("client_search VIRTUAL TABLE INDEX" in step for step in plan)
         assert not any(step.startswith("SCAN clients") for step in plan)
+
+
+def newest_first_page(match: SearchMatch) -> Select[Any]:
+    return (
+        select(CLIENTS.c.login, CLIENTS.c.created_at, CLIENTS.c.id)
+        .where(match)
+        .order_by(CLIENTS.c.created_at.desc(), CLIENTS.c.id.desc())
+        .limit(literal_column("21"))
+    )
+
+
+async def test_on_sqlite_a_common_text_walks_the_list_and_a_rare_one_looks_up(
+    connection: AsyncConnection,
+) -> None:
+    # given 300 clients, one in three with "common" in the name, one with "rarity"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    await connection.execute(
+        insert(CLIENTS),
+        [
+            {
+                "login": f"walk.{i:03}",
+                "password_hash": "x",
+                "email": f"w{i}@example.com",
+                "name": "Common Ltd" if i % 3 == 0 else "Rarity" if i == 100 else "Other",
+                "currency": "EUR",
+                "created_at": start + timedelta(minutes=i),
+            }
+            for i in range(300)
+        ],
+    )
+    newest = [f"walk.{i:03}" for i in reversed(range(300))]
+    expected = {
+        "common": [login for login in newest if int(login[5:]) % 3 == 0][:21],
+        "rarity": ["walk.100"],
+        "absent": [],
+    }
+    for term, logins in expected.items():
+        match = SearchMatch(term)
+        # then the sample tells a common text from a rare one (on SQLite; PostgreSQL's planner
+        # chooses by itself)
+        common = await connection.scalar(select(is_common(match)))
+        assert bool(common) == (term == "common")
+        statement = newest_first_page(match)
+        if connection.dialect.name == "sqlite":
+            statement = sqlite_search_page(
+                statement,
+                lambda source: [source.c.created_at.desc(), source.c.id.desc()],
+            )
+        # and either way the page is the same
+        assert list((await connection.execute(statement)).scalars()) == logins, term
+    if connection.dialect.name != "sqlite":
+        return
+    # and the plan has both ways: the walk reads the list's order from the index that holds
+    # the search text (never the table in full), the other the FTS index, without sorting all
+    compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    plan = [row[3] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+    assert "SCAN clients USING INDEX ix_clients_created_at_id_search_text" in plan
+    assert any("client_search VIRTUAL TABLE INDEX" in step for step in plan)
+    assert "SEARCH clients USING INTEGER PRIMARY KEY (rowid=?)" in plan
+    assert not [s for s in plan if s.startswith("SCAN clients") and "USING" not in s]
