@@ -100,16 +100,20 @@ def _search_with_fts(element: SearchMatch, compiler: Any, **kw: Any) -> str:
     return f"({candidates} AND {compiler.process(element.exact, **kw)})"
 
 
-# "Common": at least COMMON_MATCHES of the SAMPLE newest clients match (1%), so that walking
-# the list's order finds a page of 20 within about 2,000 rows (0.7 ms over the covering index),
-# where the FTS look-up would read and sort the 1,000 matches per 100,000 clients or more.
-SAMPLE = 500
-COMMON_MATCHES = 5
+# The walk is tried when at least COMMON_MATCHES of the SAMPLE newest clients match (1%): then
+# it finds a page of 20 within about 2,000 rows (0.7 ms over the covering index), where the FTS
+# look-up would read and sort 1,000 matches per 100,000 clients or more. A rare text costs the
+# sample only (0.1 ms). The walk stops at the WALKED newest clients in any case: a text common
+# among the newest only (a new company's accounts) cannot make it read the whole list; when it
+# finds less than a page there, the FTS look-up answers.
+SAMPLE = 200
+COMMON_MATCHES = 2
+WALKED = 5_000
 
 
 def is_common(match: SearchMatch) -> ColumnElement[bool]:
     """Whether the text is common among the newest clients: one read of SAMPLE index rows."""
-    newest = (
+    sample = (
         select(CLIENTS.c.search_text)
         .order_by(CLIENTS.c.created_at.desc(), CLIENTS.c.id.desc())
         .limit(SAMPLE)
@@ -118,8 +122,8 @@ def is_common(match: SearchMatch) -> ColumnElement[bool]:
     pattern = func.lower(like_pattern(match.text))
     matching = (
         select(func.count())
-        .select_from(newest)
-        .where(newest.c.search_text.like(pattern, escape="\\"))
+        .select_from(sample)
+        .where(sample.c.search_text.like(pattern, escape="\\"))
     )
     return matching.scalar_subquery() >= COMMON_MATCHES
 
@@ -131,11 +135,11 @@ def _walking(element: Any) -> SearchMatch | None:
 def sqlite_search_page(
     statement: Select[Any], order: Callable[[Any], list[ColumnElement[Any]]]
 ) -> Select[Any]:
-    """On SQLite, a page `statement` (one SELECT of the clients, with one search): both plans
-    (module docstring) in one statement, the walk for a common text and the FTS look-up for
-    a rare one. Each has a LIMIT of 0 unless the sample (worked out once) says it is the one:
-    SQLite then skips it without reading a row. `order(source)`: the page's ORDER BY over the
-    rows of both."""
+    """On SQLite, a page `statement` of clients newest first, with one search: both plans
+    (module docstring) in one statement. The walk runs if the sample says the text is common,
+    over the WALKED newest clients at most; the FTS look-up runs if the walk did not find a
+    page. A LIMIT of 0 makes SQLite skip a part without reading a row. `order(source)`: the
+    page's ORDER BY over the rows of both."""
     where = statement.whereclause
     if where is None:
         return statement
@@ -143,12 +147,26 @@ def sqlite_search_page(
     if len(matches) != 1 or matches[0].exact is matches[0].candidates:
         return statement
     limit = statement._limit_clause  # the page's size plus one, written into the SQL
-    common = select(is_common(matches[0]).label("common")).cte("search_common")
-    flag = select(common.c.common).scalar_subquery()
     # (typed loosely: its overloads do not cover a Select)
     traverse: Callable[..., Any] = replacement_traverse
     walking = cast(Select[Any], traverse(statement, {}, _walking))
-    walking = walking.limit(case((flag, limit), else_=0))
-    looking_up = statement.limit(case((flag, 0), else_=limit))
-    both = union_all(select(walking.subquery()), select(looking_up.subquery())).subquery()
+    # the rows from the newest down to the WALKED-th: a prefix of the list's order, which
+    # SQLite reads as a range of the index (all of them if there are fewer clients)
+    bound = func.coalesce(
+        select(CLIENTS.c.created_at)
+        .order_by(CLIENTS.c.created_at.desc(), CLIENTS.c.id.desc())
+        .limit(1)
+        .offset(WALKED - 1)
+        .scalar_subquery(),
+        select(func.min(CLIENTS.c.created_at)).scalar_subquery(),
+    )
+    walk = (
+        walking.where(CLIENTS.c.created_at >= bound)
+        .limit(case((is_common(matches[0]), limit), else_=0))
+        .cte("search_walk")
+    )
+    found = select(func.count()).select_from(walk).scalar_subquery()
+    walked = select(walk).limit(case((found >= limit, limit), else_=0))
+    looked_up = statement.limit(case((found >= limit, 0), else_=limit))
+    both = union_all(select(walked.subquery()), select(looked_up.subquery())).subquery()
     return select(both).order_by(*order(both)).limit(limit)

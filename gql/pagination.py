@@ -204,9 +204,12 @@ def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySe
 def dialect_page_query(
     query: AnySelect, ordering: Ordering, page: PageRequest, dialect: str
 ) -> AnySelect:
-    """`page_query`, with SQLite's two plans for a search (db/search.py)."""
+    """`page_query`; on SQLite, a search's page newest first (the default order) has two
+    plans, for a common text and a rare one (db/search.py)."""
     statement = page_query(query, ordering, page)
-    if dialect != "sqlite":
+    first = ordering.keys[0] if ordering.keys else None
+    newest_first = first is not None and first.field == "created_at" and first.descending
+    if dialect != "sqlite" or page.backwards or not newest_first:
         return statement
     return sqlite_search_page(
         statement, lambda source: ordering.order_by(backwards=page.backwards, source=source)

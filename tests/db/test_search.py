@@ -4,9 +4,11 @@ full-text index, which triggers keep)."""
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Select, delete, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import search
 from db.models import Client
 from db.search import SearchMatch, is_common, sqlite_search_page
 
@@ -87,10 +89,23 @@ def newest_first_page(match: SearchMatch) -> Select[Any]:
     )
 
 
+def client_name(i: int) -> str:
+    return " ".join(
+        word
+        for word, present in (
+            ("Common", i % 3 == 0),
+            ("Fresh", i >= 297 or i < 30),
+            ("Rarity", i == 100),
+            ("Ltd", True),
+        )
+        if present
+    )
+
+
 async def test_on_sqlite_a_common_text_walks_the_list_and_a_rare_one_looks_up(
-    connection: AsyncConnection,
+    connection: AsyncConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given 300 clients, one in three with "common" in the name, one with "rarity"
+    # given 300 clients: one in three "Common", the 3 newest and 30 oldest "Fresh", one "Rarity"
     start = datetime(2026, 1, 1, tzinfo=UTC)
     await connection.execute(
         insert(CLIENTS),
@@ -99,40 +114,38 @@ async def test_on_sqlite_a_common_text_walks_the_list_and_a_rare_one_looks_up(
                 "login": f"walk.{i:03}",
                 "password_hash": "x",
                 "email": f"w{i}@example.com",
-                "name": "Common Ltd" if i % 3 == 0 else "Rarity" if i == 100 else "Other",
+                "name": client_name(i),
                 "currency": "EUR",
                 "created_at": start + timedelta(minutes=i),
             }
             for i in range(300)
         ],
     )
-    newest = [f"walk.{i:03}" for i in reversed(range(300))]
-    expected = {
-        "common": [login for login in newest if int(login[5:]) % 3 == 0][:21],
-        "rarity": ["walk.100"],
-        "absent": [],
-    }
-    for term, logins in expected.items():
+    # and a walk that stops 50 clients down
+    monkeypatch.setattr(search, "WALKED", 50)
+    newest = [i for i in reversed(range(300))]
+    for term, common in (("common", True), ("fresh", True), ("rarity", False), ("absent", False)):
         match = SearchMatch(term)
         # then the sample tells a common text from a rare one (on SQLite; PostgreSQL's planner
         # chooses by itself)
-        common = await connection.scalar(select(is_common(match)))
-        assert bool(common) == (term == "common")
+        assert bool(await connection.scalar(select(is_common(match)))) == common
         statement = newest_first_page(match)
         if connection.dialect.name == "sqlite":
             statement = sqlite_search_page(
                 statement,
                 lambda source: [source.c.created_at.desc(), source.c.id.desc()],
             )
-        # and either way the page is the same
-        assert list((await connection.execute(statement)).scalars()) == logins, term
+        # and either way the page is the first 21 matches: "fresh" has 3 in the walk, and the
+        # look-up finds the others
+        expected = [f"walk.{i:03}" for i in newest if term in client_name(i).lower()][:21]
+        assert list((await connection.execute(statement)).scalars()) == expected, term
     if connection.dialect.name != "sqlite":
         return
-    # and the plan has both ways: the walk reads the list's order from the index that holds
-    # the search text (never the table in full), the other the FTS index, without sorting all
+    # and the plan has both ways: the walk reads a range of the index holding the search text
+    # (never the table in full), the other the FTS index, without sorting all
     compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
     plan = [row[3] for row in await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
-    assert "SCAN clients USING INDEX ix_clients_created_at_id_search_text" in plan
+    assert "SEARCH clients USING INDEX ix_clients_created_at_id_search_text (created_at>?)" in plan
     assert any("client_search VIRTUAL TABLE INDEX" in step for step in plan)
     assert "SEARCH clients USING INTEGER PRIMARY KEY (rowid=?)" in plan
     assert not [s for s in plan if s.startswith("SCAN clients") and "USING" not in s]

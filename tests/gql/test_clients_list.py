@@ -427,7 +427,7 @@ def counts(listing: Listing) -> list[str]:
     return [
         sql
         for sql, _ in listing.statements
-        if ("count(" in sql.lower() and "search_common" not in sql) or "client_tallies" in sql
+        if ("count(" in sql.lower() and "search_walk" not in sql) or "client_tallies" in sql
     ]
 
 
