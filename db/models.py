@@ -196,6 +196,11 @@ class Client(Base):
         Index(None, "valid_till", "id"),
         Index(None, "manager_id", "id"),
         Index(None, "parent_id", "id"),
+        # SQLite: the list's default order with the search text (computed on read there), so a
+        # common search walks the newest clients without reading the table (db/search.py).
+        Index("ix_clients_created_at_id_search_text", "created_at", "id", "search_text").ddl_if(
+            dialect="sqlite"
+        ),
         # PostgreSQL walks an index backwards for DESC, which puts NULLs first; for the NULLs
         # last that the API promises, the optional sort columns need a DESC NULLS LAST index.
         *(

@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import BindParameter, KeyedColumnElement
 from db.direct import Shaped, light_rows
 from db.keyset import Ordering, parse_id
 from db.queries import AnyRow, AnySelect
+from db.search import sqlite_search_page
 from db.session import SharedSession
 from gql.errors import BadUserInput
 
@@ -200,6 +201,21 @@ def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySe
     )
 
 
+def dialect_page_query(
+    query: AnySelect, ordering: Ordering, page: PageRequest, dialect: str
+) -> AnySelect:
+    """`page_query`; on SQLite, a search's page newest first (the default order) has two
+    plans, for a common text and a rare one (db/search.py)."""
+    statement = page_query(query, ordering, page)
+    first = ordering.keys[0] if ordering.keys else None
+    newest_first = first is not None and first.field == "created_at" and first.descending
+    if dialect != "sqlite" or page.backwards or not newest_first:
+        return statement
+    return sqlite_search_page(
+        statement, lambda source: ordering.order_by(backwards=page.backwards, source=source)
+    )
+
+
 def bounded(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySelect:
     """`query` limited to the rows between the page's after and before cursors."""
     if page.after is not None:
@@ -218,7 +234,7 @@ async def paginate(
     counter: Callable[[], Awaitable[int]] | None = None,
 ) -> Connection[NodeT]:
     """One page of `query` (a filtered SELECT whose columns include the sort keys)."""
-    rows = await db.rows(page_query(query, ordering, page))
+    rows = await db.rows(dialect_page_query(query, ordering, page, db.dialect_name))
     rows, more = trim_page(rows, page)
     return build_connection(db, query, ordering, page, rows, more, to_node, counter)
 

@@ -45,9 +45,9 @@ from gql.errors import ApiError
 from gql.node import to_global_id
 from gql.pagination import (
     PageRequest,
+    dialect_page_query,
     encode_position,
     next_page_known,
-    page_query,
     page_request,
     previous_page_known,
     rows_after_statement,
@@ -371,7 +371,9 @@ class ClientsField:
             if not allowed:
                 raise Fallback
 
-    def statements(self, kwargs: dict[str, Any], scope: FilterScope) -> "PageStatements":
+    def statements(
+        self, kwargs: dict[str, Any], scope: FilterScope, dialect: str
+    ) -> "PageStatements":
         """The SQL of a page for these arguments; Fallback for arguments the resolver refuses."""
         if find_problems(self.walkers, kwargs):
             raise Fallback  # the executor reports them
@@ -404,7 +406,7 @@ class ClientsField:
             ordering=ordering,
             page=page,
             query=query,
-            rows=Reused(page_query(query, ordering, page)),
+            rows=Reused(dialect_page_query(query, ordering, page, dialect)),
             count=Reused(count_clients(filter, search, scope)) if self.parts.count else None,
             sort_indexes=sort_indexes,
         )
@@ -416,7 +418,7 @@ class ClientsField:
         scope = FilterScope(viewer_id=viewer.staff_id, now=context.now)
         statements = call.statements
         if statements is None:
-            statements = self.statements(call.kwargs, scope)
+            statements = self.statements(call.kwargs, scope, context.db.dialect_name)
             if not uses_scope(call.kwargs.get("filter")):
                 call.statements = statements  # the same for every request with these variables
         ordering, page, query = statements.ordering, statements.page, statements.query
