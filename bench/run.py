@@ -751,27 +751,20 @@ def markdown(report: Report, workloads: list[Workload], config: Config) -> str:
             )
     lines += ["", "Workloads:"]
     lines += [f"- **{w.name}**: {w.title}" for w in workloads]
-    lines += ["", "Targets at 32 connections (Clientdesk / PostGraphile):"]
-    for name, target in TARGETS.items():
-        ours = median_run(report.runs, name, CLIENTDESK, max(config.connections))
-        peer = median_run(report.runs, name, POSTGRAPHILE, max(config.connections))
-        if ours is None or peer is None:
-            continue
-        got = ours.rps / peer.rps if peer.rps else float("inf")
-        verdict = "met" if got >= target else "NOT MET"
-        lines.append(f"- {name}: {got:.2f} (≥ {target:g}: {verdict})")
-    lines += [
-        "",
-        f"Targets at 32 connections (Clientdesk / PostGraphile, {config.workers} processes):",
+    peers_and_targets = [
+        ("", POSTGRAPHILE, TARGETS),
+        (f", {config.workers} processes", POSTGRAPHILE_N, TARGETS_N),
     ]
-    for name, target in TARGETS_N.items():
-        ours = median_run(report.runs, name, CLIENTDESK, max(config.connections))
-        peers = median_run(report.runs, name, POSTGRAPHILE_N, max(config.connections))
-        if ours is None or peers is None:
-            continue
-        got = ours.rps / peers.rps if peers.rps else float("inf")
-        verdict = "met" if got >= target else "NOT MET"
-        lines.append(f"- {name}: {got:.2f} (≥ {target:g}: {verdict})")
+    for label, system, targets in peers_and_targets:
+        lines += ["", f"Targets at 32 connections (Clientdesk / PostGraphile{label}):"]
+        for name, target in targets.items():
+            ours = median_run(report.runs, name, CLIENTDESK, max(config.connections))
+            peer = median_run(report.runs, name, system, max(config.connections))
+            if ours is None or peer is None:
+                continue
+            got = ours.rps / peer.rps if peer.rps else float("inf")
+            verdict = "met" if got >= target else "NOT MET"
+            lines.append(f"- {name}: {got:.2f} (≥ {target:g}: {verdict})")
     lines += ["", "Same rows:"] + [f"- {check}" for check in report.checks]
     if report.memory:
         peaks = report.memory["w1nc_peak_rss_mib"]

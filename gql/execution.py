@@ -36,8 +36,11 @@ PlainObject = tuple[Callable[..., Any], GraphQLObjectType, bool]
 Step = tuple[str, Any, Plain | None, PlainObject | None]
 
 
-def plain_reader(field_def: GraphQLField, field_details_list: Any) -> Plain | None:
-    """How to read this field without graphql-core's machinery, or None if it needs it."""
+def _default_read(
+    field_def: GraphQLField, field_details_list: Any
+) -> tuple[Callable[..., Any], Any, bool] | None:
+    """An attribute read without arguments: its resolver, named output type and whether null is
+    an error; None for a field with a resolver of its own or arguments."""
     resolve = field_def.resolve
     if resolve is None or not getattr(resolve, "_is_default", False):
         return None
@@ -46,6 +49,15 @@ def plain_reader(field_def: GraphQLField, field_details_list: Any) -> Plain | No
     output = field_def.type
     non_null = is_non_null_type(output)
     named = output.of_type if non_null else output  # type: ignore[union-attr]
+    return resolve, named, non_null
+
+
+def plain_reader(field_def: GraphQLField, field_details_list: Any) -> Plain | None:
+    """How to read this field without graphql-core's machinery, or None if it needs it."""
+    read = _default_read(field_def, field_details_list)
+    if read is None:
+        return None
+    resolve, named, non_null = read
     if not is_leaf_type(named):
         return None
     leaf: GraphQLLeafType = named
@@ -55,14 +67,10 @@ def plain_reader(field_def: GraphQLField, field_details_list: Any) -> Plain | No
 def plain_object_reader(field_def: GraphQLField, field_details_list: Any) -> PlainObject | None:
     """How to read this field if it is an attribute holding an object of one concrete type
     (no type check to run), or None."""
-    resolve = field_def.resolve
-    if resolve is None or not getattr(resolve, "_is_default", False):
+    read = _default_read(field_def, field_details_list)
+    if read is None:
         return None
-    if field_def.args or field_details_list[0].node.arguments:
-        return None
-    output = field_def.type
-    non_null = is_non_null_type(output)
-    named = output.of_type if non_null else output  # type: ignore[union-attr]
+    resolve, named, non_null = read
     if not isinstance(named, GraphQLObjectType) or named.is_type_of is not None:
         return None
     return resolve, named, non_null
