@@ -88,9 +88,8 @@ async def charge(context: Any, cost: Cost) -> GraphQLError | None:
 
 class Throttle(SchemaExtension):
     """Text no database can store, the node limit and the rate limits (per token, per staff
-    user), checked
-    before execution (once: a request the compiled path has charged already is not charged
-    again)."""
+    user), checked before execution (once: a request the compiled path has charged already is
+    not charged again)."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context

@@ -103,9 +103,8 @@ async def impersonate(
     forces it."""
     cleaned = text(reason, field=["reason"], maximum=MAX_REASON, required=True)
     async with transaction(session):
-        # decided on the locked row: a block or a reassignment at the same moment comes before
-        # or after, never in between
-        await session.execute(select(Client.id).where(Client.id == client_id).with_for_update())
+        # client_for_change locks the row: a block or a reassignment at the same moment comes
+        # before or after, never in between
         client = await client_for_change(session, actor=actor, client_id=client_id)
         forced = locked_out(client, actor.now)
         if forced and not force:
@@ -167,7 +166,6 @@ async def revoke_sessions(
     """End every cabinet session of a client that is still open, audited; how many there were."""
     cleaned = text(reason, field=["reason"], maximum=MAX_REASON)
     async with transaction(session):
-        await session.execute(select(Client.id).where(Client.id == client_id).with_for_update())
         client = await client_for_change(session, actor=actor, client_id=client_id)
         live = (
             await session.scalars(
