@@ -63,26 +63,24 @@ async def charge(context: Any, cost: Cost) -> GraphQLError | None:
     if viewer is None or settings.rate_limit_points_per_minute <= 0:  # 0: no rate limits
         return None
     # the token's bucket, then its owner's (with all their tokens, so that minting a fresh
-    # token does not escape the limit); what a token was refused costs its owner nothing
-    buckets = (
+    # token does not escape the limit), in one ask; what a token was refused costs its owner
+    # nothing
+    budgets = (
         (f"token:{viewer.token_id}", settings.rate_limit_points_per_minute),
         (f"staff:{viewer.staff_id}", settings.staff_rate_limit_points_per_minute),
     )
-    for key, budget in buckets:
-        if budget <= 0:
-            continue
-        rate = Rate(budget, MINUTE)
-        decision = await context.rate_limiter.take(key, cost.points, rate, context.now)
-        if cost.decision is None or not decision.allowed:
-            cost.decision = decision
-        if not decision.allowed:
-            context.retry_after = decision.retry_after
-            message = (
-                f"Rate limit: this costs {cost.points} points and {int(decision.remaining)} "
-                f"are left; try again in {decision.wait_seconds} s."
-            )
-            extensions = {"code": "RATE_LIMITED", "retryAfter": round(decision.retry_after, 1)}
-            return GraphQLError(message, extensions=extensions)
+    buckets = [(key, Rate(budget, MINUTE)) for key, budget in budgets if budget > 0]
+    decisions = await context.rate_limiter.take_all(buckets, cost.points, context.now)
+    # the token's bucket is shown, or the one that refused
+    cost.decision = decision = decisions[-1] if not decisions[-1].allowed else decisions[0]
+    if not decision.allowed:
+        context.retry_after = decision.retry_after
+        message = (
+            f"Rate limit: this costs {cost.points} points and {int(decision.remaining)} "
+            f"are left; try again in {decision.wait_seconds} s."
+        )
+        extensions = {"code": "RATE_LIMITED", "retryAfter": round(decision.retry_after, 1)}
+        return GraphQLError(message, extensions=extensions)
     return None
 
 

@@ -104,6 +104,14 @@ class RateLimiter(Protocol):
         attempts, whose budgets are a handful)."""
         ...
 
+    async def take_all(
+        self, buckets: Sequence[tuple[str, Rate]], cost: int, now: datetime
+    ) -> list[Decision]:
+        """Take `cost` points from each bucket in turn, stopping at the first that cannot
+        give them: the decisions made, the last one refused when fewer than all allowed
+        (the buckets before it keep the charge; those after it are not asked)."""
+        ...
+
     def bound(self, sessions: "SessionScope") -> "RateLimiter":
         """The limiter for one request, using that request's database session if it needs one
         (a second connection per request could exhaust the pool under load)."""
@@ -128,121 +136,151 @@ def _refilled(tokens: float, updated_at: datetime, rate: Rate, now: datetime) ->
     return min(float(rate.capacity), tokens + elapsed * rate.per_second)
 
 
-# KEYS[1] bucket; ARGV capacity, refill per second, now (epoch seconds), then one cost per
-# ask, applied in order. Returns, per ask, allowed (0/1) and the tokens left after it, as a
-# string (Redis would truncate a Lua number).
-TOKEN_BUCKET = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil then
-  tokens = capacity
-  ts = now
-end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local answers = {}
-for i = 4, #ARGV do
-  local cost = tonumber(ARGV[i])
-  local allowed = 0
-  if tokens >= cost then
-    tokens = tokens - cost
-    allowed = 1
+# KEYS: the buckets, asked in that order. ARGV: now (epoch seconds), then capacity and refill
+# per second for each bucket, then one cost per ask, the asks applied in order. An ask takes
+# its cost from each bucket in turn and stops at the first that cannot give it. Returns, per
+# ask, for each bucket it reached: allowed (0/1) and the tokens left after it, as a string
+# (Redis would truncate a Lua number).
+TOKEN_BUCKETS = """
+local now = tonumber(ARGV[1])
+local n = #KEYS
+local capacity, rate, tokens, ts = {}, {}, {}, {}
+for b = 1, n do
+  capacity[b] = tonumber(ARGV[2 * b])
+  rate[b] = tonumber(ARGV[2 * b + 1])
+  local state = redis.call('HMGET', KEYS[b], 'tokens', 'ts')
+  local held = tonumber(state[1])
+  ts[b] = tonumber(state[2])
+  if held == nil then
+    held = capacity[b]
+    ts[b] = now
   end
-  answers[#answers + 1] = allowed
-  answers[#answers + 1] = tostring(tokens)
+  tokens[b] = math.min(capacity[b], held + math.max(0, now - ts[b]) * rate[b])
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(math.max(now, ts)))
-redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+local answers = {}
+for i = 2 * n + 2, #ARGV do
+  local cost = tonumber(ARGV[i])
+  local answer = {}
+  for b = 1, n do
+    local allowed = 0
+    if tokens[b] >= cost then
+      tokens[b] = tokens[b] - cost
+      allowed = 1
+    end
+    answer[#answer + 1] = allowed
+    answer[#answer + 1] = tostring(tokens[b])
+    if allowed == 0 then
+      break
+    end
+  end
+  answers[#answers + 1] = answer
+end
+for b = 1, n do
+  redis.call('HSET', KEYS[b], 'tokens', tostring(tokens[b]), 'ts', tostring(math.max(now, ts[b])))
+  redis.call('EXPIRE', KEYS[b], math.ceil(capacity[b] / rate[b]) + 60)
+end
 return answers
 """
+
+Buckets = tuple[tuple[str, Rate], ...]  # stored keys, in the order they are asked
 
 
 @dataclass(slots=True)
 class _Ask:
     cost: int
-    rate: Rate
     now: datetime
-    answer: "asyncio.Future[Decision]"
+    answer: "asyncio.Future[list[Decision]]"
 
 
 class RedisRateLimiter:
-    """Buckets in Redis, updated by one Lua script call (atomic across every process).
+    """Buckets in Redis, updated by one Lua script call (atomic across every process); a
+    request's buckets (its token's, then its owner's) are asked in the same call.
 
-    A process asks once per bucket at a time: asks for a bucket that arrive while its call is
-    in flight wait for it and then go together, in arrival order, in one call (under load one
-    token's requests would otherwise queue in Redis one by one). The bucket is refilled once
-    for the batch, to its latest ask's time, and the asks are decided in order.
+    A process asks once per set of buckets at a time: asks for the same buckets that arrive
+    while its call is in flight wait for it and then go together, in arrival order, in one
+    call (under load one token's requests would otherwise queue in Redis one by one). The
+    buckets are refilled once for the batch, to its latest ask's time, and the asks are
+    decided in order.
     """
 
     def __init__(self, url: str, *, prefix: str = "clientdesk:ratelimit:") -> None:
         self.redis = aioredis.from_url(url)
         self.prefix = prefix
-        self.script = self.redis.register_script(TOKEN_BUCKET)
-        self._waiting: dict[str, list[_Ask]] = {}  # per bucket with a call in flight
+        self.script = self.redis.register_script(TOKEN_BUCKETS)
+        self._waiting: dict[Buckets, list[_Ask]] = {}  # per buckets with a call in flight
         self._sending: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps none)
 
     async def take(
         self, key: str, cost: int, rate: Rate, now: datetime, *, exact: bool = False
     ) -> Decision:
-        key = stored_key(key)  # every ask is exact here: one script call decides it
-        waiting = self._waiting.get(key)
-        if waiting is not None:
-            ask = _Ask(cost, rate, now, asyncio.get_running_loop().create_future())
-            waiting.append(ask)
-            return await ask.answer
-        self._waiting[key] = []
-        try:
-            [decision] = await self._call(key, rate, now, [cost])
-        finally:
-            self._next(key)
+        # every ask is exact here: one script call decides it
+        [decision] = await self.take_all([(key, rate)], cost, now)
         return decision
 
-    def _next(self, key: str) -> None:
-        """After a call: send what waited for it, or free the bucket."""
-        waiting = self._waiting.get(key)
+    async def take_all(
+        self, buckets: Sequence[tuple[str, Rate]], cost: int, now: datetime
+    ) -> list[Decision]:
+        stored = tuple((stored_key(key), rate) for key, rate in buckets)
+        waiting = self._waiting.get(stored)
+        if waiting is not None:
+            ask = _Ask(cost, now, asyncio.get_running_loop().create_future())
+            waiting.append(ask)
+            return await ask.answer
+        self._waiting[stored] = []
+        try:
+            [decisions] = await self._call(stored, now, [cost])
+        finally:
+            self._next(stored)
+        return decisions
+
+    def _next(self, buckets: Buckets) -> None:
+        """After a call: send what waited for it, or free the buckets."""
+        waiting = self._waiting.get(buckets)
         if not waiting:
-            self._waiting.pop(key, None)
+            self._waiting.pop(buckets, None)
             return
-        self._waiting[key] = []
-        task = asyncio.get_running_loop().create_task(self._send(key, waiting))
+        self._waiting[buckets] = []
+        task = asyncio.get_running_loop().create_task(self._send(buckets, waiting))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, key: str, asks: list[_Ask]) -> None:
-        batches: dict[Rate, list[_Ask]] = {}
-        for ask in asks:
-            if not ask.answer.done():  # a request that gave up asks for nothing
-                # one key has one rate; kept apart should a caller differ
-                batches.setdefault(ask.rate, []).append(ask)
+    async def _send(self, buckets: Buckets, asks: list[_Ask]) -> None:
+        batch = [ask for ask in asks if not ask.answer.done()]  # who gave up asks for nothing
         try:
-            for rate, batch in batches.items():
+            if batch:
                 now = max(ask.now for ask in batch)
                 try:
-                    decisions = await self._call(key, rate, now, [ask.cost for ask in batch])
+                    decided = await self._call(buckets, now, [ask.cost for ask in batch])
                 except Exception as error:
                     for ask in batch:
                         if not ask.answer.done():
                             ask.answer.set_exception(error)
-                    continue
-                for ask, decision in zip(batch, decisions, strict=True):
-                    if not ask.answer.done():
-                        ask.answer.set_result(decision)
+                else:
+                    for ask, decisions in zip(batch, decided, strict=True):
+                        if not ask.answer.done():
+                            ask.answer.set_result(decisions)
         finally:
             for ask in asks:  # cancelled itself (the loop is closing): nobody waits forever
                 if not ask.answer.done():
                     ask.answer.cancel()
-            self._next(key)
+            self._next(buckets)
 
-    async def _call(self, key: str, rate: Rate, now: datetime, costs: list[int]) -> list[Decision]:
+    async def _call(
+        self, buckets: Buckets, now: datetime, costs: list[int]
+    ) -> list[list[Decision]]:
+        rates = [number for _, rate in buckets for number in (rate.capacity, rate.per_second)]
         answers = await self.script(
-            keys=[self.prefix + key], args=[rate.capacity, rate.per_second, now.timestamp(), *costs]
+            keys=[self.prefix + key for key, _ in buckets],
+            args=[now.timestamp(), *rates, *costs],
         )
         return [
-            Decision.after(bool(allowed), float(left), cost, rate)
-            for cost, allowed, left in zip(costs, answers[::2], answers[1::2], strict=True)
+            [
+                Decision.after(bool(allowed), float(left), cost, rate)
+                for (_, rate), allowed, left in zip(
+                    buckets, answer[::2], answer[1::2], strict=False
+                )
+            ]
+            for cost, answer in zip(costs, answers, strict=True)
         ]
 
     def bound(self, sessions: SessionScope) -> "RedisRateLimiter":
@@ -375,6 +413,17 @@ class DatabaseRateLimiter:
                 lease.points, lease.row_tokens, lease.taken_at = left, row_tokens, now
         await self._sweep(now)
         return decision
+
+    async def take_all(
+        self, buckets: Sequence[tuple[str, Rate]], cost: int, now: datetime
+    ) -> list[Decision]:
+        # while leases hold, each ask is answered without I/O: one after the other is cheap
+        decisions = []
+        for key, rate in buckets:
+            decisions.append(await self.take(key, cost, rate, now))
+            if not decisions[-1].allowed:
+                break
+        return decisions
 
     async def _renew(
         self,

@@ -111,6 +111,58 @@ async def test_concurrent_asks_for_one_bucket_are_decided_in_order_in_fewer_call
     assert (after.allowed, after.remaining) == (False, 0)
 
 
+async def test_several_buckets_are_asked_in_turn_and_a_refusal_stops_the_rest(
+    limiter: RateLimiter, clock: FakeClock
+) -> None:
+    # given a token bucket of 10 points and its owner's of 15
+    token, owner = Rate(10, timedelta(minutes=1)), Rate(15, timedelta(minutes=1))
+    buckets = [("token:1", token), ("staff:1", owner)]
+    # when asks take 4 points from both
+    first = await limiter.take_all(buckets, 4, clock())
+    second = await limiter.take_all(buckets, 4, clock())
+    assert [(d.allowed, d.remaining) for d in first] == [(True, 6), (True, 11)]
+    assert [(d.allowed, d.remaining) for d in second] == [(True, 2), (True, 7)]
+    # then the token refusing stops there: the owner's bucket is not charged
+    refused = await limiter.take_all(buckets, 4, clock())
+    assert [(d.allowed, d.remaining) for d in refused] == [(False, 2)]
+    # and another token of the same owner spends the owner's 7 left, then the owner refuses
+    # while that token's own bucket keeps the charge
+    other = [("token:2", token), ("staff:1", owner)]
+    assert all(d.allowed for d in await limiter.take_all(other, 7, clock()))
+    over = await limiter.take_all(other, 1, clock())
+    assert [(d.allowed, d.remaining) for d in over] == [(True, 2), (False, 0)]
+    assert over[-1].retry_after == pytest.approx(4.0)  # one point at a quarter a second
+
+
+async def test_a_requests_buckets_go_to_redis_in_one_call_and_concurrent_asks_share_it(
+    clock: FakeClock,
+) -> None:
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"test:{uuid.uuid4().hex}:")
+    token, owner = Rate(10, timedelta(minutes=1)), Rate(6, timedelta(minutes=1))
+    buckets = [("token:1", token), ("staff:1", owner)]
+    await limiter.take("warm", 1, token, clock())  # loads the script into Redis
+    counted = CountedScript(limiter.script)
+    limiter.script = counted  # type: ignore[assignment]  # counts, then calls it
+    try:
+        alone = await limiter.take_all(buckets, 1, clock())
+        assert counted.calls == 1
+        together = await asyncio.gather(*(limiter.take_all(buckets, 2, clock()) for _ in range(4)))
+    finally:
+        keys = [key async for key in limiter.redis.scan_iter(f"{limiter.prefix}*")]
+        await limiter.redis.delete(*keys)
+        await limiter.close()
+    assert [(d.allowed, d.remaining) for d in alone] == [(True, 9), (True, 5)]
+    # in order, as if alone: the owner's 5 points cover two asks, the third is refused by it
+    # (the token keeps the charge) and the fourth too
+    assert [[(d.allowed, d.remaining) for d in ask] for ask in together] == [
+        [(True, 7), (True, 3)],
+        [(True, 5), (True, 1)],
+        [(True, 3), (False, 1)],
+        [(True, 1), (False, 1)],
+    ]
+    assert counted.calls == 3  # the first, then the three that waited for it
+
+
 class CountedScript:
     """A limiter's script, counting the calls this limiter makes (Redis's own command stats
     count every client's, and other programs may use the same Redis)."""
