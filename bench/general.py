@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.run import bench_token, card_client, redis_available, say, wrk
+from bench.harness import bench_token, card_client, redis_available, say, wrk
 from bench.workloads import general_workloads
 from gql.node import to_global_id
 

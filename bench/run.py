@@ -24,22 +24,31 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
-import time
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bench import servers
-from bench.floor import write_floor
+from bench.harness import (
+    DATA,
+    Config,
+    MemoryWatch,
+    Run,
+    as_run,
+    bench_token,
+    card_client,
+    database_facts,
+    deep_position,
+    prepare_database,
+    quiesce,
+    redis_available,
+    say,
+    search_terms,
+    wrk,
+)
+from bench.scaling import measure_scaling, scaling_table
 from bench.workloads import (
     CLIENTDESK,
     FLOOR,
@@ -47,60 +56,21 @@ from bench.workloads import (
     POSTGRAPHILE_N,
     Workload,
     card_workload,
-    credit_add_template,
+    list_page,
     read_workloads,
 )
-from db.models import Client, CreditEntry, StaffUser
-from db.session import create_engine
-from gql.clients.filters import phone_digits
+from bench.writes import measure_mix, measure_w4, soak
 from gql.node import to_global_id
 from gql.pagination import encode_position
 
 ROOT = servers.ROOT
 RESULTS = ROOT / "bench" / "results"
-DATA = ROOT / "bench" / ".data"
-LUA = ROOT / "bench" / "wrk" / "post.lua"
 SYSTEMS = (CLIENTDESK, POSTGRAPHILE, POSTGRAPHILE_N, FLOOR)
-COMMON_TERM = "nova"
 # What each workload must reach at 32 connections: Clientdesk's requests/s over PostGraphile's.
 TARGETS = {"W1": 5.0, "W1nc": 1.0, "W2": 1.0, "W3": 1.0, "W3r": 10.0}
 # The same against PostGraphile in as many Node processes as Clientdesk has workers (issue 17).
 TARGETS_N = {"W1nc": 1.5, "W2": 1.5, "W3": 1.5}
-
-
-@dataclass
-class Config:
-    clients: int
-    depth: int
-    duration: int  # seconds per measured run
-    warmup: int
-    rounds: int
-    connections: tuple[int, ...]
-    workers: int
-    sqlite_clients: int
-    w4_clients: int
-
-    @classmethod
-    def full(cls) -> "Config":
-        return cls(1_000_000, 500_000, 10, 4, 2, (1, 32), 2, 100_000, 1000)
-
-    @classmethod
-    def quick(cls) -> "Config":
-        return cls(100_000, 50_000, 3, 2, 2, (1, 32), 2, 20_000, 1000)
-
-
-@dataclass
-class Run:
-    workload: str
-    system: str
-    connections: int
-    round: int
-    requests: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
+NOT_READS = {"W4", "W5", "soak", "scaling"}  # what --only may name besides read workloads
 
 
 @dataclass
@@ -115,173 +85,14 @@ class Report:
     w4: list[dict[str, Any]] = field(default_factory=list)
     sqlite: list[Run] = field(default_factory=list)
     sqlite_w4: list[dict[str, Any]] = field(default_factory=list)
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def clientdesk_cli(*arguments: str, database_url: str) -> str:
-    """Run the clientdesk command on a database; its standard output."""
-    done = subprocess.run(
-        [str(servers.VENV / "clientdesk"), *arguments],
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"clientdesk {' '.join(arguments)} failed:\n{done.stderr}")
-    return done.stdout
-
-
-async def count_clients(database_url: str) -> int:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            return int(await connection.scalar(select(func.count()).select_from(Client)) or 0)
-    finally:
-        await engine.dispose()
+    w5: list[dict[str, Any]] = field(default_factory=list)
+    soak: dict[str, Any] = field(default_factory=dict)
+    scaling: list[dict[str, Any]] = field(default_factory=list)
 
 
 @asynccontextmanager
-async def server_connection(database_url: str) -> AsyncIterator[AsyncConnection]:
-    """A connection to the server's `postgres` database, outside any transaction."""
-    admin = create_engine(
-        make_url(database_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with admin.connect() as connection:
-            yield connection
-    finally:
-        await admin.dispose()
-
-
-async def recreate_postgres(database_url: str) -> None:
-    """Drop and create the database of `database_url` (on the same server)."""
-    name = make_url(database_url).database
-    async with server_connection(database_url) as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-
-async def postgres_exists(database_url: str) -> bool:
-    async with server_connection(database_url) as connection:
-        found = await connection.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"),
-            {"name": make_url(database_url).database},
-        )
-        return found is not None
-
-
-def prepare_database(database_url: str, clients: int, *, sqlite_file: Path | None = None) -> int:
-    """Migrate the database and seed `clients` demo clients unless it has them already."""
-    if sqlite_file is None and not asyncio.run(postgres_exists(database_url)):
-        asyncio.run(recreate_postgres(database_url))
-    clientdesk_cli("migrate", database_url=database_url)
-    found = asyncio.run(count_clients(database_url))
-    if found < clients:
-        say(f"seeding {clients:,} demo clients (found {found:,}); this takes a while")
-        if sqlite_file is not None:
-            sqlite_file.unlink(missing_ok=True)
-        else:
-            asyncio.run(recreate_postgres(database_url))
-        clientdesk_cli("migrate", database_url=database_url)
-        started = time.monotonic()
-        clientdesk_cli("seed-demo", "--clients", str(clients), database_url=database_url)
-        say(f"seeded in {time.monotonic() - started:.0f} s")
-        found = clients
-    return found
-
-
-def bench_token(database_url: str) -> str:
-    output = clientdesk_cli(
-        "token",
-        "create",
-        "--staff",
-        "admin@clientdesk.test",
-        "--name",
-        "bench",
-        "--replace",
-        database_url=database_url,
-    )
-    return output.strip().splitlines()[-1]
-
 
 # --- choosing positions and terms ---------------------------------------------------------
-
-
-async def deep_position(database_url: str, depth: int) -> tuple[datetime, int, str]:
-    """The ACTIVE client `depth` rows down the list, newest first: (created_at, id, login)."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(Client.created_at, Client.id, Client.login)
-                    .where(Client.status == "ACTIVE")
-                    .order_by(Client.created_at.desc(), Client.id.desc())
-                    .offset(depth - 1)
-                    .limit(1)
-                )
-            ).one()
-        return row.created_at, row.id, row.login
-    finally:
-        await engine.dispose()
-
-
-async def card_client(database_url: str) -> int:
-    """The client card's client: the one with most ledger entries among those with
-    sub-accounts."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            found = await connection.scalar(
-                text(
-                    "SELECT p.id FROM clients p WHERE EXISTS "
-                    "(SELECT 1 FROM clients s WHERE s.parent_id = p.id) ORDER BY "
-                    "(SELECT count(*) FROM credit_entries e WHERE e.client_id = p.id) DESC, "
-                    "p.id LIMIT 1"
-                )
-            )
-            return int(found)
-    finally:
-        await engine.dispose()
-
-
-async def search_terms(database_url: str, clients: int) -> tuple[str, int, str, int]:
-    """W3's common term and W3r's rare one (a login's beginning, down to two digits: a
-    handful of clients), with how many clients each matches."""
-    engine = create_engine(database_url)
-
-    def matching(term: str) -> Any:
-        pattern = f"%{term}%"
-        return (
-            select(func.count())
-            .select_from(Client)
-            .where(
-                Client.login.ilike(pattern)
-                | Client.name.ilike(pattern)
-                | Client.email.ilike(pattern)
-            )
-        )
-
-    try:
-        async with engine.connect() as connection:
-            common = int(await connection.scalar(matching(COMMON_TERM)) or 0)
-            for pk in range(clients // 3, clients):
-                login = await connection.scalar(select(Client.login).where(Client.id == pk))
-                if login is None or "." not in login:
-                    continue
-                term = login[: login.rfind(".") + 3]
-                if len(phone_digits(term)) >= 3:  # keep phone numbers out of the match
-                    continue
-                found = int(await connection.scalar(matching(term)) or 0)
-                if 1 <= found <= 20:
-                    return COMMON_TERM, common, term, found
-        raise RuntimeError("no rare search term found")
-    finally:
-        await engine.dispose()
 
 
 def postgraphile_cursor(server: servers.Server, depth: int, login: str) -> str:
@@ -300,135 +111,7 @@ def postgraphile_cursor(server: servers.Server, depth: int, login: str) -> str:
 # --- running wrk --------------------------------------------------------------------------
 
 
-def wrk(
-    url: str,
-    body: str,
-    *,
-    connections: int,
-    seconds: int,
-    auth: str | None = None,
-    unique: bool = False,
-    clients: list[str] | None = None,
-) -> dict[str, Any]:
-    """One wrk run: its summary (requests, latency percentiles, errors)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        handle.write(body)
-    env = {
-        **os.environ,
-        "BENCH_BODY_FILE": handle.name,
-        "BENCH_AUTH": auth or "",
-        "BENCH_UNIQUE": "1" if unique else "",
-        "BENCH_RUN_ID": f"{time.time_ns()}",
-        "BENCH_CLIENTS": ",".join(clients or []),
-    }
-    threads = min(2, connections)
-    try:
-        done = subprocess.run(
-            [
-                "wrk",
-                f"-t{threads}",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "--timeout",
-                "30s",
-                "-s",
-                str(LUA),
-                url,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    finally:
-        os.unlink(handle.name)
-    line = next(line for line in done.stdout.splitlines() if line.startswith("BENCH_JSON "))
-    return json.loads(line.removeprefix("BENCH_JSON "))  # type: ignore[no-any-return]
-
-
-def as_run(
-    summary: dict[str, Any], workload: str, system: str, connections: int, round_: int
-) -> Run:
-    seconds = summary["duration_us"] / 1e6
-    errors = sum(
-        summary[name]
-        for name in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-    )
-    return Run(
-        workload=workload,
-        system=system,
-        connections=connections,
-        round=round_,
-        requests=summary["requests"],
-        seconds=round(seconds, 2),
-        rps=round(summary["requests"] / seconds, 1),
-        p50_ms=round(summary["p50_us"] / 1000, 2),
-        p99_ms=round(summary["p99_us"] / 1000, 2),
-        errors=errors,
-    )
-
-
-class MemoryWatch:
-    """Samples the resident memory of processes while a run lasts; keeps each one's peak."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.pids = pids
-        self.peaks = dict.fromkeys(pids, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            for pid in self.pids:
-                try:
-                    self.peaks[pid] = max(self.peaks[pid], servers.rss_kib(pid))
-                except OSError:
-                    pass
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> "MemoryWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 # --- the measurements ---------------------------------------------------------------------
-
-
-async def _quiesce(database_url: str, grace: float) -> int:
-    """Wait until no statement runs in the database (but this one); after `grace` seconds,
-    cancel what still runs. Returns how many were cancelled."""
-    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    active = text(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-        "AND state = 'active' AND pid <> pg_backend_pid()"
-    )
-    cancelled = 0
-    started = time.monotonic()
-    try:
-        async with engine.connect() as connection:
-            while pids := (await connection.execute(active)).scalars().all():
-                if time.monotonic() - started > grace:
-                    for pid in pids:
-                        await connection.execute(text("SELECT pg_cancel_backend(:p)"), {"p": pid})
-                    cancelled += len(pids)
-                await asyncio.sleep(0.2)
-    finally:
-        await engine.dispose()
-    return cancelled
-
-
-def quiesce(database_url: str, *, grace: float = 5.0) -> None:
-    """Let what a run left in flight finish (or cancel it) before the next run starts: a
-    system's slow queries must not be measured against the next system."""
-    if make_url(database_url).get_backend_name() != "postgresql":
-        return
-    cancelled = asyncio.run(_quiesce(database_url, grace))
-    if cancelled:
-        say(f"    (cancelled {cancelled} statements still running from the last run)")
 
 
 def verify(workloads: list[Workload], urls: dict[str, str], token: str, report: Report) -> None:
@@ -508,167 +191,6 @@ def measure_reads(
                         report.memory.setdefault("w1nc_peak_rss_mib", []).append(
                             {str(pid): round(kib / 1024, 1) for pid, kib in memory.peaks.items()}
                         )
-
-
-async def ledger_check(database_url: str, since_entry: int) -> tuple[int, int]:
-    """(entries written after `since_entry`, clients whose balance differs from their ledger)."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            written = int(
-                await connection.scalar(
-                    select(func.count())
-                    .select_from(CreditEntry)
-                    .where(CreditEntry.id > since_entry)
-                )
-                or 0
-            )
-            touched = select(CreditEntry.client_id).where(CreditEntry.id > since_entry).distinct()
-            sums = (
-                select(CreditEntry.client_id, func.sum(CreditEntry.amount).label("total"))
-                .where(CreditEntry.client_id.in_(touched))
-                .group_by(CreditEntry.client_id)
-                .subquery()
-            )
-            wrong = int(
-                await connection.scalar(
-                    select(func.count())
-                    .select_from(Client)
-                    .join(sums, sums.c.client_id == Client.id)
-                    .where(Client.balance != sums.c.total)
-                )
-                or 0
-            )
-        return written, wrong
-    finally:
-        await engine.dispose()
-
-
-async def last_entry_and_clients(database_url: str, count: int) -> tuple[int, list[str]]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            last = int(await connection.scalar(select(func.max(CreditEntry.id))) or 0)
-            ids = (
-                await connection.scalars(
-                    select(Client.id)
-                    .where(Client.status == "ACTIVE")
-                    .order_by(Client.id)
-                    .limit(count)
-                )
-            ).all()
-        return last, [to_global_id("Client", pk) for pk in ids]
-    finally:
-        await engine.dispose()
-
-
-def settled(database_url: str, since: int) -> tuple[int, int]:
-    """`ledger_check` once the requests wrk left in flight have been applied (the count of
-    entries no longer moves)."""
-    last = -1
-    while True:
-        written, wrong = asyncio.run(ledger_check(database_url, since))
-        if written == last:
-            return written, wrong
-        last = written
-        time.sleep(1)
-
-
-def measure_w4(
-    url: str, database_url: str, token: str, config: Config, many: int, *, floor_too: bool = True
-) -> list[dict[str, Any]]:
-    """creditAdd with a new idempotency key per request: one hot client, and many clients
-    (then the SQL floor of the same statements on the same clients, on PostgreSQL)."""
-    results = []
-    template = credit_add_template()
-    auth = f"Bearer {token}"
-    for label, count in (("one hot client", 1), (f"{many:,} clients", many)):
-        for connections in config.connections:
-            quiesce(database_url, grace=60)
-            since, clients = asyncio.run(last_entry_and_clients(database_url, count))
-            probe = json.loads(
-                template.replace("@CLIENT@", clients[0]).replace("@KEY@", f"probe-{time.time_ns()}")
-            )
-            answer = servers.post(url, probe, {"Authorization": auth})
-            if answer.get("errors") or answer["data"]["creditAdd"]["userErrors"]:
-                raise RuntimeError(f"W4 probe failed: {answer}")
-            summary = wrk(
-                url,
-                template,
-                connections=connections,
-                seconds=config.duration,
-                auth=auth,
-                unique=True,
-                clients=clients,
-            )
-            run = as_run(summary, "W4", CLIENTDESK, connections, 1)
-            written, wrong = settled(database_url, since)
-            answered = run.requests + 1  # wrk's, and the probe
-            if not answered <= written <= answered + connections:
-                raise RuntimeError(f"W4: {written} entries for {answered} answers")
-            results.append(
-                {
-                    "clients": label,
-                    **asdict(run),
-                    "entries_written": written,
-                    "requests_answered": answered,
-                    "in_flight_at_the_end": written - answered,
-                    "balances_off_ledger": wrong,
-                }
-            )
-            say(
-                f"  W4 {label} c={connections}: {run.rps:,.1f} req/s, p50 {run.p50_ms} ms, "
-                f"entries {written:,} for {run.requests + 1:,} requests, "
-                f"balances off their ledger: {wrong}"
-            )
-            if count > 1 and floor_too:
-                # the same statements straight from asyncpg, on the same clients, right after
-                floor = asyncio.run(measure_write_floor(database_url, count, connections, config))
-                _, wrong = settled(database_url, since)
-                results.append(
-                    {
-                        "clients": f"{label}: SQL floor",
-                        "connections": connections,
-                        **floor,
-                        "balances_off_ledger": wrong,
-                    }
-                )
-                say(
-                    f"  W4 SQL floor {label} c={connections}: {floor['rps']:,.1f} tx/s, "
-                    f"p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms"
-                )
-    return results
-
-
-async def measure_write_floor(
-    database_url: str, count: int, connections: int, config: Config
-) -> dict[str, Any]:
-    """bench.floor.write_floor on W4's clients (by the admin the bench token belongs to)."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            ids = list(
-                (
-                    await connection.scalars(
-                        select(Client.id)
-                        .where(Client.status == "ACTIVE")
-                        .order_by(Client.id)
-                        .limit(count)
-                    )
-                ).all()
-            )
-            staff_id = await connection.scalar(
-                select(StaffUser.id).where(StaffUser.email == "admin@clientdesk.test")
-            )
-    finally:
-        await engine.dispose()
-    return await write_floor(
-        database_url,
-        client_ids=ids,
-        staff_id=int(staff_id),
-        connections=connections,
-        seconds=config.duration,
-    )
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -784,28 +306,57 @@ def markdown(report: Report, workloads: list[Workload], config: Config) -> str:
     if report.w4:
         lines += [
             "",
-            "W4: `creditAdd` of 1.00 with a new idempotency key per request (Clientdesk only), "
-            "and its SQL floor: the same statements in one transaction, prepared, straight "
-            "from asyncpg (bench/floor.py `write_floor`):",
+            "W4: the money mutations with a new idempotency key per request (Clientdesk only): "
+            "`creditAdd` of 1.00 on one hot client and on many, with its SQL floor (the same "
+            "statements in one transaction, prepared, straight from asyncpg: bench/floor.py "
+            "`write_floor`); `creditDeduct` of 1 and `creditNoteCreate` of two lines (+3) on the "
+            "many:",
             "",
-            "| clients | conns | req/s | p50 | p99 | ledger entries written | requests answered "
-            "| in flight when wrk stopped | balances off their ledger |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| mutation | clients | conns | req/s | p50 | p99 | ledger entries written "
+            "| requests answered | in flight when wrk stopped | balances off their ledger |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for row in report.w4:
-            if "entries_written" not in row:  # the SQL floor: transactions/s, beside W4
-                lines.append(
-                    f"| {row['clients']} | {row['connections']} | {row['rps']:,.1f} tx/s | "
-                    f"{row['p50_ms']:,.2f} | {row['p99_ms']:,.2f} | {row['transactions']:,} | "
-                    f"- | - | {row['balances_off_ledger']} |"
-                )
-                continue
+        lines += [w4_row(row) for row in report.w4]
+        lines += money_spread(report.w4, config)
+    if report.w5:
+        lines += [
+            "",
+            "W5: the back office's mix, taken in turn on W4's clients: the list page, a "
+            "payment, the card, a deduction, the card, a rename (half reads, half writes):",
+            "",
+            "| conns | req/s | p50 | p99 | ledger entries written | requests answered "
+            "| balances off their ledger |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in report.w5:
             lines.append(
-                f"| {row['clients']} | {row['connections']} | {row['rps']:,.1f} | "
-                f"{row['p50_ms']:,.1f} | {row['p99_ms']:,.1f} | {row['entries_written']:,} | "
-                f"{row['requests_answered']:,} | {row['in_flight_at_the_end']} | "
-                f"{row['balances_off_ledger']} |"
+                f"| {row['connections']} | {row['rps']:,.1f} | {row['p50_ms']:,.1f} | "
+                f"{row['p99_ms']:,.1f} | {row['entries_written']:,} | "
+                f"{row['requests_answered']:,} | {row['balances_off_ledger']} |"
             )
+    if report.soak:
+        soaked, run = report.soak, report.soak["run"]
+        verdict = "met" if soaked["growth_percent"] < 5 else "NOT MET"
+        lines += [
+            "",
+            f"Memory: W5 at {run['connections']} connections for {soaked['seconds']} s "
+            f"({run['rps']:,.1f} req/s, p99 {run['p99_ms']:,.1f} ms, balances off their "
+            f"ledger: {run['balances_off_ledger']}); each worker's RSS after "
+            f"{soaked['settled_after_seconds']:g} s and at the end (MiB): "
+            + ", ".join(
+                f"{soaked['rss_settled_mib'][pid]} -> {soaked['rss_final_mib'].get(pid)}"
+                for pid in soaked["rss_settled_mib"]
+            )
+            + f"; growth {soaked['growth_percent']:+.1f}% (< 5%: {verdict})",
+        ]
+    if report.scaling:
+        lines += [
+            "",
+            "Scaling: Clientdesk alone on databases of each size (req/s and p99 in ms; "
+            "W2 half-way down the list):",
+            "",
+            *scaling_table(report.scaling),
+        ]
     if report.sqlite:
         lines += [
             "",
@@ -822,10 +373,44 @@ def markdown(report: Report, workloads: list[Workload], config: Config) -> str:
             )
         for row in report.sqlite_w4:
             lines.append(
-                f"| W4 ({row['clients']}) | {row['connections']} | {row['rps']:,.1f} | "
-                f"{row['p50_ms']:,.1f} | {row['p99_ms']:,.1f} |"
+                f"| W4 {row.get('mutation', 'creditAdd')} ({row['clients']}) | "
+                f"{row['connections']} | {row['rps']:,.1f} | {row['p50_ms']:,.1f} | "
+                f"{row['p99_ms']:,.1f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def w4_row(row: dict[str, Any]) -> str:
+    label = f"| {row.get('mutation', 'creditAdd')} | {row['clients']} | {row['connections']} | "
+    if "entries_written" not in row:  # the SQL floor: transactions/s, beside W4
+        return (
+            f"{label}{row['rps']:,.1f} tx/s | {row['p50_ms']:,.2f} | {row['p99_ms']:,.2f} | "
+            f"{row['transactions']:,} | - | - | {row['balances_off_ledger']} |"
+        )
+    return (
+        f"{label}{row['rps']:,.1f} | {row['p50_ms']:,.1f} | {row['p99_ms']:,.1f} | "
+        f"{row['entries_written']:,} | {row['requests_answered']:,} | "
+        f"{row['in_flight_at_the_end']} | {row['balances_off_ledger']} |"
+    )
+
+
+def money_spread(w4: list[dict[str, Any]], config: Config) -> list[str]:
+    """Each money mutation's req/s on the many clients against creditAdd's (within 20%)."""
+    many = {
+        (row.get("mutation", "creditAdd"), row["connections"]): row["rps"]
+        for row in w4
+        if "entries_written" in row and row["clients"] != "one hot client"
+    }
+    lines = []
+    for (mutation, connections), rps in many.items():
+        base = many.get(("creditAdd", connections))
+        if mutation == "creditAdd" or not base:
+            continue
+        verdict = "met" if rps >= 0.8 * base else "NOT MET"
+        lines.append(
+            f"- {mutation} at {connections}: {rps / base:.2f} x creditAdd (≥ 0.8: {verdict})"
+        )
+    return ["", "The other money mutations against creditAdd:", *lines] if lines else []
 
 
 def machine() -> dict[str, Any]:
@@ -852,23 +437,6 @@ def machine() -> dict[str, Any]:
         "wrk": output("wrk", "--version").split(" [")[0],
         "load_average_at_start": os.getloadavg(),
     }
-
-
-async def database_facts(database_url: str) -> dict[str, int]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            return {
-                "clients": int(await connection.scalar(text("SELECT count(*) FROM clients")) or 0),
-                "managers": int(
-                    await connection.scalar(text("SELECT count(*) FROM staff_users")) or 0
-                ),
-                "entries": int(
-                    await connection.scalar(text("SELECT count(*) FROM credit_entries")) or 0
-                ),
-            }
-    finally:
-        await engine.dispose()
 
 
 # --- SQLite -------------------------------------------------------------------------------
@@ -929,15 +497,6 @@ def run_sqlite(
 # --- main ---------------------------------------------------------------------------------
 
 
-def redis_available() -> str | None:
-    if shutil.which("redis-cli") is None:
-        return None
-    done = subprocess.run(
-        ["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True, text=True, check=False
-    )
-    return "redis://127.0.0.1:6379/0" if done.stdout.strip() == "PONG" else None
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -983,7 +542,7 @@ def main() -> int:
             redis_url=redis_url,
         )
         running.append(ours)
-        reads = wanted is None or bool(wanted - {"W4"})
+        reads = wanted is None or bool(wanted - NOT_READS)
         if reads:  # the peer and the read floor serve the read workloads only
             peer = servers.postgraphile(database_url, port=8200, logs=logs)
             running.append(peer)
@@ -1017,9 +576,17 @@ def main() -> int:
             measure_reads(database_url, workloads, urls, token, config, report, ours.worker_pids())
         if wanted is None or "W4" in wanted:
             report.w4 = measure_w4(ours.url, database_url, token, config, config.w4_clients)
+        if wanted is None or "W5" in wanted:
+            report.w5 = measure_mix(ours.url, database_url, token, config, list_page())
+        if wanted is None or "soak" in wanted:
+            say(f"the soak: W5 for {config.soak} s, the workers' memory watched")
+            pids = ours.worker_pids()
+            report.soak = soak(ours.url, database_url, token, config, list_page(), pids)
     finally:
         for server in running:
             server.stop()
+    if wanted is None or "scaling" in wanted:  # copies the main database: its servers stopped
+        report.scaling = measure_scaling(database_url, config, logs, redis_url)
     if not arguments.no_sqlite:
         say("the embedded default: SQLite")
         run_sqlite(config, report, logs, redis_url, wanted)

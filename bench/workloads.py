@@ -8,6 +8,7 @@ list of logins out of each system's answer, so a run can check that all return t
 """
 
 import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -53,6 +54,11 @@ PG_SEARCH = (
     "filter: {or: [{login: {includesInsensitive: $term}}, {name: {includesInsensitive: $term}}, "
     "{email: {includesInsensitive: $term}}]}, "
 )
+
+
+def list_page() -> dict[str, Any]:
+    """W1nc's body as Clientdesk is asked it (the list page of W5's mix)."""
+    return {"query": _list(ACTIVE, count=False), "variables": {"first": 50}}
 
 
 @dataclass(frozen=True)
@@ -182,15 +188,90 @@ CREDIT_ADD = (
 )
 
 
+def _template(query: str, variables: dict[str, Any]) -> str:
+    """A body on one line for bench/wrk/post.lua, whose "@CLIENT@" (a client's global ID) and
+    "@KEY@" (a unique key) wrk fills in per request."""
+    return json.dumps({"query": query, "variables": variables})
+
+
 def credit_add_template() -> str:
-    """W4's body, with @CLIENT@ (a client's global ID) and @KEY@ (an idempotency key) for wrk
-    to fill in per request."""
-    return (
-        '{"query": "'
-        + CREDIT_ADD.replace('"', '\\"')
-        + '", "variables": {"input": {"clientId": "@CLIENT@", "amount": "1.00", '
-        '"paymentMethod": "BANK_TRANSFER", "comment": "bench", "idempotencyKey": "@KEY@"}}}'
+    """W4's body: a payment of 1.00 with a new idempotency key."""
+    return _template(
+        CREDIT_ADD,
+        {
+            "input": {
+                "clientId": "@CLIENT@",
+                "amount": "1.00",
+                "paymentMethod": "BANK_TRANSFER",
+                "comment": "bench",
+                "idempotencyKey": "@KEY@",
+            }
+        },
     )
+
+
+CREDIT_DEDUCT = (
+    "mutation Deduct($input: CreditDeductInput!) { creditDeduct(input: $input) { "
+    "entry { id amount { amount } balanceAfter { amount } } replayed userErrors { code } } }"
+)
+CREDIT_NOTE = (
+    "mutation Note($input: CreditNoteCreateInput!) { creditNoteCreate(input: $input) { "
+    "entry { id amount { amount } balanceAfter { amount } } replayed userErrors { code } } }"
+)
+CLIENT_UPDATE = (
+    "mutation Rename($id: ID!, $input: ClientUpdateInput!) { clientUpdate(id: $id, input: $input) "
+    "{ client { id name updatedAt } userErrors { code } } }"
+)
+
+
+def money_templates() -> dict[str, str]:
+    """The money mutations, by field, each moving a client's balance by a small whole amount
+    (whole: some currencies have no minor unit) with a new idempotency key: W4 is `creditAdd`;
+    the others are measured the same way beside it."""
+    return {
+        "creditAdd": credit_add_template(),
+        "creditDeduct": _template(
+            CREDIT_DEDUCT,
+            {
+                "input": {
+                    "clientId": "@CLIENT@",
+                    "amount": "1",
+                    "reason": "bench",
+                    "idempotencyKey": "@KEY@",
+                }
+            },
+        ),
+        "creditNoteCreate": _template(
+            CREDIT_NOTE,
+            {
+                "input": {
+                    "clientId": "@CLIENT@",
+                    "lines": [
+                        {"description": "hosting", "quantity": 2, "unitAmount": "2"},
+                        {"description": "discount", "quantity": 1, "unitAmount": "-1"},
+                    ],
+                    "comment": "bench",
+                    "idempotencyKey": "@KEY@",
+                }
+            },
+        ),
+    }
+
+
+def mixed_templates(list_body: dict[str, Any]) -> list[str]:
+    """W5, the mix a back office sends, taken in turn: half reads (the list page, the client
+    card twice), half writes (a payment, a deduction, a rename)."""
+    money = money_templates()
+    card = _template(CARD, {"id": "@CLIENT@"})
+    rename = _template(CLIENT_UPDATE, {"id": "@CLIENT@", "input": {"name": "Bench @KEY@"}})
+    return [
+        json.dumps(list_body),
+        money["creditAdd"],
+        card,
+        money["creditDeduct"],
+        card,
+        rename,
+    ]
 
 
 # The general path (issue 17): single reads that are not the list page, asked of Clientdesk

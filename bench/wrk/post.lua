@@ -1,12 +1,19 @@
 -- wrk script: POST one JSON body (BENCH_BODY_FILE) to the URL, with optional headers, and
 -- print a JSON summary on the last line. With BENCH_UNIQUE set, every request replaces the
 -- placeholder "@KEY@" in the body by a key unique across threads and runs (idempotency keys),
--- and "@CLIENT@" by the next of BENCH_CLIENTS (comma-separated ids), round robin.
+-- and "@CLIENT@" by the next of BENCH_CLIENTS (comma-separated ids), round robin. A body file
+-- holding several bodies, one per line, is a mix: the requests take them in turn.
 
 local body_file = os.getenv("BENCH_BODY_FILE")
 local f = assert(io.open(body_file, "r"))
-local template = f:read("*a")
+local templates = {}
+for line in f:lines() do
+  if line ~= "" then
+    templates[#templates + 1] = line
+  end
+end
 f:close()
+local template = templates[1]
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -44,7 +51,7 @@ function request()
   end
   counter = counter + 1
   local key = run_id .. "-" .. thread_id .. "-" .. counter
-  local body = string.gsub(template, "@KEY@", key)
+  local body = string.gsub(templates[(counter % #templates) + 1], "@KEY@", key)
   if #clients > 0 then
     local client = clients[((counter * 7 + thread_id) % #clients) + 1]
     body = string.gsub(body, "@CLIENT@", client)

@@ -2,8 +2,11 @@
 with the ratios against both; the card's answers compared as rows (bench/workloads.py)."""
 
 import base64
+from dataclasses import asdict
+from typing import Any
 
 from bench.run import Config, Report, Run, markdown
+from bench.scaling import scaling_table
 from bench.workloads import (
     CLIENTDESK,
     POSTGRAPHILE,
@@ -98,3 +101,58 @@ def test_the_card_is_compared_as_the_same_rows_from_both_schemas() -> None:
     assert card_rows(CLIENTDESK, ours) != card_rows(POSTGRAPHILE, theirs)
     assert workload.requests[POSTGRAPHILE].body["variables"] == {"id": "3"}
     assert "floor" not in workload.requests
+
+
+def test_the_scaling_table_says_which_workloads_stay_flat() -> None:
+    rows = [
+        {"clients": n, "title": "", **asdict(run(name, CLIENTDESK, 32, rps))}
+        for n, name, rps in (
+            (100_000, "W1nc", 1000.0),
+            (5_000_000, "W1nc", 850.0),
+            (100_000, "card", 1000.0),
+            (5_000_000, "card", 700.0),
+        )
+    ]
+    lines = scaling_table(rows)
+    assert lines[0].startswith("| workload | conns | 100,000: req/s | p99 | 5,000,000: req/s |")
+    assert "| W1nc | 32 | 1,000.0 | 2.0 | 850.0 | 2.0 | 0.85 | yes |" in lines
+    assert "| card | 32 | 1,000.0 | 2.0 | 700.0 | 2.0 | 0.70 | NO |" in lines
+
+
+def test_the_money_mutations_are_compared_with_credit_add_and_the_soak_with_five_percent() -> None:
+    def write(mutation: str, rps: float) -> dict[str, Any]:
+        return {
+            "mutation": mutation,
+            "clients": "1,000 clients",
+            **asdict(run("W4", CLIENTDESK, 32, rps)),
+            "entries_written": 10,
+            "requests_answered": 10,
+            "in_flight_at_the_end": 0,
+            "balances_off_ledger": 0,
+        }
+
+    report = Report(
+        started="now",
+        machine={"cpus": 2, "cpu": "?", "memory_gib": 1, "postgresql": "15", "python": "3.11"}
+        | {"node": "24", "wrk": "wrk"},
+        config={},
+        database={"clients": 10, "managers": 1, "entries": 1},
+        w4=[
+            write("creditAdd", 500.0),
+            write("creditDeduct", 450.0),
+            write("creditNoteCreate", 300.0),
+        ],
+        soak={
+            "seconds": 600,
+            "settled_after_seconds": 60.0,
+            "rss_settled_mib": {1: 120.0, 2: 121.0},
+            "rss_final_mib": {1: 126.5, 2: 122.0},
+            "growth_percent": 5.4,
+            "run": asdict(run("W5", CLIENTDESK, 32, 300.0)) | {"balances_off_ledger": 0},
+        },
+    )
+    text = markdown(report, [], Config.quick())
+    assert "- creditDeduct at 32: 0.90 x creditAdd (≥ 0.8: met)" in text
+    assert "- creditNoteCreate at 32: 0.60 x creditAdd (≥ 0.8: NOT MET)" in text
+    assert "| creditDeduct | 1,000 clients | 32 | 450.0 |" in text
+    assert "120.0 -> 126.5, 121.0 -> 122.0; growth +5.4% (< 5%: NOT MET)" in text
