@@ -307,6 +307,7 @@ def general_workloads(client_id: str) -> dict[str, dict[str, Any]]:
             "variables": {"id": client_id},
         },
         "card": {"query": CARD, "variables": {"id": client_id}},
+        "list": list_page(),
     }
 
 

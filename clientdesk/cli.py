@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -73,6 +74,7 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
     from clientdesk.logs import configure_logging
     from clientdesk.metrics import MULTIPROCESS_DIR
     from clientdesk.protocol import BoundedHttpToolsProtocol
+    from clientdesk.workers import serve_workers
 
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
@@ -88,21 +90,26 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
             # the workers write their metrics here and /metrics adds them up
             folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="clientdesk-"))
             os.environ[MULTIPROCESS_DIR] = folder
-        uvicorn.run(
-            "gql.app:create_production_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            reload=reload,
-            log_config=None,
-            access_log=False,  # ours (CLIENTDESK_ACCESS_LOG) says more: request id, operation
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
-            server_header=False,
-            http=BoundedHttpToolsProtocol,  # a request's head is bounded too
-        )
+        options: dict[str, Any] = {
+            "app": "gql.app:create_production_app",
+            "factory": True,
+            "log_config": None,
+            "access_log": False,  # ours (CLIENTDESK_ACCESS_LOG) says more: request id, operation
+            "proxy_headers": True,
+            "forwarded_allow_ips": settings.forwarded_allow_ips,
+            "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
+            "server_header": False,
+            "http": BoundedHttpToolsProtocol,  # a request's head is bounded too
+        }
+        if workers > 1 and not reload:  # the parent hands each worker its share of connections
+            setup = functools.partial(
+                configure_logging, level=settings.log_level, fmt=settings.log_format
+            )
+            status = serve_workers(options, host=host, port=port, workers=workers, setup=setup)
+        else:
+            uvicorn.run(host=host, port=port, reload=reload, **options)
+            status = 0
+    sys.exit(status)
 
 
 @main.command()

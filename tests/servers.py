@@ -1,5 +1,6 @@
 """Real server processes on loopback, started as operators start them (`clientdesk serve`)."""
 
+import contextlib
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from tests.logcheck import COLLECTOR
 
 CLIENTDESK = str(Path(sys.executable).parent / "clientdesk")
 STARTED = "Application startup complete"  # a worker's app is ready
-LISTENING = "Uvicorn running on"  # the socket is bound (one worker: after its startup)
+LISTENING = " running on http"  # the socket is bound (one worker: after its startup)
 CLEAN_EXIT = {0, -signal.SIGTERM}
 SEEDED_AT = datetime(2026, 6, 1, tzinfo=UTC)  # API tokens do not expire
 # What an unhandled exception leaves in a server's log, whatever logged it.
@@ -169,3 +170,36 @@ async def seed_admin_and_client(database_url: str, *, tokens: int = 1) -> Seeded
         await session.commit()
     await engine.dispose()
     return seeded
+
+
+def worker_pids(server: ServerProcess) -> list[int]:
+    """The server's worker processes: the children of `clientdesk serve --workers N`."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children if "spawn" in _cmdline(int(child))]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def established_connections(pids: list[int], port: int) -> dict[int, int]:
+    """How many established TCP connections to `port` each process holds (from /proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # ESTABLISHED
+                inodes.add(fields[9])
+    held = {}
+    for pid in pids:
+        sockets = []
+        for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                sockets.append(os.readlink(descriptor))
+        held[pid] = sum(target.removeprefix("socket:[").rstrip("]") in inodes for target in sockets)
+    return held

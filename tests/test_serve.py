@@ -5,6 +5,8 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -14,7 +16,14 @@ from sqlalchemy import text
 
 from db.session import create_engine
 from tests.conftest import POSTGRES_URL, ScratchDatabases, backends_until
-from tests.servers import CLEAN_EXIT, seed_admin_and_client, start_server
+from tests.servers import (
+    CLEAN_EXIT,
+    STARTED,
+    established_connections,
+    seed_admin_and_client,
+    start_server,
+    worker_pids,
+)
 
 ADD = """
 mutation Pay($input: CreditAddInput!) {
@@ -77,13 +86,56 @@ async def test_workers_share_one_metrics_endpoint_and_log_each_request(tmp_path:
     assert server.failures() == []
 
 
+async def test_each_worker_gets_its_share_of_the_connections(tmp_path: Path) -> None:
+    # given a server with two workers
+    scratch = ScratchDatabases("sqlite", tmp_path)
+    url = await scratch.create()
+    seeded = await seed_admin_and_client(url)
+    server = await asyncio.to_thread(start_server, url, {}, workers=2)
+    headers = {"Authorization": f"Bearer {seeded.tokens[0]}"}
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            # when 8 keep-alive connections open at once, as a load balancer's pool does
+            clients = [
+                await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30))
+                for _ in range(8)
+            ]
+            answers = await asyncio.gather(
+                *(c.post("/graphql", json={"query": CLIENTS}, headers=headers) for c in clients)
+            )
+            assert all(a.json()["data"]["clients"]["nodes"] for a in answers)
+            # then each worker holds half of them (one socket shared by the workers gave
+            # all of a burst to whichever woke first)
+            workers = worker_pids(server)
+            held = established_connections(workers, int(server.url.rsplit(":", 1)[1]))
+            assert len(workers) == 2
+            assert sorted(held.values()) == [4, 4]
+            # and a worker that dies is replaced, and the server goes on answering
+            os.kill(workers[0], signal.SIGKILL)
+            started = sum(STARTED in line for line in server.log)
+            for _ in range(600):  # until the replacement's startup is logged (at most 30 s)
+                if sum(STARTED in line for line in server.log) > started:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(worker_pids(server)) == 2
+            for _ in range(4):
+                async with httpx.AsyncClient(base_url=server.url, timeout=30) as one:
+                    answer = await one.post("/graphql", json={"query": CLIENTS}, headers=headers)
+                    assert answer.json()["data"]["clients"]["nodes"] == [{"login": "shared"}]
+    finally:
+        status = await asyncio.to_thread(server.stop)
+        await scratch.drop_all()
+    assert status in CLEAN_EXIT
+
+
 @pytest.mark.skipif(POSTGRES_URL is None, reason="needs PostgreSQL (TEST_DATABASE_URL)")
-async def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path, workers: int) -> None:
     # given a server, and a client whose row another transaction holds locked
     scratch = ScratchDatabases("postgresql", tmp_path)
     url = await scratch.create()
     seeded = await seed_admin_and_client(url)
-    server = await asyncio.to_thread(start_server, url, {})
+    server = await asyncio.to_thread(start_server, url, {}, workers=workers)
     engine = create_engine(url)
     try:
         async with engine.connect() as holder, engine.connect() as watcher:
