@@ -1,7 +1,7 @@
 """The general read path, Clientdesk alone: `{ __typename }` through the whole stack (the
 floor of a Python server here), `{ viewer { id } }`, `{ client(id) { login name } }` and the
-client card (bench/workloads.py CARD), each with wrk at 1 and 32 connections on a database
-seeded by bench/run.py or `clientdesk seed-demo`.
+client card (bench/workloads.py CARD) and the list page (W1nc), each with wrk at 1 and 32
+connections on a database seeded by bench/run.py or `clientdesk seed-demo`.
 
     .venv/bin/python -m bench.general --database-url postgresql+asyncpg://…/clientdesk_bench_quick
 

@@ -211,8 +211,8 @@ async def card_client(database_url: str) -> int:
 
 
 async def search_terms(database_url: str, clients: int) -> tuple[str, int, str, int]:
-    """W3's common term and W3r's rare one (a login's beginning, down to two digits: a
-    handful of clients), with how many clients each matches."""
+    """W3's common term and W3r's rare one (a login's beginning, down to the first digits of
+    its id: a handful of clients), with how many clients each matches."""
     engine = create_engine(database_url)
 
     def matching(term: str) -> Any:
@@ -234,7 +234,9 @@ async def search_terms(database_url: str, clients: int) -> tuple[str, int, str, 
                 login = await connection.scalar(select(Client.login).where(Client.id == pk))
                 if login is None or "." not in login:
                     continue
-                term = login[: login.rfind(".") + 3]
+                # the name and the id's first digits: two at 1,000,000 clients, three at 10M
+                digits = max(2, len(str(clients)) - 5)
+                term = login[: login.rfind(".") + 1 + digits]
                 if len(phone_digits(term)) >= 3:  # keep phone numbers out of the match
                     continue
                 found = int(await connection.scalar(matching(term)) or 0)

@@ -1,18 +1,23 @@
 """The side-by-side benchmark: Clientdesk, PostGraphile 5 and the one-statement floor, over the
 same PostgreSQL tables, on this machine, in one run.
 
-    make bench          # 1,000,000 clients (seeded once, about 6 minutes), then ~20 minutes
+    make bench          # 1,000,000 clients (seeded once, about 5 minutes; the scaling table's
+                        # 10,000,000 once more, about 45), then about 50 minutes
     make bench-quick    # 100,000 clients, short runs (a few minutes)
 
 Steps: create and seed the database if it has fewer clients than asked (demo generator);
 start the servers on loopback (Clientdesk; PostGraphile as its CLI runs, in one Node process,
 and the fair peer: as many Node processes as Clientdesk has workers, node:cluster; the floor);
-check that they return the same rows for every read workload; run each workload with wrk at
-1 and at 32 connections, the systems taking turns (warm-up first, then rounds in rotating
-order; the median round counts); W4 (money in, ours only) on one hot client and on many, with
-the ledger invariant checked afterwards; peak memory of Clientdesk's workers during both W1nc
-rounds; and the same workloads on the embedded SQLite default. Prints one markdown report and
-writes it, with every raw number, to bench/results/ (git-ignored).
+check that they return the same rows for every read workload (the client card included); run
+each workload with wrk at 1 and at 32 connections, the systems taking turns (warm-up first,
+then rounds in rotating order; the median round counts); W4, the money mutations (ours only):
+`creditAdd` on one hot client and on many beside its SQL floor, `creditDeduct` and
+`creditNoteCreate` on the many, with the ledger invariant checked after each; W5, the back
+office's mix of reads and writes; the soak: W5 for 10 minutes with the workers' memory
+watched; the scaling table (bench/scaling.py: the reads on databases of 100,000, 1,000,000 and
+10,000,000 clients); and the same workloads on the embedded SQLite default. Prints one
+markdown report and writes it, with every raw number, to bench/results/ (git-ignored).
+`--only` takes workload names and W4, W5, soak, scaling.
 """
 
 import argparse
