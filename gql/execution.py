@@ -11,6 +11,7 @@ types — takes graphql-core's own path, and so does any plain field whose value
 null is not allowed, or whose serialization fails: the error reported is graphql-core's own.
 """
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -25,12 +26,15 @@ from graphql import (
 from graphql.pyutils import Path
 from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 
-# How a plain field is read: its resolver, its output coercion, and whether null is an error.
-Plain = tuple[Callable[..., Any], Callable[[Any], Any], bool]
-# A plain object field (an attribute holding an object, e.g. a Money): its resolver, its
-# object type, and whether null is an error.
-PlainObject = tuple[Callable[..., Any], GraphQLObjectType, bool]
+# How a plain field is read: its reader (parent -> value), its output coercion, and whether
+# null is an error.
+Plain = tuple[Callable[[Any], Any], Callable[[Any], Any], bool]
+# A plain object field (an attribute holding an object, e.g. a Money): its reader, its object
+# type, and whether null is an error.
+PlainObject = tuple[Callable[[Any], Any], GraphQLObjectType, bool]
 # One entry of a selection set: response name, field group, the plain reader if it is one,
 # and the plain object reader if it is one.
 Step = tuple[str, Any, Plain | None, PlainObject | None]
@@ -38,18 +42,25 @@ Step = tuple[str, Any, Plain | None, PlainObject | None]
 
 def _default_read(
     field_def: GraphQLField, field_details_list: Any
-) -> tuple[Callable[..., Any], Any, bool] | None:
-    """An attribute read without arguments: its resolver, named output type and whether null is
-    an error; None for a field with a resolver of its own or arguments."""
+) -> tuple[Callable[[Any], Any], Any, bool] | None:
+    """An attribute read without arguments, permissions or other extensions: how to read it
+    from its parent (Strawberry's default resolver is `getattr(parent, python_name)` behind
+    three calls; here one `attrgetter`), its named output type and whether null is an error;
+    None for any other field."""
     resolve = field_def.resolve
     if resolve is None or not getattr(resolve, "_is_default", False):
         return None
     if field_def.args or field_details_list[0].node.arguments:
         return None
+    definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+        return None
+    if definition.default_resolver is not getattr:
+        return None
     output = field_def.type
     non_null = is_non_null_type(output)
     named = output.of_type if non_null else output  # type: ignore[union-attr]
-    return resolve, named, non_null
+    return operator.attrgetter(definition.python_name), named, non_null
 
 
 def plain_reader(field_def: GraphQLField, field_details_list: Any) -> Plain | None:
@@ -108,7 +119,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         any error itself: nothing was recorded or run here)."""
         resolve, object_type, non_null = holder
         try:
-            value = resolve(source_value, None)
+            value = resolve(source_value)
         except Exception:
             return Undefined
         if value is None:
@@ -124,7 +135,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return Undefined
             read, coerce, field_non_null = reader
             try:
-                field_value = read(value, None)
+                field_value = read(value)
                 if field_value is None:
                     if field_non_null:
                         return Undefined
@@ -166,7 +177,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 elif reader is not None:
                     resolve, coerce, non_null = reader
                     try:
-                        value = resolve(source_value, None)
+                        value = resolve(source_value)
                         if value is None:
                             if not non_null:
                                 results[response_name] = None
