@@ -87,6 +87,10 @@ def plain_object_reader(field_def: GraphQLField, field_details_list: Any) -> Pla
     return resolve, named, non_null
 
 
+READERS_KEPT = 20_000  # fields of cached documents whose readers are kept
+_READERS: dict[tuple[int, int], tuple[Any, Any, Plain | None, PlainObject | None]] = {}
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor with a short path for plain scalar fields (see module doc)."""
 
@@ -102,16 +106,32 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return cached[1]
         steps: list[Step] = []
         for response_name, field_details_list in grouped_field_set.items():
-            field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
-            reader = plain_reader(field_def, field_details_list) if field_def else None
-            holder = (
-                plain_object_reader(field_def, field_details_list)
-                if field_def and reader is None
-                else None
-            )
+            reader, holder = self._readers(parent_type, field_details_list)
             steps.append((response_name, field_details_list, reader, holder))
         self._plans[id(grouped_field_set)] = (grouped_field_set, steps)
         return steps
+
+    def _readers(
+        self, parent_type: GraphQLObjectType, field_details_list: Any
+    ) -> tuple[Plain | None, PlainObject | None]:
+        """The field's plain readers, worked out once per parent type and field node: parsed
+        documents are cached (gql/checks.py), so a repeated query brings the same nodes."""
+        node = field_details_list[0].node
+        key = (id(parent_type), id(node))
+        known = _READERS.get(key)
+        if known is not None and known[0] is parent_type and known[1] is node:
+            return known[2], known[3]
+        field_def = self.schema.get_field(parent_type, node.name.value)
+        reader = plain_reader(field_def, field_details_list) if field_def else None
+        holder = (
+            plain_object_reader(field_def, field_details_list)
+            if field_def and reader is None
+            else None
+        )
+        if len(_READERS) >= READERS_KEPT:  # documents come and go: start again
+            _READERS.clear()
+        _READERS[key] = (parent_type, node, reader, holder)  # held: their ids stay theirs
+        return reader, holder
 
     def _plain_object(self, holder: PlainObject, source_value: Any, field_details_list: Any) -> Any:
         """The value of a plain object field whose selections are all plain fields that read
