@@ -29,7 +29,6 @@ import re
 import shutil
 import subprocess
 import sys
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,8 +93,6 @@ class Report:
     soak: dict[str, Any] = field(default_factory=dict)
     scaling: list[dict[str, Any]] = field(default_factory=list)
 
-
-@asynccontextmanager
 
 # --- choosing positions and terms ---------------------------------------------------------
 
