@@ -206,14 +206,17 @@ async def deep_position(database_url: str, depth: int) -> tuple[datetime, int, s
 
 async def card_client(database_url: str) -> int:
     """The client card's client: the one with most ledger entries among those with
-    sub-accounts."""
+    sub-accounts, leaving out the clients earlier runs wrote to (their entries say "bench":
+    W4's hot client would otherwise be the card's next time)."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
             found = await connection.scalar(
                 text(
                     "SELECT p.id FROM clients p WHERE EXISTS "
-                    "(SELECT 1 FROM clients s WHERE s.parent_id = p.id) ORDER BY "
+                    "(SELECT 1 FROM clients s WHERE s.parent_id = p.id) AND NOT EXISTS "
+                    "(SELECT 1 FROM credit_entries b WHERE b.client_id = p.id "
+                    "AND b.comment = 'bench') ORDER BY "
                     "(SELECT count(*) FROM credit_entries e WHERE e.client_id = p.id) DESC, "
                     "p.id LIMIT 1"
                 )
@@ -224,8 +227,8 @@ async def card_client(database_url: str) -> int:
 
 
 async def search_terms(database_url: str, clients: int) -> tuple[str, int, str, int]:
-    """W3's common term and W3r's rare one (a login's beginning, down to the first digits of
-    its id: a handful of clients), with how many clients each matches."""
+    """W3's common term and W3r's rare one (a login's beginning, down to two digits of its id:
+    at most 20 clients in a million), with how many clients each matches."""
     engine = create_engine(database_url)
 
     def matching(term: str) -> Any:
@@ -240,6 +243,7 @@ async def search_terms(database_url: str, clients: int) -> tuple[str, int, str, 
             )
         )
 
+    rare = 20 * max(1, clients // 1_000_000)  # 20 in a million: 200 in 10,000,000
     try:
         async with engine.connect() as connection:
             common = int(await connection.scalar(matching(COMMON_TERM)) or 0)
@@ -247,13 +251,12 @@ async def search_terms(database_url: str, clients: int) -> tuple[str, int, str, 
                 login = await connection.scalar(select(Client.login).where(Client.id == pk))
                 if login is None or "." not in login:
                     continue
-                # the name and the id's first digits: two at 1,000,000 clients, three at 10M
-                digits = max(2, len(str(clients)) - 5)
-                term = login[: login.rfind(".") + 1 + digits]
+                # the name and the id's first two digits (three would match phone numbers)
+                term = login[: login.rfind(".") + 3]
                 if len(phone_digits(term)) >= 3:  # keep phone numbers out of the match
                     continue
                 found = int(await connection.scalar(matching(term)) or 0)
-                if 1 <= found <= 20:
+                if 1 <= found <= rare:
                     return COMMON_TERM, common, term, found
         raise RuntimeError("no rare search term found")
     finally:

@@ -25,6 +25,7 @@ from bench.harness import (
     prepare_database,
     say,
     search_terms,
+    vacuum,
     wrk,
 )
 from bench.workloads import CLIENTDESK, POSTGRAPHILE, Workload, card_workload, read_workloads
@@ -69,6 +70,7 @@ def measure_scaling(
         say(f"scaling: {clients:,} clients ({make_url(url).database})")
         prepare_database(url, clients, grow_from=smaller)
         smaller = url
+        asyncio.run(vacuum(url))  # what earlier runs wrote is cleaned up the same way at each size
         token = bench_token(url)
         workloads = scale_workloads(url, clients)
         server = servers.clientdesk(
