@@ -526,18 +526,19 @@ def main() -> int:
 
     say(f"database {database_url}")
     prepare_database(database_url, config.clients)
+    if wanted is None or "scaling" in wanted:
+        # first: the larger database starts as a copy of the main one (nobody connected), the
+        # reads are measured before this run's writes (the soak's renames fill the search
+        # index's pending list until a vacuum), and the main token is made afterwards (each
+        # size makes its own, which replaces the last on the same database)
+        report.scaling = measure_scaling(database_url, config, logs, redis_url)
+
     report.database = asyncio.run(database_facts(database_url))
     token = bench_token(database_url)
     created_at, id_, login = asyncio.run(deep_position(database_url, config.depth))
     common, common_count, rare, rare_count = asyncio.run(search_terms(database_url, config.clients))
     report.database.update({"common_term_matches": common_count, "rare_term_matches": rare_count})
     say(f"W3 term {common!r} matches {common_count:,} clients; W3r term {rare!r}: {rare_count}")
-
-    if wanted is None or "scaling" in wanted:
-        # first: the larger database starts as a copy of the main one (nobody connected), and
-        # the reads are measured before this run's writes (the soak's renames fill the search
-        # index's pending list until a vacuum)
-        report.scaling = measure_scaling(database_url, config, logs, redis_url)
 
     say("starting the servers")
     running: list[servers.Server] = []
