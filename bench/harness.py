@@ -2,6 +2,7 @@
 summary, watching memory, waiting for a run's leftovers, checking the ledger afterwards."""
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -309,6 +310,14 @@ def wrk(
     return json.loads(line.removeprefix("BENCH_JSON "))  # type: ignore[no-any-return]
 
 
+def warmed_wrk(
+    url: str, body: str, *, connections: int, config: Config, auth: str
+) -> dict[str, Any]:
+    """A warm-up run of `config.warmup` seconds, then the measured one: its summary."""
+    wrk(url, body, connections=connections, seconds=config.warmup, auth=auth)
+    return wrk(url, body, connections=connections, seconds=config.duration, auth=auth)
+
+
 def as_run(
     summary: dict[str, Any], workload: str, system: str, connections: int, round_: int
 ) -> Run:
@@ -332,22 +341,33 @@ def as_run(
 
 
 class MemoryWatch:
-    """Samples the resident memory of processes while a run lasts; keeps each one's peak."""
+    """Samples the resident memory of processes every `every` seconds while a run lasts."""
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: list[int], *, every: float = 0.1) -> None:
         self.pids = pids
-        self.peaks = dict.fromkeys(pids, 0)
+        self.every = every
+        self.samples: list[tuple[float, dict[int, int]]] = []  # (seconds since start, KiB)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        started = time.monotonic()
         while not self._stop.is_set():
+            sample = {}
             for pid in self.pids:
-                try:
-                    self.peaks[pid] = max(self.peaks[pid], servers.rss_kib(pid))
-                except OSError:
-                    pass
-            self._stop.wait(0.1)
+                with contextlib.suppress(OSError):
+                    sample[pid] = servers.rss_kib(pid)
+            self.samples.append((time.monotonic() - started, sample))
+            self._stop.wait(self.every)
+
+    @property
+    def peaks(self) -> dict[int, int]:
+        """Each process's highest sample (KiB)."""
+        return {pid: max((s.get(pid, 0) for _, s in self.samples), default=0) for pid in self.pids}
+
+    def at(self, seconds: float) -> dict[int, int]:
+        """The first sample taken at or after `seconds`."""
+        return next((s for t, s in self.samples if t >= seconds), self.samples[-1][1])
 
     def __enter__(self) -> "MemoryWatch":
         self._thread.start()

@@ -51,6 +51,7 @@ from bench.harness import (
     redis_available,
     say,
     search_terms,
+    warmed_wrk,
     wrk,
 )
 from bench.scaling import measure_scaling, scaling_table
@@ -482,9 +483,8 @@ def run_sqlite(
             for workload in workloads:
                 request = workload.requests[CLIENTDESK]
                 body = json.dumps(request.body)
-                wrk(server.url, body, connections=connections, seconds=config.warmup, auth=auth)
-                summary = wrk(
-                    server.url, body, connections=connections, seconds=config.duration, auth=auth
+                summary = warmed_wrk(
+                    server.url, body, connections=connections, config=config, auth=auth
                 )
                 run = as_run(summary, workload.name, CLIENTDESK, connections, 1)
                 report.sqlite.append(run)

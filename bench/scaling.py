@@ -26,7 +26,7 @@ from bench.harness import (
     say,
     search_terms,
     vacuum,
-    wrk,
+    warmed_wrk,
 )
 from bench.workloads import CLIENTDESK, POSTGRAPHILE, Workload, card_workload, read_workloads
 from gql.node import to_global_id
@@ -85,19 +85,8 @@ def measure_scaling(
                     if "errors" in answer or not workload.rows(CLIENTDESK, answer):
                         raise RuntimeError(f"scaling {workload.name} at {clients:,}: {answer}")
                     encoded = json.dumps(body)
-                    wrk(
-                        server.url,
-                        encoded,
-                        connections=connections,
-                        seconds=config.warmup,
-                        auth=auth,
-                    )
-                    summary = wrk(
-                        server.url,
-                        encoded,
-                        connections=connections,
-                        seconds=config.duration,
-                        auth=auth,
+                    summary = warmed_wrk(
+                        server.url, encoded, connections=connections, config=config, auth=auth
                     )
                     run = as_run(summary, workload.name, CLIENTDESK, connections, 1)
                     rows.append({"clients": clients, "title": workload.title, **asdict(run)})

@@ -3,9 +3,7 @@ money mutations measured the same way, W5 (a mix of reads and writes) and the so
 watches the workers' memory under it."""
 
 import asyncio
-import contextlib
 import json
-import threading
 import time
 from dataclasses import asdict
 from decimal import Decimal
@@ -15,7 +13,16 @@ from sqlalchemy import select
 
 from bench import servers
 from bench.floor import write_floor
-from bench.harness import Config, as_run, last_entry_and_clients, quiesce, say, settled, wrk
+from bench.harness import (
+    Config,
+    MemoryWatch,
+    as_run,
+    last_entry_and_clients,
+    quiesce,
+    say,
+    settled,
+    wrk,
+)
 from bench.workloads import CLIENTDESK, mixed_templates, money_templates
 from db.models import StaffUser
 from db.session import create_engine
@@ -132,6 +139,30 @@ def measure_w4(
     return results
 
 
+def _mix(
+    url: str,
+    database_url: str,
+    token: str,
+    config: Config,
+    list_body: dict[str, Any],
+    connections: int,
+    seconds: int,
+) -> dict[str, Any]:
+    """One run of W5 on W4's clients."""
+    return measure_write(
+        url,
+        database_url,
+        f"Bearer {token}",
+        config,
+        workload="W5",
+        templates=mixed_templates(list_body),
+        count=config.w4_clients,
+        connections=connections,
+        seconds=seconds,
+        entries_per_request=False,
+    )
+
+
 def measure_mix(
     url: str, database_url: str, token: str, config: Config, list_body: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -139,56 +170,13 @@ def measure_mix(
     each number of connections."""
     results = []
     for connections in config.connections:
-        row = measure_write(
-            url,
-            database_url,
-            f"Bearer {token}",
-            config,
-            workload="W5",
-            templates=mixed_templates(list_body),
-            count=config.w4_clients,
-            connections=connections,
-            seconds=config.duration,
-            entries_per_request=False,
-        )
+        row = _mix(url, database_url, token, config, list_body, connections, config.duration)
         results.append(row)
         say(
             f"  W5 mix c={connections}: {row['rps']:,.1f} req/s, p50 {row['p50_ms']} ms, "
             f"p99 {row['p99_ms']} ms, balances off their ledger: {row['balances_off_ledger']}"
         )
     return results
-
-
-class RssSeries:
-    """The resident memory of processes, sampled every second while a run lasts."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.pids = pids
-        self.samples: list[tuple[float, dict[int, int]]] = []  # (seconds since start, KiB)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        started = time.monotonic()
-        while not self._stop.is_set():
-            sample = {}
-            for pid in self.pids:
-                with contextlib.suppress(OSError):
-                    sample[pid] = servers.rss_kib(pid)
-            self.samples.append((time.monotonic() - started, sample))
-            self._stop.wait(1.0)
-
-    def at(self, seconds: float) -> dict[int, int]:
-        """The first sample taken at or after `seconds`."""
-        return next((s for t, s in self.samples if t >= seconds), self.samples[-1][1])
-
-    def __enter__(self) -> "RssSeries":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def soak(
@@ -202,18 +190,9 @@ def soak(
     """W5 at the most connections for `config.soak` seconds with the workers' memory sampled:
     its growth from the end of the first tenth (caches and pools filled) to the end."""
     settle = max(5.0, config.soak / 10)
-    with RssSeries(workers) as series:
-        row = measure_write(
-            url,
-            database_url,
-            f"Bearer {token}",
-            config,
-            workload="W5",
-            templates=mixed_templates(list_body),
-            count=config.w4_clients,
-            connections=max(config.connections),
-            seconds=config.soak,
-            entries_per_request=False,
+    with MemoryWatch(workers, every=1.0) as series:
+        row = _mix(
+            url, database_url, token, config, list_body, max(config.connections), config.soak
         )
     settled_rss, final = series.at(settle), series.samples[-1][1]
     growth = max(final[pid] / settled_rss[pid] - 1 for pid in workers if settled_rss.get(pid))

@@ -22,19 +22,25 @@ def run(workload: str, system: str, connections: int, rps: float) -> Run:
     return Run(workload, system, connections, 1, int(rps), 1.0, rps, 1.0, 2.0, 0)
 
 
+def empty_report(**parts: Any) -> Report:
+    """A report of a 2-core machine and a small database, with `parts` filled in."""
+    return Report(
+        started="now",
+        machine={"cpus": 2, "cpu": "?", "memory_gib": 1, "postgresql": "15", "python": "3.11"}
+        | {"node": "24", "wrk": "wrk"},
+        config={},
+        database={"clients": 10, "managers": 1, "entries": 1},
+        **parts,
+    )
+
+
 def test_the_n_process_peer_has_its_table_ratios_and_targets() -> None:
     config = Config.quick()
     workloads = read_workloads(
         deep={CLIENTDESK: "a", POSTGRAPHILE: "b", "floor": []}, depth=10, common="x", rare="y"
     )
     names = [w.name for w in workloads]
-    report = Report(
-        started="now",
-        machine={"cpus": 2, "cpu": "?", "memory_gib": 1, "postgresql": "15", "python": "3.11"}
-        | {"node": "24", "wrk": "wrk"},
-        config={},
-        database={"clients": 10, "managers": 1, "entries": 1},
-    )
+    report = empty_report()
     for connections in (1, 32):
         report.runs += [
             run("W1nc", CLIENTDESK, connections, 1500.0),
@@ -131,12 +137,7 @@ def test_the_money_mutations_are_compared_with_credit_add_and_the_soak_with_five
             "balances_off_ledger": 0,
         }
 
-    report = Report(
-        started="now",
-        machine={"cpus": 2, "cpu": "?", "memory_gib": 1, "postgresql": "15", "python": "3.11"}
-        | {"node": "24", "wrk": "wrk"},
-        config={},
-        database={"clients": 10, "managers": 1, "entries": 1},
+    report = empty_report(
         w4=[
             write("creditAdd", 500.0),
             write("creditDeduct", 450.0),
