@@ -89,6 +89,23 @@ def _scope(info: Info) -> FilterScope:
     return FilterScope(viewer_id=viewer.staff_id, now=info.context.now)
 
 
+def client_key(id: str | None, login: str | None) -> int | str | None:
+    """What `client(id, login)` looks for: the primary key of `id`, or `login` as logins are
+    stored; None when no client can match. BAD_USER_INPUT unless exactly one is given, or for
+    a malformed ID."""
+    if (id is None) == (login is None):
+        raise BadUserInput("Give exactly one of `id` and `login`.")
+    if id is not None:
+        return pk_of(id, "Client")
+    assert login is not None
+    wanted = login.strip()
+    # no login is longer, or holds what PostgreSQL cannot compare (NUL), or is written with a
+    # letter that lower-cases to ASCII (the Kelvin sign to "k")
+    if not wanted.isascii() or LOGIN_PATTERN.fullmatch(wanted.lower()) is None:
+        return None
+    return wanted.lower()
+
+
 @strawberry.type
 class ClientQuery:
     @strawberry.field(
@@ -105,20 +122,14 @@ class ClientQuery:
             str | None, strawberry.argument(description="The client's login (case-insensitive).")
         ] = None,
     ) -> Client | None:
-        if (id is None) == (login is None):
-            raise BadUserInput("Give exactly one of `id` and `login`.")
+        key = client_key(id, login)
         loaders = info.context.loaders
-        if id is not None:
-            pk = pk_of(id, "Client")
-            row = await loaders.client_by_id.load(pk) if pk is not None else None
+        if key is None:
+            row = None
+        elif isinstance(key, int):
+            row = await loaders.client_by_id.load(key)
         else:
-            assert login is not None
-            wanted = login.strip()
-            # no login is longer, or holds what PostgreSQL cannot compare (NUL), or is
-            # written with a letter that lower-cases to ASCII (the Kelvin sign to "k")
-            found = wanted.isascii() and LOGIN_PATTERN.fullmatch(wanted.lower()) is not None
-            wanted = wanted.lower()
-            row = await loaders.client_by_login.load(wanted) if found else None
+            row = await loaders.client_by_login.load(key)
         return client_from_row(info, row) if row is not None else None
 
     @strawberry.field(

@@ -26,8 +26,8 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 from clientdesk.settings import Settings
-from gql.compiled.clients import ClientsField, Fallback
-from gql.compiled.selections import NotCompilable, Selected, collect
+from gql.compiled.clients import ClientField, ClientsField, RootField
+from gql.compiled.selections import Fallback, NotCompilable, Selected, collect
 from gql.compiled.shapes import NullValue
 from gql.context import Context
 from gql.limits import (
@@ -51,7 +51,7 @@ MAX_PREPARED = 256  # per operation
 # the rows thrown away); with fewer, the database only after the rate limiter said yes.
 SPECULATE_WHEN_POINTS_LEFT = 50
 # The root fields the compiler knows.
-ROOT_FIELDS: dict[str, type[ClientsField]] = {"clients": ClientsField}
+ROOT_FIELDS: dict[str, type[RootField]] = {"clients": ClientsField, "client": ClientField}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class CompiledOperation:
 
     document: DocumentNode
     operation: OperationDefinitionNode
-    roots: list[tuple[str, ClientsField | str]]  # response key, field plan or __typename
+    roots: list[tuple[str, RootField | str]]  # response key, field plan or __typename
     prepared: dict[bytes, Prepared] = field(default_factory=dict)  # by the variables' JSON
 
 
@@ -131,7 +131,7 @@ class CompiledOperations:
         query_type = self.graphql_schema.query_type
         assert query_type is not None
         try:
-            roots: list[tuple[str, ClientsField | str]] = []
+            roots: list[tuple[str, RootField | str]] = []
             for selected in collect(query_type, (operation.selection_set,), fragments):
                 roots.append((selected.key, self.root(selected, fragments)))
         except NotCompilable:
@@ -140,7 +140,7 @@ class CompiledOperations:
 
     def root(
         self, selected: Selected, fragments: dict[str, FragmentDefinitionNode]
-    ) -> ClientsField | str:
+    ) -> RootField | str:
         if selected.name == "__typename":
             return "Query"
         plan = ROOT_FIELDS.get(selected.name)
@@ -213,10 +213,13 @@ class CompiledOperations:
             )
             if isinstance(coerced, list):  # variables that do not fit: the executor says why
                 return None
-            arguments = [
-                plan if isinstance(plan, str) else plan.arguments(coerced)
-                for _, plan in compiled.roots
-            ]
+            try:
+                arguments = [
+                    plan if isinstance(plan, str) else plan.arguments(coerced)
+                    for _, plan in compiled.roots
+                ]
+            except Fallback:  # arguments the resolvers refuse: the executor says why
+                return None
             cost = cost_of(self.graphql_schema, compiled.document, operation_name, variables)
             if cost_errors(cost.nodes, cost.expensive, self.limits):
                 return None  # the executor refuses it

@@ -21,6 +21,10 @@ class NotCompilable(Exception):
     """This operation, or a part of it, is left to graphql-core's executor."""
 
 
+class Fallback(Exception):
+    """This request is left to graphql-core's executor (it reports the error, if any)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Selected:
     """One response entry: its name, the field's name and every node asking for it."""

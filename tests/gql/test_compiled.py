@@ -2,6 +2,7 @@
 leaves to the executor everything it does not know or that would end in an error."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,11 +10,18 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clientdesk.demo import DEMO_ADMIN_EMAIL, seed_demo_data
 from clientdesk.settings import Settings
+from db.enums import TokenKind
+from db.models import Client, StaffUser
+from db.session import create_engine, create_sessionmaker
 from gql.app import create_app
 from gql.compiled import CompiledOperations
 from gql.limits import Limits
+from services.auth import issue_token
 from tests.conftest import FakeClock
 from tests.gql.conftest import SEEDED_AT, Listing
 
@@ -102,24 +110,54 @@ class Paths:
         return fast.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def paths(listing: Listing) -> AsyncIterator[Paths]:
+@asynccontextmanager
+async def both_paths(engine: AsyncEngine, token: str) -> AsyncIterator[Paths]:
     clients = []
     apps = []
     for compiled in (True, False):
         settings = Settings(
-            database_url=str(listing.engine.url),
+            database_url=str(engine.url),
             log_format="console",
             rate_limit_points_per_minute=0,
             compiled_operations=compiled,
         )
-        app = create_app(settings, engine=listing.engine, clock=FakeClock(SEEDED_AT))
+        app = create_app(settings, engine=engine, clock=FakeClock(SEEDED_AT))
         apps.append(app)
         transport = httpx.ASGITransport(app=app)
         clients.append(httpx.AsyncClient(transport=transport, base_url="http://compiled.test"))
-    yield Paths(clients[0], clients[1], apps[0].state.compiled, listing.manager_token)
+    yield Paths(clients[0], clients[1], apps[0].state.compiled, token)
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture
+async def paths(listing: Listing) -> AsyncIterator[Paths]:
+    async with both_paths(listing.engine, listing.manager_token) as found:
+        yield found
+
+
+@pytest.fixture
+async def family(scratch_url: str) -> AsyncIterator[Paths]:
+    """Both paths over 80 demo clients, the first of them with a dozen sub-accounts."""
+    engine = create_engine(scratch_url)
+    await seed_demo_data(engine, clients=80, seed=5, now=SEEDED_AT)
+    async with create_sessionmaker(engine)() as session:
+        admin = (
+            await session.execute(select(StaffUser).where(StaffUser.email == DEMO_ADMIN_EMAIL))
+        ).scalar_one()
+        token = await issue_token(
+            session, staff=admin, kind=TokenKind.API, name="tests", now=SEEDED_AT
+        )
+        first = await session.scalar(select(func.min(Client.id)))
+        await session.execute(
+            update(Client)
+            .where(Client.id.in_(select(Client.id).where(Client.id > first).limit(12)))
+            .values(parent_id=first)
+        )
+        await session.commit()
+    async with both_paths(engine, token.token) as found:
+        yield found
+    await engine.dispose()
 
 
 async def test_the_list_page_is_compiled_and_identical(paths: Paths) -> None:
@@ -311,3 +349,227 @@ def test_a_field_with_a_permission_of_its_own_is_not_compiled(
     # then a query that selects it is left to the executor, which applies it
     assert operations.plan("{ clients { nodes { login email } } }", None) is None
     assert operations.plan("{ clients { nodes { login } } }", None) is not None
+
+
+CARD_ENTRY = """
+  __typename id kind amount { amount currency } balanceAfter { __typename amount currency }
+  paymentMethod paymentReference comment validTillSet createdAt
+  createdBy { __typename id name email role createdAt }
+"""
+CARD = f"""
+query Card($id: ID, $login: String, $entries: Int, $after: String, $last: Int, $before: String,
+           $subs: Int, $subsAfter: String, $orderBy: [ClientOrder!]) {{
+  client(id: $id, login: $login) {{
+    {CLIENT_FIELDS}
+    parent {{ id login name }}
+    creditEntries(first: $entries, after: $after, last: $last, before: $before) {{
+      __typename totalCount
+      pageInfo {{ __typename hasNextPage hasPreviousPage startCursor endCursor }}
+      edges {{ __typename cursor node {{ {CARD_ENTRY} }} }}
+      nodes {{ id kind }}
+    }}
+    subAccounts(first: $subs, after: $subsAfter, orderBy: $orderBy) {{
+      totalCount
+      pageInfo {{ hasNextPage hasPreviousPage endCursor }}
+      nodes {{ id login status balance {{ amount currency }} parent {{ login }}
+               creditEntries(first: 2) {{ totalCount nodes {{ id amount {{ amount }} }} }} }}
+    }}
+  }}
+}}
+"""
+OWNERS = """
+query Owners($after: String) {
+  clients(first: 100, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id login parent { id }
+            creditEntries(first: 1) { totalCount } subAccounts(first: 1) { totalCount } }
+  }
+}
+"""
+
+
+async def owners(paths: Paths) -> list[dict[str, Any]]:
+    """Every client with how many ledger entries and sub-accounts it has."""
+    found: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = (await paths.same(OWNERS, {"after": after}))["data"]["clients"]
+        found += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            return found
+        after = page["pageInfo"]["endCursor"]
+
+
+async def test_the_client_card_is_compiled_and_identical(paths: Paths) -> None:
+    # given clients with the most ledger entries, the most sub-accounts, none of either, and
+    # a sub-account
+    clients = await owners(paths)
+    by_entries = max(clients, key=lambda c: c["creditEntries"]["totalCount"])
+    by_subs = max(clients, key=lambda c: c["subAccounts"]["totalCount"])
+    bare = next(
+        c
+        for c in clients
+        if c["creditEntries"]["totalCount"] == 0 and c["subAccounts"]["totalCount"] == 0
+    )
+    child = next(c for c in clients if c["parent"])
+    assert by_entries["creditEntries"]["totalCount"] > 3
+    assert by_subs["subAccounts"]["totalCount"] >= 1
+    for client in (by_entries, by_subs, bare, child):
+        # then the card is the executor's, byte for byte, by ID and by login
+        body = await paths.same(CARD, {"id": client["id"]})
+        card = body["data"]["client"]
+        assert card["login"] == client["login"]
+        entries = card["creditEntries"]
+        assert entries["totalCount"] == client["creditEntries"]["totalCount"]
+        assert len(entries["edges"]) == min(10, entries["totalCount"])
+        assert entries["pageInfo"]["hasNextPage"] == (entries["totalCount"] > 10)
+        assert card["subAccounts"]["totalCount"] == client["subAccounts"]["totalCount"]
+        login = f"  {client['login'].upper()} "
+        assert (await paths.same(CARD, {"login": login}))["data"] == body["data"]
+
+
+async def test_the_ledger_a_page_at_a_time_both_ways(paths: Paths) -> None:
+    clients = await owners(paths)
+    by_entries = max(clients, key=lambda c: c["creditEntries"]["totalCount"])
+    # forwards through the ledger, two entries a page, then backwards from the end
+    variables: dict[str, Any] = {"id": by_entries["id"], "entries": 2}
+    seen = []
+    while True:
+        entries = (await paths.same(CARD, variables))["data"]["client"]["creditEntries"]
+        seen += [node["id"] for node in entries["nodes"]]
+        if not entries["pageInfo"]["hasNextPage"]:
+            break
+        variables["after"] = entries["pageInfo"]["endCursor"]
+    assert len(seen) == len(set(seen)) == by_entries["creditEntries"]["totalCount"]
+    variables = {"id": by_entries["id"], "last": 3}
+    backwards: list[str] = []
+    while True:
+        entries = (await paths.same(CARD, variables))["data"]["client"]["creditEntries"]
+        backwards = [node["id"] for node in entries["nodes"]] + backwards
+        if not entries["pageInfo"]["hasPreviousPage"]:
+            break
+        variables["before"] = entries["pageInfo"]["startCursor"]
+    assert backwards == seen
+    # between two cursors: the checks in the other direction are asked of the database
+    middle = {"id": by_entries["id"], "after": variables["before"], "before": seen and None}
+    await paths.same(CARD, middle)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        None,
+        [{"field": "LOGIN"}],
+        [{"field": "BALANCE", "direction": "DESC"}],
+        [{"field": "COUNTRY"}, {"field": "NAME", "direction": "DESC"}],
+    ],
+)
+async def test_sub_accounts_a_page_at_a_time_in_any_order(
+    family: Paths, order: list[dict[str, str]] | None
+) -> None:
+    clients = await owners(family)
+    parent = max(clients, key=lambda c: c["subAccounts"]["totalCount"])
+    assert parent["subAccounts"]["totalCount"] >= 12
+    variables: dict[str, Any] = {"id": parent["id"], "subs": 5, "orderBy": order}
+    logins: list[str] = []
+    while True:
+        subs = (await family.same(CARD, variables))["data"]["client"]["subAccounts"]
+        logins += [node["login"] for node in subs["nodes"]]
+        if not subs["pageInfo"]["hasNextPage"]:
+            break
+        variables["subsAfter"] = subs["pageInfo"]["endCursor"]
+    assert len(set(logins)) == parent["subAccounts"]["totalCount"]
+    if order == [{"field": "LOGIN"}]:
+        assert logins == sorted(logins)
+    # and below a list: each parent's first page, one window statement for all of them
+    body = await family.same(NESTED_IN_LIST, {"first": 80, "orderBy": order})
+    pages = [node["subAccounts"] for node in body["data"]["clients"]["nodes"]]
+    assert max(page["totalCount"] for page in pages) >= 12
+
+
+NESTED_IN_LIST = """
+query Nested($first: Int, $orderBy: [ClientOrder!]) {
+  clients(first: $first) {
+    nodes {
+      login
+      creditEntries(first: 2) {
+        totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+        edges { cursor node { id kind amount { amount currency } createdBy { name } } }
+      }
+      subAccounts(first: 2, orderBy: $orderBy) {
+        totalCount
+        edges { cursor node { login creditEntries(last: 1) { totalCount nodes { id } } } }
+      }
+      parent { login subAccounts { totalCount nodes { login } } }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("order_by", [None, [{"field": "NAME", "direction": "DESC"}]])
+async def test_nested_connections_below_a_list_are_one_statement_per_level(
+    paths: Paths, listing: Listing, order_by: list[dict[str, str]] | None
+) -> None:
+    variables = {"first": 60, "orderBy": order_by}
+    body = await paths.same(NESTED_IN_LIST, variables)
+    nodes = body["data"]["clients"]["nodes"]
+    assert any(node["creditEntries"]["totalCount"] > 2 for node in nodes)
+    assert any(node["subAccounts"]["edges"] for node in nodes)
+    assert any(node["parent"] for node in nodes)
+    # asked again: the page, the ledger pages and counts, the sub-accounts' pages and counts,
+    # the parents' sub-accounts, and the sub-accounts' ledgers — one statement each
+    headers = {"Authorization": f"Bearer {paths.token}"}
+    listing.statements.clear()
+    body = {"query": NESTED_IN_LIST, "variables": variables}
+    await paths.compiled.post("/graphql", json=body, headers=headers)
+    assert len(selects(listing)) == 9
+
+
+async def test_the_card_is_four_statements(paths: Paths, listing: Listing) -> None:
+    clients = await owners(paths)
+    by_subs = max(clients, key=lambda c: c["subAccounts"]["totalCount"])
+    query = CARD.replace(
+        "creditEntries(first: 2) { totalCount nodes { id amount { amount } } }", ""
+    )
+    await paths.same(query, {"id": by_subs["id"]})
+    listing.statements.clear()
+    headers = {"Authorization": f"Bearer {paths.token}"}
+    body = {"query": query, "variables": {"id": by_subs["id"]}}
+    await paths.compiled.post("/graphql", json=body, headers=headers)
+    # the client with its joins, its ledger page, the ledger's count, its sub-accounts' page
+    # and their count
+    assert len(selects(listing)) == 5
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"id": "Q2xpZW50Ojk5OTk5OTk="},  # Client:9999999, no such client
+        {"id": "U3RhZmZVc2VyOjE="},  # StaffUser:1, another type's ID
+        {"login": "nobody-here"},
+        {"login": "K\u212aLVIN"},  # the Kelvin sign: no login can hold it
+    ],
+)
+async def test_no_client_is_null_on_both_paths(paths: Paths, variables: dict[str, Any]) -> None:
+    body = await paths.same(CARD, variables)
+    assert body["data"] == {"client": None}
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},  # neither id nor login
+        {"id": "Q2xpZW50OjE=", "login": "acme"},
+        {"id": "not an id"},
+        {"id": "Q2xpZW50OjE=", "entries": 0},
+        {"id": "Q2xpZW50OjE=", "after": "bad-cursor"},
+        {"id": "Q2xpZW50OjE=", "subs": 101},
+        {"id": "Q2xpZW50OjE=", "orderBy": [{"field": "LOGIN"}, {"field": "LOGIN"}]},
+    ],
+)
+async def test_the_cards_errors_come_from_the_executor(
+    paths: Paths, variables: dict[str, Any]
+) -> None:
+    body = await paths.same(CARD, variables, compiled=False)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -1,0 +1,497 @@
+"""Objects compiled into expressions over one statement's rows (Client, StaffUser, ClientBlock,
+Money, CreditEntry), and the nested connections below them (`Client.creditEntries`,
+`Client.subAccounts`): one more statement per connection and level, for every owner on the
+level above at once — the loaders' plan (gql/loaders.py), with the same statements for counts
+and the same page, ordering and cursor functions.
+
+Every value is computed by the same functions the resolvers use.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, cast
+
+from graphql import (
+    FragmentDefinitionNode,
+    GraphQLObjectType,
+    GraphQLSchema,
+    get_named_type,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy.sql.elements import BindParameter
+from strawberry import Schema
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+from clientdesk.settings import Settings
+from db.direct import Shaped
+from db.keyset import Ordering
+from db.models import Client as ClientModel
+from db.models import CreditEntry as EntryModel
+from db.models import StaffUser as StaffModel
+from gql.arguments import ArgumentProblems, argument_walkers, find_problems
+from gql.clients.sorters import client_ordering
+from gql.clients.types import NEWEST_ENTRY_FIRST, block_in_force, can_login
+from gql.compiled.arguments import arguments_converter
+from gql.compiled.pages import PageParts, connection_parts, page_value
+from gql.compiled.selections import Fallback, NotCompilable, Selected, collect, subselections
+from gql.compiled.shapes import Code, Expr, Statement
+from gql.context import Context
+from gql.errors import ApiError
+from gql.loaders import CREDIT_ENTRY_COUNTS, SUB_ACCOUNT_COUNTS
+from gql.node import to_global_id
+from gql.pagination import (
+    PageRequest,
+    encode_position,
+    page_query,
+    page_request,
+    pages_statement,
+    rows_after_statement,
+    rows_before_statement,
+    trim_page,
+)
+from gql.scalars import money_amount
+from services.languages import effective_language
+
+# Where Strawberry keeps a GraphQL field's own definition.
+DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+CLIENTS = cast(Table, ClientModel.__table__)
+STAFF = cast(Table, StaffModel.__table__)
+ENTRIES = cast(Table, EntryModel.__table__)
+
+# Client fields that show a column as it is: GraphQL name -> column.
+CLIENT_COLUMNS = {
+    "login": "login",
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "country": "country",
+    "currency": "currency",
+    "language": "language",
+    "status": "status",
+    "validTill": "valid_till",
+    "moderation": "moderation",
+    "avatarUrl": "avatar_url",
+    "priceAdjustmentPercent": "price_adjustment_percent",
+    "lastActivityAt": "last_activity_at",
+    "chatsCount": "chats_count",
+    "supportRequestsCount": "support_requests_count",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+}
+STAFF_COLUMNS = {"email": "email", "name": "name", "role": "role", "createdAt": "created_at"}
+BLOCK_COLUMNS = {
+    "reason": "block_reason",
+    "blockedAt": "blocked_at",
+    "blockedUntil": "blocked_until",
+}
+ENTRY_COLUMNS = {
+    "kind": "kind",
+    "paymentMethod": "payment_method",
+    "paymentReference": "payment_reference",
+    "comment": "comment",
+    "validTillSet": "valid_till_set",
+    "createdAt": "created_at",
+}
+ENTRY_AMOUNTS = {"amount": "amount", "balanceAfter": "balance_after"}
+
+
+@dataclass(slots=True)
+class Compiler:
+    """Compiles the selections below one field into expressions over one statement, and the
+    nested connections below them into plans of their own."""
+
+    schema: Schema
+    fragments: dict[str, FragmentDefinitionNode]
+    statement: Statement
+    code: Code
+    settings: Settings
+    # this statement's nested connections: (plan, where the owner's id is in a row); the
+    # generated code reads connection k of the owner in `row` as nested[k][owner id]
+    nested: list[tuple["NestedConnection", int]] = field(default_factory=list)
+    # every nested connection below the root field, at any depth (for their arguments)
+    registry: list["NestedConnection"] = field(default_factory=list)
+
+    @property
+    def graphql_schema(self) -> GraphQLSchema:
+        return self.schema._schema
+
+    def below(self, root: Table) -> "Compiler":
+        """A compiler for a statement of its own (a nested connection's rows)."""
+        return Compiler(
+            self.schema,
+            self.fragments,
+            Statement(root),
+            Code(),
+            self.settings,
+            registry=self.registry,
+        )
+
+    def fields(
+        self, type_name: str, selected: Selected, with_arguments: frozenset[str] = frozenset()
+    ) -> list[Selected]:
+        """The fields selected on `type_name`; NotCompilable for one that has arguments (but
+        those named in `with_arguments`) or field extensions (permission classes above all:
+        they would be skipped here)."""
+        object_type = self.graphql_schema.get_type(type_name)
+        assert isinstance(object_type, GraphQLObjectType)
+        found = collect(object_type, subselections(selected), self.fragments)
+        for entry in found:
+            if entry.name in with_arguments:
+                continue
+            entry.no_arguments()
+            graphql_field = object_type.fields.get(entry.name)
+            definition = (
+                graphql_field.extensions.get(DEFINITION) if graphql_field is not None else None
+            )
+            if definition is not None and definition.extensions:
+                raise NotCompilable(f"{type_name}.{entry.name} has field extensions")
+        return found
+
+    def column(self, parent: str, name: str, table: Any, column: str) -> Expr:
+        """A leaf field that shows a column as it is."""
+        value = self.statement.column(table, column)
+        nullable = self.statement.nullable(table, column)
+        return self.code.leaf(self.graphql_schema, parent, name, value, nullable=nullable)
+
+    def computed(self, parent: str, name: str, value: Expr) -> Expr:
+        """A leaf field computed from columns (never None)."""
+        return self.code.leaf(self.graphql_schema, parent, name, value, nullable=False)
+
+    def global_id(self, type_name: str, table: Any) -> Expr:
+        value = self.code.call(partial(to_global_id, type_name), self.statement.column(table, "id"))
+        return self.computed(type_name, "id", value)
+
+    def client(self, selected: Selected, table: Any, *, joined: bool) -> Expr:
+        """A Client object read from `table` (the clients table, or an alias joined to it)."""
+        code, column = self.code, self.statement.column
+        entries: list[tuple[str, Expr]] = []
+        for field_ in self.fields("Client", selected, NESTED_NAMES):
+            name = field_.name
+            if name == "__typename":
+                value = code.bind("Client")
+            elif name == "id":
+                value = self.global_id("Client", table)
+            elif name in CLIENT_COLUMNS:
+                value = self.column("Client", name, table, CLIENT_COLUMNS[name])
+            elif name == "effectiveLanguage":
+                shown = partial(
+                    effective_language,
+                    translations=self.settings.translations,
+                    default=self.settings.default_language,
+                )
+                value = self.computed("Client", name, code.call(shown, column(table, "language")))
+            elif name == "blocked":
+                value = self.computed("Client", name, self.blocked(table))
+            elif name == "canLogin":
+                can = code.call(
+                    can_login,
+                    column(table, "status"),
+                    self.blocked(table),
+                    column(table, "valid_till"),
+                    "now",
+                )
+                value = self.computed("Client", name, can)
+            elif name == "block":
+                value = self.block(field_, table)
+            elif name in ("balance", "creditLimit"):
+                amount = column(table, "balance" if name == "balance" else "credit_limit")
+                value = self.money(field_, amount, column(table, "currency"))
+            elif name == "manager":
+                manager = self.statement.join(STAFF, joined_on(table.c.manager_id))
+                value = self.staff(field_, manager)
+            elif name == "parent":
+                parent = self.statement.join(CLIENTS, joined_on(table.c.parent_id))
+                value = self.client(field_, parent, joined=True)
+            elif name in NESTED_NAMES:
+                value = self.connection("Client", field_, table)
+            else:
+                raise NotCompilable(f"Client.{name}")
+            entries.append((field_.key, value))
+        return code.object(entries, column(table, "id") if joined else None)
+
+    def connection(self, parent: str, selected: Selected, table: Any) -> Expr:
+        """A nested connection of the object read from `table`: its value, fetched for every
+        owner on this level at once, is looked up by the owner's id."""
+        plan = NestedConnection(self, parent, selected)
+        owner = self.statement.index(table, "id")
+        self.nested.append((plan, owner))
+        return f"nested[{len(self.nested) - 1}][row[{owner}]]"
+
+    def blocked(self, table: Any) -> Expr:
+        column = self.statement.column
+        return self.code.call(
+            block_in_force, column(table, "blocked_at"), column(table, "blocked_until"), "now"
+        )
+
+    def block(self, selected: Selected, table: Any) -> Expr:
+        """The ClientBlock in force, or None."""
+        entries: list[tuple[str, Expr]] = []
+        for field_ in self.fields("ClientBlock", selected):
+            name = field_.name
+            if name == "__typename":
+                value = self.code.bind("ClientBlock")
+            elif name in BLOCK_COLUMNS:
+                value = self.column("ClientBlock", name, table, BLOCK_COLUMNS[name])
+            elif name == "blockedBy":
+                author = self.statement.join(STAFF, joined_on(table.c.blocked_by_id))
+                value = self.staff(field_, author)
+            else:
+                raise NotCompilable(f"ClientBlock.{name}")
+            entries.append((field_.key, value))
+        return f"({self.code.object(entries)} if {self.blocked(table)} else None)"
+
+    def staff(self, selected: Selected, table: Any) -> Expr:
+        """A StaffUser joined as `table`, or None."""
+        entries: list[tuple[str, Expr]] = []
+        for field_ in self.fields("StaffUser", selected):
+            name = field_.name
+            if name == "__typename":
+                value = self.code.bind("StaffUser")
+            elif name == "id":
+                value = self.global_id("StaffUser", table)
+            elif name in STAFF_COLUMNS:
+                value = self.column("StaffUser", name, table, STAFF_COLUMNS[name])
+            else:
+                raise NotCompilable(f"StaffUser.{name}")
+            entries.append((field_.key, value))
+        return self.code.object(entries, self.statement.column(table, "id"))
+
+    def money(self, selected: Selected, amount: Expr, currency: Expr) -> Expr:
+        entries: list[tuple[str, Expr]] = []
+        for field_ in self.fields("Money", selected):
+            if field_.name == "__typename":
+                value = self.code.bind("Money")
+            elif field_.name == "amount":
+                value = self.computed(
+                    "Money", "amount", self.code.call(money_amount, amount, currency)
+                )
+            elif field_.name == "currency":
+                value = self.computed("Money", "currency", currency)
+            else:
+                raise NotCompilable(f"Money.{field_.name}")
+            entries.append((field_.key, value))
+        return self.code.object(entries)
+
+    def entry(self, selected: Selected, table: Any) -> Expr:
+        """A CreditEntry read from `table` (the ledger)."""
+        column = self.statement.column
+        entries: list[tuple[str, Expr]] = []
+        for field_ in self.fields("CreditEntry", selected):
+            name = field_.name
+            if name == "__typename":
+                value = self.code.bind("CreditEntry")
+            elif name == "id":
+                value = self.global_id("CreditEntry", table)
+            elif name in ENTRY_COLUMNS:
+                value = self.column("CreditEntry", name, table, ENTRY_COLUMNS[name])
+            elif name in ENTRY_AMOUNTS:
+                amount = column(table, ENTRY_AMOUNTS[name])
+                value = self.money(field_, amount, column(table, "currency"))
+            elif name == "createdBy":
+                author = self.statement.join(STAFF, joined_on(table.c.created_by_id))
+                value = self.staff(field_, author)
+            else:
+                raise NotCompilable(f"CreditEntry.{name}")
+            entries.append((field_.key, value))
+        return self.code.object(entries)
+
+
+def joined_on(foreign_key: Any) -> Callable[[Any], Any]:
+    """The join condition of a to-one relation: the alias's id is the foreign key."""
+    return lambda alias: alias.c.id == foreign_key
+
+
+@dataclass(frozen=True, slots=True)
+class NestedKind:
+    """What a nested connection lists: its table, the column naming the owner, its order,
+    how one node is compiled, and the loaders' statement counting rows per owner."""
+
+    table: Table
+    partition: str
+    ordering: Callable[[dict[str, Any]], Ordering]
+    node: Callable[[Compiler, Selected, Table], Expr]
+    counts: Shaped
+
+
+NESTED: dict[str, NestedKind] = {
+    "creditEntries": NestedKind(
+        ENTRIES,
+        "client_id",
+        lambda kwargs: NEWEST_ENTRY_FIRST,
+        lambda compiler, selected, table: compiler.entry(selected, table),
+        CREDIT_ENTRY_COUNTS,
+    ),
+    "subAccounts": NestedKind(
+        CLIENTS,
+        "parent_id",
+        lambda kwargs: client_ordering(kwargs.get("order_by")),
+        lambda compiler, selected, table: compiler.client(selected, table, joined=False),
+        SUB_ACCOUNT_COUNTS,
+    ),
+}
+NESTED_NAMES = frozenset(NESTED)
+
+
+@dataclass(slots=True)
+class NestedCall:
+    """A nested connection's arguments for one set of variables, and its statements (made on
+    the first request with them, then kept)."""
+
+    ordering: Ordering
+    page: PageRequest
+    query: Select[Any] | None = None  # the rows with the cursor's columns, unfiltered
+    one: Shaped | None = None  # the page of one owner (parameter `owner`)
+    many: Shaped | None = None  # the page of each owner (parameter `owners`), a window
+    sort_indexes: list[int] = field(default_factory=list)
+
+
+class NestedConnection:
+    """`Client.creditEntries(first, after, last, before)` or `Client.subAccounts(orderBy, …)`
+    below a compiled object."""
+
+    def __init__(self, above: Compiler, parent: str, selected: Selected) -> None:
+        kind = NESTED[selected.name]
+        parent_type = above.graphql_schema.get_type(parent)
+        assert isinstance(parent_type, GraphQLObjectType)
+        self.graphql_field = parent_type.fields[selected.name]
+        strawberry_field: StrawberryField = self.graphql_field.extensions[DEFINITION]
+        if any(not isinstance(e, ArgumentProblems) for e in strawberry_field.extensions):
+            raise NotCompilable(f"{parent}.{selected.name} has field extensions")
+        self.kind = kind
+        self.node = selected.node
+        self.walkers = argument_walkers(strawberry_field)
+        self.convert = arguments_converter(strawberry_field, above.schema)
+        self.index = len(above.registry)  # its arguments' place in a call's list
+        above.registry.append(self)
+        compiler = above.below(kind.table)
+        connection = get_named_type(self.graphql_field.type)
+        assert isinstance(connection, GraphQLObjectType)
+        self.parts: PageParts = connection_parts(
+            compiler, connection, selected, lambda node: kind.node(compiler, node, kind.table)
+        )
+        self.statement = compiler.statement
+        self.nested = compiler.nested
+        self.partition = kind.table.c[kind.partition]
+        self.owner_index = self.statement.index(kind.table, kind.partition)
+        self.id_index = self.statement.index(kind.table, "id")
+        self.base: Select[Any] = select(*self.statement.columns).select_from(
+            self.statement.from_clause()
+        )
+
+    def arguments(self, variables: VariableValues) -> NestedCall:
+        """The page these variables ask for; Fallback for arguments the resolver refuses."""
+        kwargs = self.convert(get_argument_values(self.graphql_field, self.node, variables))
+        if find_problems(self.walkers, kwargs):
+            raise Fallback
+        try:
+            ordering = self.kind.ordering(kwargs)
+            page = page_request(
+                ordering,
+                first=kwargs.get("first"),
+                after=kwargs.get("after"),
+                last=kwargs.get("last"),
+                before=kwargs.get("before"),
+            )
+        except ApiError:
+            raise Fallback from None
+        return NestedCall(ordering, page)
+
+    def prepare(self, call: NestedCall) -> None:
+        """The call's statements, with the sort columns the cursors need."""
+        query, width = self.base, len(self.statement.columns)
+        for sort_key in call.ordering.keys:
+            name = str(sort_key.column.key)
+            index = self.statement.find(self.kind.table, name)
+            if index is None:
+                query = query.add_columns(self.kind.table.c[name])
+                index = width
+                width += 1
+            call.sort_indexes.append(index)
+        one = query.where(self.partition == bindparam("owner"))
+        call.one = Shaped(page_query(one, call.ordering, call.page))
+        owners: BindParameter[Any] = bindparam("owners", expanding=True)
+        call.many = Shaped(pages_statement(query, self.partition, owners, call.ordering, call.page))
+        call.query = query
+
+    async def values(
+        self, context: Context, calls: Sequence[Any], owners: list[Any]
+    ) -> dict[Any, Any]:
+        """The connection's value for each owner (distinct ids)."""
+        call: NestedCall = calls[self.index]
+        if call.query is None:
+            self.prepare(call)
+        assert call.query is not None
+        assert call.one is not None
+        assert call.many is not None
+        db, page, ordering = context.db, call.page, call.ordering
+        if len(owners) == 1:
+            found = list(await db.fetch_all(call.one, {"owner": owners[0]}))
+            pages = {owners[0]: trim_page(found, page)}
+        else:
+            grouped: dict[Any, list[Any]] = defaultdict(list)
+            owner_index = self.owner_index
+            for row in await db.fetch_all(call.many, {"owners": owners}):
+                grouped[row[owner_index]].append(row)
+            pages = {owner: trim_page(grouped.get(owner, []), page) for owner in owners}
+        counts: dict[Any, int] = {}
+        if self.parts.count:
+            found_counts = await db.fetch_all(self.kind.counts, {"keys": owners})
+            counts = {owner: int(n) for owner, n in found_counts}
+        every_row = [row for rows, _ in pages.values() for row in rows]
+        nested = await fill_nested(self.nested, every_row, context, calls)
+        sort_indexes, id_index, signature = call.sort_indexes, self.id_index, ordering.signature
+
+        def cursor(row: Sequence[Any]) -> str:
+            return encode_position(signature, [row[i] for i in sort_indexes], row[id_index])
+
+        values: dict[Any, Any] = {}
+        for owner, (rows, more) in pages.items():
+
+            async def count(owner: Any = owner) -> int:
+                return counts.get(owner, 0)
+
+            async def rows_after(owner: Any = owner) -> bool:
+                assert call.query is not None
+                owned = call.query.where(self.partition == owner)
+                return bool((await db.fetch_all(rows_after_statement(owned, ordering, page)))[0][0])
+
+            async def rows_before(owner: Any = owner) -> bool:
+                assert call.query is not None
+                owned = call.query.where(self.partition == owner)
+                exists = rows_before_statement(owned, ordering, page)
+                return bool((await db.fetch_all(exists))[0][0])
+
+            values[owner] = await page_value(
+                self.parts,
+                rows,
+                more,
+                page,
+                cursor,
+                context.now,
+                nested,
+                count,
+                rows_after,
+                rows_before,
+            )
+        return values
+
+
+async def fill_nested(
+    nested: list[tuple[NestedConnection, int]],
+    rows: Sequence[Sequence[Any]],
+    context: Context,
+    calls: Sequence[Any],
+) -> list[dict[Any, Any]]:
+    """The values of a level's nested connections for the owners in its `rows`, in the
+    order the level's code reads them (`nested[k][owner id]`)."""
+    found: list[dict[Any, Any]] = []
+    for plan, owner_index in nested:
+        owners = list(dict.fromkeys(row[owner_index] for row in rows))
+        if None in owners:
+            owners.remove(None)
+        found.append(await plan.values(context, calls, owners) if owners else {})
+    return found
