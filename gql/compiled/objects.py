@@ -20,7 +20,7 @@ from graphql import (
     get_named_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select
 from sqlalchemy.sql.elements import BindParameter
 from strawberry import Schema
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -41,7 +41,6 @@ from gql.compiled.selections import Fallback, NotCompilable, Selected, collect, 
 from gql.compiled.shapes import Code, Expr, Statement
 from gql.context import Context
 from gql.errors import ApiError
-from gql.loaders import CREDIT_ENTRY_COUNTS, SUB_ACCOUNT_COUNTS
 from gql.node import to_global_id
 from gql.pagination import (
     PageRequest,
@@ -61,6 +60,7 @@ DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 CLIENTS = cast(Table, ClientModel.__table__)
 STAFF = cast(Table, StaffModel.__table__)
 ENTRIES = cast(Table, EntryModel.__table__)
+SUB_ACCOUNTS = CLIENTS.alias("sub_accounts")  # counted below a client row (not correlated)
 
 # Client fields that show a column as it is: GraphQL name -> column.
 CLIENT_COLUMNS = {
@@ -109,9 +109,10 @@ class Compiler:
     statement: Statement
     code: Code
     settings: Settings
-    # this statement's nested connections: (plan, where the owner's id is in a row); the
-    # generated code reads connection k of the owner in `row` as nested[k][owner id]
-    nested: list[tuple["NestedConnection", int]] = field(default_factory=list)
+    # this statement's nested connections: (plan, where the owner's id is in a row, where its
+    # count is, if selected); the generated code reads connection k of the owner in `row` as
+    # nested[k][owner id]
+    nested: list[tuple["NestedConnection", int, int | None]] = field(default_factory=list)
     # every nested connection below the root field, at any depth (for their arguments)
     registry: list["NestedConnection"] = field(default_factory=list)
 
@@ -218,7 +219,11 @@ class Compiler:
         owner on this level at once, is looked up by the owner's id."""
         plan = NestedConnection(self, parent, selected)
         owner = self.statement.index(table, "id")
-        self.nested.append((plan, owner))
+        counted = None
+        if plan.parts.count:  # a column of the owner's row: no statement of its own
+            count = plan.kind.count(table.c.id)
+            counted = self.statement.expression(f"count_{len(self.nested)}", count)
+        self.nested.append((plan, owner, counted))
         return f"nested[{len(self.nested) - 1}][row[{owner}]]"
 
     def blocked(self, table: Any) -> Expr:
@@ -308,13 +313,13 @@ def joined_on(foreign_key: Any) -> Callable[[Any], Any]:
 @dataclass(frozen=True, slots=True)
 class NestedKind:
     """What a nested connection lists: its table, the column naming the owner, its order,
-    how one node is compiled, and the loaders' statement counting rows per owner."""
+    how one node is compiled, and how many rows an owner (its id column) has."""
 
     table: Table
     partition: str
     ordering: Callable[[dict[str, Any]], Ordering]
     node: Callable[[Compiler, Selected, Table], Expr]
-    counts: Shaped
+    count: Callable[[Any], ColumnElement[Any]]
 
 
 NESTED: dict[str, NestedKind] = {
@@ -323,14 +328,14 @@ NESTED: dict[str, NestedKind] = {
         "client_id",
         lambda kwargs: NEWEST_ENTRY_FIRST,
         lambda compiler, selected, table: compiler.entry(selected, table),
-        CREDIT_ENTRY_COUNTS,
+        lambda owner: rows_of(ENTRIES.c.client_id == owner),
     ),
     "subAccounts": NestedKind(
         CLIENTS,
         "parent_id",
         lambda kwargs: client_ordering(kwargs.get("order_by")),
         lambda compiler, selected, table: compiler.client(selected, table, joined=False),
-        SUB_ACCOUNT_COUNTS,
+        lambda owner: rows_of(SUB_ACCOUNTS.c.parent_id == owner),
     ),
 }
 NESTED_NAMES = frozenset(NESTED)
@@ -418,9 +423,10 @@ class NestedConnection:
         call.query = query
 
     async def values(
-        self, context: Context, calls: Sequence[Any], owners: list[Any]
+        self, context: Context, calls: Sequence[Any], owners: list[Any], counts: dict[Any, int]
     ) -> dict[Any, Any]:
-        """The connection's value for each owner (distinct ids)."""
+        """The connection's value for each owner (distinct ids), with their row counts when
+        selected."""
         call: NestedCall = calls[self.index]
         if call.query is None:
             self.prepare(call)
@@ -437,10 +443,6 @@ class NestedConnection:
             for row in await db.fetch_all(call.many, {"owners": owners}):
                 grouped[row[owner_index]].append(row)
             pages = {owner: trim_page(grouped.get(owner, []), page) for owner in owners}
-        counts: dict[Any, int] = {}
-        if self.parts.count:
-            found_counts = await db.fetch_all(self.kind.counts, {"keys": owners})
-            counts = {owner: int(n) for owner, n in found_counts}
         every_row = [row for rows, _ in pages.values() for row in rows]
         nested = await fill_nested(self.nested, every_row, context, calls)
         sort_indexes, id_index, signature = call.sort_indexes, self.id_index, ordering.signature
@@ -481,7 +483,7 @@ class NestedConnection:
 
 
 async def fill_nested(
-    nested: list[tuple[NestedConnection, int]],
+    nested: list[tuple[NestedConnection, int, int | None]],
     rows: Sequence[Sequence[Any]],
     context: Context,
     calls: Sequence[Any],
@@ -489,9 +491,17 @@ async def fill_nested(
     """The values of a level's nested connections for the owners in its `rows`, in the
     order the level's code reads them (`nested[k][owner id]`)."""
     found: list[dict[Any, Any]] = []
-    for plan, owner_index in nested:
+    for plan, owner_index, count_index in nested:
         owners = list(dict.fromkeys(row[owner_index] for row in rows))
         if None in owners:
             owners.remove(None)
-        found.append(await plan.values(context, calls, owners) if owners else {})
+        counts = {}
+        if count_index is not None:
+            counts = {row[owner_index]: row[count_index] for row in rows}
+        found.append(await plan.values(context, calls, owners, counts) if owners else {})
     return found
+
+
+def rows_of(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    """How many rows meet `condition` (a scalar subquery, correlated to the owner's row)."""
+    return select(func.count()).where(condition).scalar_subquery()

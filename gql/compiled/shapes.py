@@ -127,6 +127,14 @@ class Statement:
             self.columns.append(column)
         return found
 
+    def expression(self, name: str, element: ColumnElement[Any]) -> int:
+        """The position of a computed column (labelled `name`) in the result rows."""
+        found = self._indexes.get(("", name))
+        if found is None:
+            found = self._indexes[("", name)] = len(self.columns)
+            self.columns.append(element.label(name))
+        return found
+
     def find(self, table: FromClause, name: str) -> int | None:
         """The position of `table.name` in the result rows, if selected."""
         return self._indexes.get((table.name, name))  # type: ignore[attr-defined]
