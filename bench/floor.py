@@ -133,9 +133,9 @@ def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
 
 # --- the write floor ------------------------------------------------------------------------
 # What `creditAdd` sends PostgreSQL (services/ledger.py, with an idempotency key, by an admin):
-# in one transaction, the client's row locked and read (services/locks.py LOCK_ONE), then one
+# in one transaction, the client's row locked and read (services/locks.py LOCK_ROW), then one
 # statement claiming the key with its response and writing the entry, the balance and the
-# audit entry (services/ledger.py WRITE_ALL_KEYED) — the very SQL, compiled by SQLAlchemy as
+# audit entry (services/ledger.py _write_all, keyed) — the very SQL, compiled by SQLAlchemy as
 # the server compiles it. Prepared, over asyncpg, with nothing else around it: no HTTP, no
 # GraphQL, no ORM. No server that runs these statements per request can be faster.
 
@@ -153,11 +153,11 @@ async def write_floor(
 ) -> dict[str, float]:
     """Run creditAdd's statements (above) on `connections` connections for `seconds`, each
     transaction on the next client of `client_ids`: transactions/s, p50 and p99 in ms."""
-    from services.ledger import WRITE_ALL_KEYED
-    from services.locks import LOCK_ONE
+    from services.ledger import _write_all
+    from services.locks import LOCK_ROW
 
-    lock_sql, lock_names, _ = _compiled(LOCK_ONE)
-    write_sql, write_names, defaults = _compiled(WRITE_ALL_KEYED)
+    lock_sql, lock_names, _ = _compiled(LOCK_ROW.statement)
+    write_sql, write_names, defaults = _compiled(_write_all(keyed=True, lines=0))
     assert lock_names == ("client_id",)
     plain = url.replace("postgresql+asyncpg://", "postgresql://")
     pool = await asyncpg.create_pool(plain, min_size=connections, max_size=connections)

@@ -17,12 +17,14 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
 # Where a pooled connection keeps its asyncpg connection (Connection.info lives as long as it).
 DRIVER = "clientdesk_driver"
+ADAPTER = "clientdesk_adapter"  # and SQLAlchemy's adapter of it
 # Statement shapes kept compiled per process; past this the cache starts again.
 MAX_SHAPES = 2_000
 
@@ -115,7 +117,7 @@ def _recipe(
     steps: list[Step] = []
     for name, (index, process) in sorted(slots.items(), key=lambda item: item[1][0]):
         value = given.get(name)
-        if value is not None and not isinstance(value, list | tuple):
+        if name in given and not isinstance(value, list | tuple):
             steps.append(("value", name, 0, process, None))
             continue
         expanded = EXPANDED.match(name)
@@ -223,7 +225,8 @@ def _expand(
     where each named parameter goes."""
     values = compiled.construct_params(parameters, extracted_parameters=key.bindparams)
     state = compiled.construct_expanded_state(values)
-    processors = state.processors
+    # the statement's own processors, and those of the items of its expanded IN lists
+    processors: dict[str, Any] = {**compiled._bind_processors, **state.processors}
     assert state.positiontup is not None  # asyncpg's paramstyle is positional
     arguments = [
         processors[name](state.parameters[name]) if name in processors else state.parameters[name]
@@ -289,3 +292,41 @@ def light_rows(keys: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> list[Any
     """`rows` (as `fetch_all` gives them) as light rows with attributes named `keys`."""
     make = row_class(keys)
     return [make(row) for row in rows]
+
+
+async def begin(connection: AsyncConnection) -> None:
+    """Start the connection's transaction now, if it has not started yet (PostgreSQL).
+
+    SQLAlchemy's asyncpg adapter sends BEGIN with the first statement it runs itself; a
+    statement sent from here first would run outside any transaction (a row lock taken by it
+    would be gone at once). This starts it the way the adapter would."""
+    if connection.dialect.driver != "asyncpg":
+        return
+    adapter: Any = connection.info.get(ADAPTER)  # cleared when the connection is replaced
+    if adapter is None:
+        raw = await connection.get_raw_connection()
+        adapter = connection.info[ADAPTER] = raw.dbapi_connection
+    if adapter._transaction is None:
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                await adapter._start_transaction()
+
+
+async def write(
+    connection: AsyncConnection,
+    statement: Select[*tuple[Any, ...]] | Shaped,
+    parameters: Mapping[str, Any] | None = None,
+) -> Sequence[Sequence[Any]]:
+    """`fetch_all` inside the connection's transaction (started if need be), for statements
+    that lock or change rows; the driver's errors are raised as SQLAlchemy's (IntegrityError,
+    DBAPIError), as a statement run by SQLAlchemy would raise them."""
+    await begin(connection)
+    try:
+        return await fetch_all(connection, statement, parameters)
+    except Exception as error:
+        if connection.dialect.driver != "asyncpg" or not hasattr(error, "sqlstate"):
+            raise
+        sql = "<direct statement>"
+        if str(error.sqlstate).startswith("23"):  # integrity constraint violation
+            raise IntegrityError(sql, None, error) from error
+        raise DBAPIError(sql, None, error) from error

@@ -36,7 +36,7 @@ from services.auth import hash_password_async
 from services.custom_fields import check_value
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied, ValidationFailed
 from services.languages import normalize_language
-from services.locks import lock_client, lock_clients
+from services.locks import lock_client, lock_client_row, lock_clients
 from services.login_details import send_login_details
 from services.money import check_amount, format_money
 from services.passwords import check_password_async
@@ -125,13 +125,27 @@ async def client_for_change(session: AsyncSession, *, actor: Actor, client_id: i
     """The client, row-locked and read afresh, if the actor may change it (NOT_FOUND when it
     is gone, PermissionDenied when the actor may not)."""
     client = await lock_client(session, client_id)
+    await _check_may_change(session, actor, client)
+    return client
+
+
+async def client_row_for_change(session: AsyncSession, *, actor: Actor, client_id: int) -> Any:
+    """`client_for_change` as a row (its columns as attributes) rather than an ORM object: for
+    a change that writes with statements of its own (the ledger's)."""
+    client = await lock_client_row(session, client_id)
+    if client is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such client", ["id"])
+    await _check_may_change(session, actor, client)
+    return client
+
+
+async def _check_may_change(session: AsyncSession, actor: Actor, client: Any) -> None:
     if not (await may_change(session, actor, [client]))[0]:
         raise PermissionDenied(
             "Managers change only their own clients and their sub-accounts",
             Denial.NOT_YOUR_CLIENT,
             [["id"]],
         )
-    return client
 
 
 def check_percent(value: Decimal, *, field: list[str]) -> Decimal:

@@ -31,8 +31,9 @@ from sqlalchemy import Sequence as SqlSequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.orm.attributes import set_committed_value
 
+from db import direct
+from db.direct import Shaped
 from db.enums import EntryKind, PaymentMethod
 from db.models import (
     AuditEntry,
@@ -46,7 +47,7 @@ from db.models import (
 from db.session import transaction
 from services import audit, idempotency
 from services.actors import Actor
-from services.clients import client_for_change
+from services.clients import client_row_for_change
 from services.errors import DomainError, ErrorCode
 from services.money import MAX_AMOUNT, MAX_BALANCE, check_amount, format_money
 from services.pricing import adjusted_price
@@ -149,7 +150,7 @@ async def _post(
         # The row lock comes first: concurrent operations on one client queue here, and every
         # rule below (currency, limit, validTill, that the client exists) reads the row as the
         # change before left it.
-        client = await client_for_change(session, actor=actor, client_id=client_id)
+        client = await client_row_for_change(session, actor=actor, client_id=client_id)
         # The input is checked before the key is claimed: a retry of a bad request is told
         # what is wrong with it, not that the key is taken.
         entry = await build(client, checks)
@@ -342,8 +343,10 @@ def _write_all(keyed: bool, lines: int) -> Select[Any]:
     return select(written.c.id).add_cte(*writes)
 
 
-WRITE_ALL = _write_all(keyed=False, lines=0)
-WRITE_ALL_KEYED = _write_all(keyed=True, lines=0)
+@functools.lru_cache(maxsize=64)
+def _shaped_write_all(keyed: bool, lines: int) -> Shaped:
+    """`_write_all`, with its cache key worked out once."""
+    return Shaped(_write_all(keyed, lines))
 
 
 def _values(
@@ -405,12 +408,6 @@ def _parameters(
     }
 
 
-def _written(client: Client, moved: dict[str, Any]) -> None:
-    """The locked row, as it now is in the database (not written again at the commit)."""
-    for name, value in moved.items():
-        set_committed_value(client, name, value)
-
-
 def _already_reversed(entry: _Entry) -> DomainError | None:
     """After an IntegrityError: a concurrent reversal won (the unique reverses_id)."""
     if entry.reverses_id is None:
@@ -439,23 +436,22 @@ async def _write_in_one(
     parameters = _parameters(client, values, moved, recorded)
     if claim is not None:
         parameters.update(claim)
-    statement = WRITE_ALL_KEYED if claim is not None else WRITE_ALL
-    if entry.lines:  # a credit note's: a statement of their own shape
-        statement = _write_all(keyed=claim is not None, lines=len(entry.lines))
+    # a credit note's lines make a statement of their own shape
+    statement = _shaped_write_all(claim is not None, len(entry.lines))
+    if entry.lines:
         for n, line in enumerate(entry.lines):
             parameters.update((f"line{n}_{name}", value) for name, value in line.items())
             parameters[f"line{n}_position"] = n
     connection = await session.connection()
     try:
-        entry_id: int | None = (await connection.execute(statement, parameters)).scalar()
+        rows = await direct.write(connection, statement, parameters)
     except IntegrityError:
         if (refusal := _already_reversed(entry)) is None:
             raise
         raise refusal from None
-    if entry_id is None:
+    if not rows:
         return None
-    _written(client, moved)
-    return PostedEntry(id=entry_id, **values)
+    return PostedEntry(id=rows[0][0], **values)
 
 
 async def _write(
@@ -488,7 +484,6 @@ async def _write(
             for position, line in enumerate(entry.lines)
         ]
         await connection.execute(insert(CreditNoteLine), lines)
-    _written(client, moved)
     return PostedEntry(id=entry_id, **values)
 
 

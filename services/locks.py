@@ -13,10 +13,13 @@ in ascending id order, so two changes that lock the same clients queue instead o
 """
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import direct
+from db.direct import Shaped, row_class
 from db.models import Client
 from services.errors import DomainError, ErrorCode
 
@@ -26,11 +29,7 @@ async def lock_clients(session: AsyncSession, ids: Iterable[int]) -> dict[int, C
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    if session.get_bind().dialect.name == "sqlite":
-        await session.execute(
-            update(Client).where(false()).values(id=Client.id),
-            execution_options={"synchronize_session": False},
-        )
+    await _sqlite_write_lock(session)
     if len(wanted) == 1:  # the usual case, by a statement built once
         rows = await session.scalars(LOCK_ONE, {"client_id": wanted[0]})
     else:
@@ -50,6 +49,32 @@ LOCK_ONE = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
+
+
+async def _sqlite_write_lock(session: AsyncSession) -> None:
+    """SQLite: the write lock, taken by a statement that writes nothing (see above)."""
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(Client).where(false()).values(id=Client.id),
+            execution_options={"synchronize_session": False},
+        )
+
+
+LOCK_ROW = Shaped(
+    select(Client.__table__)
+    .where(Client.__table__.c.id == bindparam("client_id", type_=BigInteger))
+    .with_for_update()
+)
+
+
+async def lock_client_row(session: AsyncSession, client_id: int) -> Any:
+    """One client's row (its columns as attributes, as a Client has them), row-locked and read
+    afresh, or None when it is gone: `lock_client` without an ORM object, for a change that
+    writes with statements of its own (the ledger's)."""
+    await _sqlite_write_lock(session)
+    connection = await session.connection()
+    rows = await direct.write(connection, LOCK_ROW, {"client_id": client_id})
+    return row_class(LOCK_ROW.columns)(tuple(rows[0])) if rows else None
 
 
 async def lock_client(
