@@ -228,7 +228,9 @@ class ArgumentProblems(FieldExtension):
         self.refuse = refuse
         self.check = check
 
-    def _answer(self, kwargs: dict[str, Any]) -> Any:
+    def answer(self, kwargs: dict[str, Any]) -> Any:
+        """Undefined when the arguments hold no problem; else the field's answer (a payload
+        with userErrors for a mutation), or BAD_USER_INPUT raised."""
         problems = find_problems(self.walkers, kwargs)
         if self.check is not None:
             problems += self.check(kwargs)
@@ -241,13 +243,13 @@ class ArgumentProblems(FieldExtension):
         )
 
     def resolve(self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any) -> Any:
-        answer = self._answer(kwargs)
+        answer = self.answer(kwargs)
         return next_(source, info, **kwargs) if answer is Undefined else answer
 
     async def resolve_async(
         self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any
     ) -> Any:
-        answer = self._answer(kwargs)
+        answer = self.answer(kwargs)
         return await next_(source, info, **kwargs) if answer is Undefined else answer
 
 

@@ -55,5 +55,10 @@ class Context:
             self._loaders = create_loaders(self.db)
         return self._loaders
 
+    def forget_loaded(self) -> None:
+        """Forget what the loaders hold (after a change), if any were made."""
+        if self._loaders is not None:
+            self._loaders.clear_all()
+
 
 Info: TypeAlias = strawberry.Info[Context, None]

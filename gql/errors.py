@@ -88,7 +88,7 @@ async def attempt(
         fields = [_path(field, prefix, paths or {}) for field in denied.fields]
         raise Forbidden(str(denied), denied.reason, fields=fields) from None
     finally:
-        context.loaders.clear_all()  # what the change touched must be read again
+        context.forget_loaded()  # what the change touched must be read again
     return result, []
 
 

@@ -29,12 +29,12 @@ from strawberry.types.field import StrawberryField
 from clientdesk.settings import Settings
 from db.direct import Reused, Shaped
 from db.keyset import Ordering
-from gql.arguments import ArgumentProblems, argument_walkers, find_problems
+from gql.arguments import ArgumentProblems
 from gql.clients.filters import FilterScope, client_conditions, count_clients, uses_scope
 from gql.clients.queries import client_key
 from gql.clients.sorters import client_ordering
 from gql.compiled.arguments import arguments_converter
-from gql.compiled.objects import CLIENTS, Compiler, fill_nested
+from gql.compiled.objects import CLIENTS, Compiler, fill_nested, refuse_problems
 from gql.compiled.pages import NODES, PageParts, connection_parts, page_value
 from gql.compiled.selections import Fallback, NotCompilable, Selected
 from gql.compiled.shapes import Code, Statement
@@ -80,7 +80,7 @@ class RootField:
             for extension in strawberry_field.extensions
         ):
             raise NotCompilable("field extensions")
-        self.walkers = argument_walkers(strawberry_field)
+        self.checks = [e for e in strawberry_field.extensions if isinstance(e, ArgumentProblems)]
         self.key = selected.key
         self.node = selected.node
         self.graphql_field = graphql_field
@@ -99,10 +99,12 @@ class RootField:
         """The arguments of the field and of its nested connections (a pure function of the
         variables); Fallback for those the resolvers refuse."""
         kwargs = self.convert(get_argument_values(self.graphql_field, self.node, variables))
-        if find_problems(self.walkers, kwargs):
-            raise Fallback  # the executor reports them
-        nested = [plan.arguments(variables) for plan in self.compiler.registry]
-        return Call(kwargs, nested)
+        refuse_problems(self.checks, kwargs)
+        return Call(kwargs, self.nested_arguments(variables))
+
+    def nested_arguments(self, variables: VariableValues) -> list[Any]:
+        """The arguments of each nested connection below the field."""
+        return [plan.arguments(variables) for plan in self.compiler.registry]
 
     def permit(self, context: Context, call: Call) -> None:
         """Check the field's own permissions; Fallback when they refuse (the executor then
@@ -140,14 +142,18 @@ class ClientField(RootField):
         return call
 
     async def run(self, context: Context, call: Call) -> Any:
-        if call.key is None:
+        return await self.client(context, call.key, call.nested)
+
+    async def client(self, context: Context, key: int | str | None, nested: list[Any]) -> Any:
+        """The client with primary key or login `key`, or None."""
+        if key is None:
             return None
-        statement = self.by_login if isinstance(call.key, str) else self.by_id
-        rows = await context.db.fetch_all(statement, {"key": call.key})
+        statement = self.by_login if isinstance(key, str) else self.by_id
+        rows = await context.db.fetch_all(statement, {"key": key})
         if not rows:
             return None
-        nested = await fill_nested(self.compiler.nested, rows, context, call.nested)
-        return self.read(rows, context.now, nested)[0]
+        values = await fill_nested(self.compiler.nested, rows, context, nested)
+        return self.read(rows, context.now, values)[0]
 
 
 @dataclass(frozen=True, slots=True)

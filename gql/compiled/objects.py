@@ -17,6 +17,7 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLObjectType,
     GraphQLSchema,
+    Undefined,
     get_named_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values
@@ -32,7 +33,7 @@ from db.keyset import Ordering
 from db.models import Client as ClientModel
 from db.models import CreditEntry as EntryModel
 from db.models import StaffUser as StaffModel
-from gql.arguments import ArgumentProblems, argument_walkers, find_problems
+from gql.arguments import ArgumentProblems
 from gql.clients.sorters import client_ordering
 from gql.clients.types import NEWEST_ENTRY_FIRST, block_in_force, can_login
 from gql.compiled.arguments import arguments_converter
@@ -368,7 +369,7 @@ class NestedConnection:
             raise NotCompilable(f"{parent}.{selected.name} has field extensions")
         self.kind = kind
         self.node = selected.node
-        self.walkers = argument_walkers(strawberry_field)
+        self.checks = [e for e in strawberry_field.extensions if isinstance(e, ArgumentProblems)]
         self.convert = arguments_converter(strawberry_field, above.schema)
         self.index = len(above.registry)  # its arguments' place in a call's list
         above.registry.append(self)
@@ -390,8 +391,7 @@ class NestedConnection:
     def arguments(self, variables: VariableValues) -> NestedCall:
         """The page these variables ask for; Fallback for arguments the resolver refuses."""
         kwargs = self.convert(get_argument_values(self.graphql_field, self.node, variables))
-        if find_problems(self.walkers, kwargs):
-            raise Fallback
+        refuse_problems(self.checks, kwargs)
         try:
             ordering = self.kind.ordering(kwargs)
             page = page_request(
@@ -500,6 +500,15 @@ async def fill_nested(
             counts = {row[owner_index]: row[count_index] for row in rows}
         found.append(await plan.values(context, calls, owners, counts) if owners else {})
     return found
+
+
+def refuse_problems(checks: Sequence[ArgumentProblems], kwargs: dict[str, Any]) -> None:
+    """Fallback when a field's argument checks find a problem (the executor answers it)."""
+    try:
+        if any(check.answer(kwargs) is not Undefined for check in checks):
+            raise Fallback
+    except ApiError:
+        raise Fallback from None
 
 
 def rows_of(condition: ColumnElement[bool]) -> ColumnElement[Any]:

@@ -11,6 +11,7 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLError,
     GraphQLField,
+    GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
@@ -22,11 +23,11 @@ from graphql.execution.values import get_variable_values
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry import Schema
-from strawberry.types.base import StrawberryObjectDefinition
-from strawberry.types.field import StrawberryField
 
 from clientdesk.settings import Settings
 from gql.compiled.clients import ClientField, ClientsField, RootField
+from gql.compiled.mutations import MONEY_MUTATIONS, MoneyMutationField, NotAnswered
+from gql.compiled.objects import DEFINITION
 from gql.compiled.selections import Fallback, NotCompilable, Selected, collect
 from gql.compiled.shapes import NullValue
 from gql.context import Context
@@ -52,6 +53,8 @@ MAX_PREPARED = 256  # per operation
 SPECULATE_WHEN_POINTS_LEFT = 50
 # The root fields the compiler knows.
 ROOT_FIELDS: dict[str, type[RootField]] = {"clients": ClientsField, "client": ClientField}
+MUTATION_FIELDS = dict.fromkeys(MONEY_MUTATIONS, MoneyMutationField)
+Plan = RootField | MoneyMutationField
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +70,12 @@ class Prepared:
 
 @dataclass(frozen=True, slots=True)
 class CompiledOperation:
-    """A validated query operation whose every root field is compiled."""
+    """A validated operation whose every root field is compiled."""
 
     document: DocumentNode
     operation: OperationDefinitionNode
-    roots: list[tuple[str, RootField | str]]  # response key, field plan or __typename
+    roots: list[tuple[str, "Plan | str"]]  # response key, field plan or __typename
+    mutation: bool  # then one plan, run after the rate limiter said yes
     prepared: dict[bytes, Prepared] = field(default_factory=dict)  # by the variables' JSON
 
 
@@ -89,12 +93,6 @@ class CompiledOperations:
         self.remaining: dict[int, float] = {}
         self.answered = 0  # requests answered here, and compiled ones left to the executor
         self.declined = 0
-        query_type = schema.get_type_by_name("Query")
-        assert isinstance(query_type, StrawberryObjectDefinition)
-        self.root_fields: dict[str, StrawberryField] = {
-            schema.config.name_converter.get_graphql_name(field): field
-            for field in query_type.fields
-        }
 
     def plan(self, query: str, operation_name: str | None) -> CompiledOperation | None:
         """The compiled operation for a request, or None when the executor must answer."""
@@ -116,7 +114,7 @@ class CompiledOperations:
         if operation_name is not None:
             operations = [o for o in operations if o.name and o.name.value == operation_name]
         # the cheap refusals first: validation is the dearest part of compiling
-        if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        if len(operations) != 1 or operations[0].operation is OperationType.SUBSCRIPTION:
             return None
         if check_document(document, self.limits) or unstorable_literals(document):
             return None
@@ -128,31 +126,40 @@ class CompiledOperations:
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        query_type = self.graphql_schema.query_type
-        assert query_type is not None
+        mutation = operation.operation is OperationType.MUTATION
+        root_type = (
+            self.graphql_schema.mutation_type if mutation else self.graphql_schema.query_type
+        )
+        assert root_type is not None
         try:
-            roots: list[tuple[str, RootField | str]] = []
-            for selected in collect(query_type, (operation.selection_set,), fragments):
-                roots.append((selected.key, self.root(selected, fragments)))
+            roots: list[tuple[str, Plan | str]] = []
+            for selected in collect(root_type, (operation.selection_set,), fragments):
+                roots.append((selected.key, self.root(root_type, selected, fragments)))
         except NotCompilable:
             return None
-        return CompiledOperation(document, operation, roots)
+        # a mutation is run by one plan alone: nothing after it may leave the request to the
+        # executor, which would run it again
+        if mutation and sum(not isinstance(plan, str) for _, plan in roots) != 1:
+            return None
+        return CompiledOperation(document, operation, roots, mutation)
 
     def root(
-        self, selected: Selected, fragments: dict[str, FragmentDefinitionNode]
-    ) -> RootField | str:
+        self,
+        root_type: GraphQLObjectType,
+        selected: Selected,
+        fragments: dict[str, FragmentDefinitionNode],
+    ) -> "Plan | str":
         if selected.name == "__typename":
-            return "Query"
-        plan = ROOT_FIELDS.get(selected.name)
+            return root_type.name
+        plans = MUTATION_FIELDS if root_type.name == "Mutation" else ROOT_FIELDS
+        plan = plans.get(selected.name)
         if plan is None or len(selected.nodes) != 1:
             raise NotCompilable(selected.name)
-        query_type = self.graphql_schema.query_type
-        assert query_type is not None
-        graphql_field: GraphQLField = query_type.fields[selected.name]
+        graphql_field: GraphQLField = root_type.fields[selected.name]
         return plan(
             selected,
             graphql_field,
-            self.root_fields[selected.name],
+            graphql_field.extensions[DEFINITION],
             self.schema,
             fragments,
             self.settings,
@@ -236,7 +243,10 @@ class CompiledOperations:
         cost = Cost(prepared.nodes, prepared.points)
         viewer = context.viewer
         assert viewer is not None
-        if self.remaining.get(viewer.token_id, 0.0) >= SPECULATE_WHEN_POINTS_LEFT * cost.points:
+        plenty = (
+            self.remaining.get(viewer.token_id, 0.0) >= SPECULATE_WHEN_POINTS_LEFT * cost.points
+        )
+        if plenty and not compiled.mutation:
             # The token had plenty of points a moment ago: ask the rate limiter and the
             # database at once, and throw the rows away if it refuses after all.
             charging = asyncio.ensure_future(charge(context, cost))
@@ -246,7 +256,14 @@ class CompiledOperations:
                 refused = await charging
         else:
             refused = await charge(context, cost)
-            data = None if refused is not None else await self.execute(compiled, prepared, context)
+            try:
+                data = (
+                    None if refused is not None else await self.execute(compiled, prepared, context)
+                )
+            except NotAnswered as failed:  # a mutation ran: never again
+                errors = [failed.response_error(context.request_id)]
+                body = {"data": None, "errors": errors, "extensions": {"cost": cost.as_extension()}}
+                return Response(encode_response(body), media_type="application/json")
         if cost.decision is not None:
             if len(self.remaining) >= MAX_PREPARED:
                 self.remaining.clear()
@@ -270,7 +287,11 @@ class CompiledOperations:
                 data[response_key] = value
         except (Fallback, NullValue):
             return None
+        except NotAnswered:
+            raise  # a mutation ran: answered here (see respond)
         except Exception:  # the executor runs it again and reports what it finds
+            if compiled.mutation:
+                raise
             log.warning("compiled_operation_failed", exc_info=True)
             return None
         return data

@@ -43,7 +43,7 @@ class NullValue(Exception):
     """A non-null field had no value: graphql-core's executor must answer instead."""
 
 
-def _null(where: str) -> Any:
+def null_value(where: str) -> Any:
     raise NullValue(where)
 
 
@@ -51,7 +51,7 @@ def _null(where: str) -> Any:
 class Code:
     """Expressions being generated, and the values they refer to by name."""
 
-    names: dict[str, Any] = field(default_factory=lambda: {"_null": _null})
+    names: dict[str, Any] = field(default_factory=lambda: {"null_value": null_value})
 
     def bind(self, value: Any) -> str:
         """A name for `value` in the generated code."""
@@ -81,20 +81,23 @@ class Code:
         named = get_nullable_type(field_type)
         if not is_leaf_type(named):
             raise NotCompilable(f"{parent}.{name} is not a leaf")
-        if named.name in AS_IS or named.name in NATIVE:
-            output = value
-        elif isinstance(named, GraphQLEnumType) and hasattr(named, "wrapped_cls"):
-            # a Strawberry enum: its names by member, worked out once by its own serializer
-            names = {member: named.coerce_output_value(member) for member in named.wrapped_cls}
-            output = f"{self.bind(names)}[{value}]"
-        else:
-            output = self.call(named.coerce_output_value, value)
+        output = self.serialize(named, value)
         if not nullable:
             return output
         if is_non_null_type(field_type):
             where = self.bind(f"{parent}.{name}")
-            return f"({self.call(_null, where)} if {value} is None else {output})"
+            return f"({self.call(null_value, where)} if {value} is None else {output})"
         return output if output == value else f"(None if {value} is None else {output})"
+
+    def serialize(self, named: Any, value: Expr) -> Expr:
+        """A leaf type's output of `value` (not None), as its serializer writes it."""
+        if named.name in AS_IS or named.name in NATIVE:
+            return value
+        if isinstance(named, GraphQLEnumType) and hasattr(named, "wrapped_cls"):
+            # a Strawberry enum: its names by member, worked out once by its own serializer
+            names = {member: named.coerce_output_value(member) for member in named.wrapped_cls}
+            return f"{self.bind(names)}[{value}]"
+        return self.call(named.coerce_output_value, value)
 
     def object(self, entries: list[tuple[str, Expr]], present: Expr | None = None) -> Expr:
         """A dict of `entries` in order; None where `present` (an expression) is None."""
