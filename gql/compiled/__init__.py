@@ -4,16 +4,26 @@ A front-end asks the same few queries all day with different variables. graphql-
 executor costs some 10 µs per field (a page of 50 clients is hundreds of fields), and SQLAlchemy's
 result machinery about a millisecond per statement; together they are most of a request.
 
-The first time a query document arrives it is parsed, validated with the same rules as
-always, and compiled if every root field it selects is one the compiler knows (`clients`):
-into one SQL statement built with the same filter, sort and keyset functions as the resolvers,
-and readers that turn each result row into the response's values. Later requests with that
-document only coerce their variables, check the same permissions, charge the same cost and
-run that statement through the driver.
+The first time a document arrives it is parsed, validated with the same rules as always, and
+compiled if every root field it selects is one the compiler knows:
 
-Everything else — other fields, directives, mutations, anonymous callers, and any request
-that would end in an error — goes to graphql-core's executor, which answers as before. Tests
-compare both paths on the same requests (tests/gql/test_compiled.py).
+- `clients` and `client(id, login)`: one SQL statement for the root rows with their to-one
+  relations joined, built with the same filter, sort and keyset functions as the resolvers,
+  and readers that turn each row into the response's values; below them, the nested
+  connections `creditEntries` and `subAccounts` at any depth, one statement per connection
+  and level for every owner at once (the loaders' plan), their counts columns of the owners'
+  rows (gql/compiled/objects.py);
+- the money mutations (creditAdd, creditDeduct, creditNoteCreate, creditEntryReverse): their
+  own resolvers, services and rules, with the payload written by generated code
+  (gql/compiled/mutations.py).
+
+Later requests with that document only coerce their variables, check the same permissions and
+argument rules, charge the same cost and run those statements through the driver.
+
+Everything else — other fields, directives, anonymous callers, and any request that would end
+in an error — goes to graphql-core's executor, which answers as before. Tests compare both
+paths on the same requests (tests/gql/test_compiled.py), and the mutations on twin databases
+(tests/gql/test_compiled_mutations.py).
 """
 
 from gql.compiled.operations import CompiledOperations

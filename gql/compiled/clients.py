@@ -39,7 +39,9 @@ from gql.compiled.pages import NODES, PageParts, connection_parts, page_value
 from gql.compiled.selections import Fallback, NotCompilable, Selected
 from gql.compiled.shapes import Code, Statement
 from gql.context import Context
+from gql.enums import Scope
 from gql.errors import ApiError
+from gql.node import parse_global_id
 from gql.pagination import (
     PageRequest,
     dialect_page_query,
@@ -154,6 +156,30 @@ class ClientField(RootField):
             return None
         values = await fill_nested(self.compiler.nested, rows, context, nested)
         return self.read(rows, context.now, values)[0]
+
+
+class NodeField(ClientField):
+    """`node(id)` for a client's ID, compiled as `client(id)` (its `... on Client` and
+    `... on Node` selections); any other type's ID is left to the executor."""
+
+    def arguments(self, variables: VariableValues) -> Call:
+        call = RootField.arguments(self, variables)
+        try:
+            type_name, pk = parse_global_id(call.kwargs["id"])
+        except ApiError:
+            raise Fallback from None
+        if type_name != "Client":
+            raise Fallback
+        call.key = pk
+        return call
+
+    def permit(self, context: Context, call: Call) -> None:
+        super().permit(context, call)
+        viewer = context.viewer
+        # without clients:read a client is null, which fetch_clients (gql/clients/types.py)
+        # answers: left to the executor
+        if viewer is None or not viewer.has_scope(Scope.CLIENTS_READ):
+            raise Fallback
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from strawberry import Schema
 
 from clientdesk.settings import Settings
-from gql.compiled.clients import ClientField, ClientsField, RootField
+from gql.compiled.clients import ClientField, ClientsField, NodeField, RootField
 from gql.compiled.mutations import MONEY_MUTATIONS, MoneyMutationField, NotAnswered
 from gql.compiled.objects import DEFINITION
 from gql.compiled.selections import Fallback, NotCompilable, Selected, collect
@@ -52,7 +52,11 @@ MAX_PREPARED = 256  # per operation
 # the rows thrown away); with fewer, the database only after the rate limiter said yes.
 SPECULATE_WHEN_POINTS_LEFT = 50
 # The root fields the compiler knows.
-ROOT_FIELDS: dict[str, type[RootField]] = {"clients": ClientsField, "client": ClientField}
+ROOT_FIELDS: dict[str, type[RootField]] = {
+    "clients": ClientsField,
+    "client": ClientField,
+    "node": NodeField,
+}
 MUTATION_FIELDS = dict.fromkeys(MONEY_MUTATIONS, MoneyMutationField)
 Plan = RootField | MoneyMutationField
 

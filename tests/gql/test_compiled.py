@@ -586,3 +586,29 @@ async def test_the_cards_errors_come_from_the_executor(
 ) -> None:
     body = await paths.same(CARD, variables, compiled=False)
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+NODE = f"""
+query Node($id: ID!) {{
+  node(id: $id) {{
+    __typename id
+    ... on Client {{ {CLIENT_FIELDS} creditEntries(first: 2) {{ totalCount nodes {{ id kind }} }} }}
+    ... on CreditEntry {{ kind }}
+  }}
+}}
+"""
+
+
+async def test_node_with_a_client_id_is_compiled_and_identical(paths: Paths) -> None:
+    clients = await owners(paths)
+    client = max(clients, key=lambda c: c["creditEntries"]["totalCount"])
+    body = await paths.same(NODE, {"id": client["id"]})
+    assert body["data"]["node"]["login"] == client["login"]
+    entry = body["data"]["node"]["creditEntries"]["nodes"][0]["id"]
+    # another type's ID, no such client, a malformed ID: the executor's
+    other = await paths.same(NODE, {"id": entry}, compiled=False)
+    assert other["data"]["node"]["kind"]
+    gone = await paths.same(NODE, {"id": "Q2xpZW50Ojk5OTk5OTk="})
+    assert gone["data"] == {"node": None}
+    bad = await paths.same(NODE, {"id": "nonsense"}, compiled=False)
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
