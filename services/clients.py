@@ -108,8 +108,13 @@ async def may_change(session: AsyncSession, actor: Actor, clients: Sequence[Clie
     parent_ids = {c.parent_id for c in clients if c.parent_id is not None}
     parent_managers: dict[int, int | None] = {}
     if parent_ids:
+        # the parents' rows share-locked: a reassignment of a parent waits for this change,
+        # and one made before it is what this decides on
         rows = await session.execute(
-            select(Client.id, Client.manager_id).where(Client.id.in_(parent_ids))
+            select(Client.id, Client.manager_id)
+            .where(Client.id.in_(parent_ids))
+            .order_by(Client.id)
+            .with_for_update(read=True)
         )
         parent_managers = {row.id: row.manager_id for row in rows}
     return [
