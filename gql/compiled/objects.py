@@ -42,6 +42,7 @@ from gql.compiled.selections import Fallback, NotCompilable, Selected, collect, 
 from gql.compiled.shapes import Code, Expr, Statement
 from gql.context import Context
 from gql.errors import ApiError
+from gql.loaders import CATEGORIES_BY_CLIENT, CONNECTIONS_BY_CLIENT, DEPARTMENTS_BY_CLIENT
 from gql.node import to_global_id
 from gql.pagination import (
     PageRequest,
@@ -113,7 +114,9 @@ class Compiler:
     # this statement's nested connections: (plan, where the owner's id is in a row, where its
     # count is, if selected); the generated code reads connection k of the owner in `row` as
     # nested[k][owner id]
-    nested: list[tuple["NestedConnection", int, int | None]] = field(default_factory=list)
+    nested: list[tuple["NestedConnection | OwnedList", int, int | None]] = field(
+        default_factory=list
+    )
     # every nested connection below the root field, at any depth (for their arguments)
     registry: list["NestedConnection"] = field(default_factory=list)
 
@@ -210,6 +213,8 @@ class Compiler:
                 value = self.client(field_, parent, joined=True)
             elif name in NESTED_NAMES:
                 value = self.connection("Client", field_, table)
+            elif name in LISTS:
+                value = self.owned_list(field_, table)
             else:
                 raise NotCompilable(f"Client.{name}")
             entries.append((field_.key, value))
@@ -226,6 +231,17 @@ class Compiler:
             counted = self.statement.expression(f"count_{len(self.nested)}", count)
         self.nested.append((plan, owner, counted))
         return f"nested[{len(self.nested) - 1}][row[{owner}]]"
+
+    def owned_list(self, selected: Selected, table: Any) -> Expr:
+        """A list of rows owned by the object read from `table` (its connections, departments,
+        categories), or whether it is empty: read by the loaders' statement for every owner
+        on this level at once, looked up by the owner's id."""
+        kind = LISTS[selected.name]
+        plan = OwnedList(self, kind, selected)
+        owner = self.statement.index(table, "id")
+        self.nested.append((plan, owner, None))
+        found = f"nested[{len(self.nested) - 1}][row[{owner}]]"
+        return f"(not {found})" if kind.empty else found
 
     def blocked(self, table: Any) -> Expr:
         column = self.statement.column
@@ -340,6 +356,80 @@ NESTED: dict[str, NestedKind] = {
     ),
 }
 NESTED_NAMES = frozenset(NESTED)
+
+
+@dataclass(frozen=True, slots=True)
+class ListKind:
+    """A to-many field read by one of the loaders' statements (by the owners' ids as
+    `keys`): the item's type and, per item field, its column; `empty`: the field says
+    whether the list is empty instead."""
+
+    statement: Shaped
+    item_type: str | None
+    columns: dict[str, str]
+    global_ids: str | None = None  # the items' type for `id`
+    empty: bool = False
+
+
+LISTS: dict[str, ListKind] = {
+    "connections": ListKind(
+        CONNECTIONS_BY_CLIENT,
+        "ConnectionInfo",
+        {"type": "type", "status": "status", "lastSeenAt": "last_seen_at"},
+    ),
+    "departments": ListKind(DEPARTMENTS_BY_CLIENT, "Department", {"name": "name"}, "Department"),
+    "categories": ListKind(CATEGORIES_BY_CLIENT, "Category", {"name": "name"}, "Category"),
+    "allDepartments": ListKind(DEPARTMENTS_BY_CLIENT, None, {}, empty=True),
+    "allCategories": ListKind(CATEGORIES_BY_CLIENT, None, {}, empty=True),
+}
+
+
+class OwnedList:
+    """A to-many field below a compiled object, read for every owner at once."""
+
+    def __init__(self, above: Compiler, kind: ListKind, selected: Selected) -> None:
+        self.kind = kind
+        statement = kind.statement
+        self.owner_index = statement.columns.index("client_id")
+        code = Code()
+        if kind.item_type is None:  # emptiness only: no item is written
+            self.read = None
+            return
+        selected_columns = statement.statement.selected_columns
+        entries: list[tuple[str, Expr]] = []
+        for field_ in above.fields(kind.item_type, selected):
+            name = field_.name
+            if name == "__typename":
+                value = code.bind(kind.item_type)
+            elif name == "id" and kind.global_ids is not None:
+                index = statement.columns.index("id")
+                global_id = code.call(partial(to_global_id, kind.global_ids), f"row[{index}]")
+                value = code.leaf(
+                    above.graphql_schema, kind.item_type, name, global_id, nullable=False
+                )
+            elif name in kind.columns:
+                index = statement.columns.index(kind.columns[name])
+                nullable = bool(getattr(selected_columns[index], "nullable", True))
+                value = code.leaf(
+                    above.graphql_schema, kind.item_type, name, f"row[{index}]", nullable=nullable
+                )
+            else:
+                raise NotCompilable(f"{kind.item_type}.{name}")
+            entries.append((field_.key, value))
+        self.read = code.function("rows", f"[{code.object(entries)} for row in rows]")
+
+    async def values(
+        self, context: Context, calls: Sequence[Any], owners: list[Any], counts: dict[Any, int]
+    ) -> dict[Any, Any]:
+        """Each owner's list (or its rows, when only its emptiness is asked)."""
+        grouped: dict[Any, list[Any]] = {owner: [] for owner in owners}
+        owner_index = self.owner_index
+        for row in await context.db.fetch_all(self.kind.statement, {"keys": owners}):
+            grouped[row[owner_index]].append(row)
+        if self.read is None:
+            return grouped
+        read = self.read
+        return {owner: read(rows) for owner, rows in grouped.items()}
 
 
 @dataclass(slots=True)
@@ -483,7 +573,7 @@ class NestedConnection:
 
 
 async def fill_nested(
-    nested: list[tuple[NestedConnection, int, int | None]],
+    nested: list[tuple["NestedConnection | OwnedList", int, int | None]],
     rows: Sequence[Sequence[Any]],
     context: Context,
     calls: Sequence[Any],

@@ -1,6 +1,7 @@
 """The compiled path answers exactly what graphql-core's executor answers, byte for byte, and
 leaves to the executor everything it does not know or that would end in an error."""
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from gql.compiled import CompiledOperations
 from gql.limits import Limits
 from services.auth import issue_token
 from tests.conftest import FakeClock
-from tests.gql.conftest import SEEDED_AT, Listing
+from tests.gql.conftest import RICH_LOGIN, SEEDED_AT, Listing
 
 LIST = """
 query List($filter: ClientFilter, $search: String, $orderBy: [ClientOrder!],
@@ -273,7 +274,8 @@ async def test_any_page_of_any_list_is_identical(
         # directives decide fields at run time: not compiled
         ("query($x: Boolean!) { clients { nodes { login @include(if: $x) } } }", {"x": True}),
         # a to-many field the compiler does not know
-        ("{ clients(first: 2) { nodes { login connections { type } } } }", None),
+        ("{ clients(first: 2) { nodes { login customFields { value } } } }", None),
+        ("{ clients(first: 2) { nodes { login packagePrices { price { amount } } } } }", None),
         # other root fields
         ("{ viewer { email } clients(first: 1) { nodes { login } } }", None),
         ("{ __schema { queryType { name } } }", None),
@@ -612,3 +614,142 @@ async def test_node_with_a_client_id_is_compiled_and_identical(paths: Paths) -> 
     assert gone["data"] == {"node": None}
     bad = await paths.same(NODE, {"id": "nonsense"}, compiled=False)
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+# Random shapes of the card: any subset of the client's fields, aliases, nested connections
+# with any page arguments and order, nested again, through fragments or not.
+SCALARS = [
+    "id",
+    "login",
+    "name",
+    "email",
+    "status",
+    "blocked",
+    "canLogin",
+    "effectiveLanguage",
+    "validTill",
+    "createdAt",
+    "balance { amount currency }",
+    "block { reason blockedBy { name } }",
+    "manager { id name }",
+    "parent { login manager { email } }",
+    "connections { __typename type status lastSeenAt }",
+    "departments { id name }",
+    "categories { __typename name }",
+    "allDepartments",
+    "allCategories",
+]
+ENTRY_FIELDS = [
+    "id",
+    "kind",
+    "amount { amount currency }",
+    "balanceAfter { amount }",
+    "paymentMethod",
+    "comment",
+    "createdAt",
+    "createdBy { name role }",
+]
+ORDER_FIELDS = ["LOGIN", "NAME", "BALANCE", "CREATED_AT", "COUNTRY", "STATUS", "VALID_TILL"]
+
+
+@st.composite
+def page_arguments(draw: st.DrawFn, *, sub_accounts: bool) -> str:
+    arguments = []
+    size = draw(st.integers(min_value=1, max_value=12))
+    arguments.append(f"{draw(st.sampled_from(['first', 'last']))}: {size}")
+    if sub_accounts and draw(st.booleans()):
+        fields = draw(st.lists(st.sampled_from(ORDER_FIELDS), min_size=1, max_size=2, unique=True))
+        orders = ", ".join(
+            f"{{field: {f}, direction: {draw(st.sampled_from(['ASC', 'DESC']))}}}" for f in fields
+        )
+        arguments.append(f"orderBy: [{orders}]")
+    return ", ".join(arguments)
+
+
+@st.composite
+def connection_selection(draw: st.DrawFn, *, sub_accounts: bool, depth: int) -> str:
+    parts = []
+    if draw(st.booleans()):
+        parts.append("totalCount")
+    if draw(st.booleans()):
+        parts.append("pageInfo { hasNextPage hasPreviousPage startCursor endCursor }")
+    node = draw(client_selection(depth + 1)) if sub_accounts else draw(entry_selection())
+    if draw(st.booleans()):
+        parts.append(f"edges {{ cursor node {{ {node} }} }}")
+    else:
+        parts.append(f"nodes {{ {node} }}")
+    return " ".join(parts)
+
+
+@st.composite
+def entry_selection(draw: st.DrawFn) -> str:
+    return " ".join(draw(st.lists(st.sampled_from(ENTRY_FIELDS), min_size=1, max_size=4)))
+
+
+@st.composite
+def client_selection(draw: st.DrawFn, depth: int = 0) -> str:
+    fields = draw(st.lists(st.sampled_from(SCALARS), min_size=1, max_size=5, unique=True))
+    parts = [
+        f"a{n}: {field}" if draw(st.booleans()) and "{" not in field else field
+        for n, field in enumerate(fields)
+    ]
+    if depth < 2:
+        for name, subs in (("creditEntries", False), ("subAccounts", True)):
+            if draw(st.booleans()):
+                arguments = draw(page_arguments(sub_accounts=subs))
+                inner = draw(connection_selection(sub_accounts=subs, depth=depth))
+                parts.append(f"{name}({arguments}) {{ {inner} }}")
+    if draw(st.booleans()):
+        parts.append("... on Client { login }")
+    return " ".join(parts)
+
+
+@settings(
+    max_examples=int(os.environ.get("SHAPES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    selection=client_selection(), root=st.sampled_from(["client", "clients"]), pick=st.integers()
+)
+async def test_any_shape_of_client_and_list_is_identical(
+    family: Paths, selection: str, root: str, pick: int
+) -> None:
+    if root == "client":
+        clients = family_clients.get(id(family)) or await owners(family)
+        family_clients[id(family)] = clients
+        chosen = clients[pick % len(clients)]["id"]
+        query = f'{{ client(id: "{chosen}") {{ {selection} }} }}'
+    else:
+        query = f"{{ clients(first: 15) {{ nodes {{ {selection} }} }} }}"
+    await family.same(query)
+
+
+family_clients: dict[int, list[dict[str, Any]]] = {}
+
+
+async def test_a_clients_lists_are_compiled_and_identical(paths: Paths) -> None:
+    # given the client with connections, departments and categories (tests/gql/conftest.py)
+    query = """
+    query Rich($login: String) {
+      client(login: $login) {
+        login connections { type status lastSeenAt } departments { id name }
+        categories { id name } allDepartments allCategories
+        parent { login connections { type } allCategories }
+        subAccounts { nodes { login departments { name } } }
+      }
+    }
+    """
+    body = await paths.same(query, {"login": RICH_LOGIN})
+    client = body["data"]["client"]
+    assert client["connections"]
+    assert client["departments"]
+    assert client["categories"]
+    assert client["allDepartments"] is False
+    assert client["parent"] is not None
+    listed = (
+        "{ clients(first: 100) { nodes { login connections { type status } allDepartments } } }"
+    )
+    nodes = (await paths.same(listed))["data"]["clients"]["nodes"]
+    assert any(node["connections"] for node in nodes)
+    assert any(node["allDepartments"] for node in nodes)
