@@ -28,7 +28,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 from clientdesk.settings import Settings
-from db.direct import Shaped
+from db.direct import Shaped, light_rows
 from db.keyset import Ordering
 from db.models import Client as ClientModel
 from db.models import CreditEntry as EntryModel
@@ -42,7 +42,13 @@ from gql.compiled.selections import Fallback, NotCompilable, Selected, collect, 
 from gql.compiled.shapes import Code, Expr, Statement
 from gql.context import Context
 from gql.errors import ApiError
-from gql.loaders import CATEGORIES_BY_CLIENT, CONNECTIONS_BY_CLIENT, DEPARTMENTS_BY_CLIENT
+from gql.loaders import (
+    CATEGORIES_BY_CLIENT,
+    CONNECTIONS_BY_CLIENT,
+    CUSTOM_FIELD_DEFINITIONS,
+    CUSTOM_FIELD_VALUES_BY_CLIENT,
+    DEPARTMENTS_BY_CLIENT,
+)
 from gql.node import to_global_id
 from gql.pagination import (
     PageRequest,
@@ -55,6 +61,7 @@ from gql.pagination import (
     trim_page,
 )
 from gql.scalars import money_amount
+from services.custom_fields import readable_value
 from services.languages import effective_language
 
 # Where Strawberry keeps a GraphQL field's own definition.
@@ -114,7 +121,7 @@ class Compiler:
     # this statement's nested connections: (plan, where the owner's id is in a row, where its
     # count is, if selected); the generated code reads connection k of the owner in `row` as
     # nested[k][owner id]
-    nested: list[tuple["NestedConnection | OwnedList", int, int | None]] = field(
+    nested: list[tuple["NestedConnection | OwnedList | CustomFields", int, int | None]] = field(
         default_factory=list
     )
     # every nested connection below the root field, at any depth (for their arguments)
@@ -215,6 +222,11 @@ class Compiler:
                 value = self.connection("Client", field_, table)
             elif name in LISTS:
                 value = self.owned_list(field_, table)
+            elif name == "customFields":
+                plan = CustomFields(self, field_)
+                owner = self.statement.index(table, "id")
+                self.nested.append((plan, owner, None))
+                value = f"nested[{len(self.nested) - 1}][row[{owner}]]"
             else:
                 raise NotCompilable(f"Client.{name}")
             entries.append((field_.key, value))
@@ -432,6 +444,69 @@ class OwnedList:
         return {owner: read(rows) for owner, rows in grouped.items()}
 
 
+DEFINITION_COLUMNS = ("key", "label", "type", "required", "position")
+
+
+class CustomFields:
+    """`Client.customFields` below a compiled object: every definition, in display order,
+    with each owner's value as reads show it (services.custom_fields.readable_value), read by
+    the loaders' two statements for every owner at once."""
+
+    def __init__(self, above: Compiler, selected: Selected) -> None:
+        code = Code()
+        schema = above.graphql_schema
+        entries: list[tuple[str, Expr]] = []
+        for field_ in above.fields("CustomFieldValue", selected):
+            if field_.name == "__typename":
+                entries.append((field_.key, code.bind("CustomFieldValue")))
+            elif field_.name == "value":
+                value = code.call(readable_value, "d", "values.get(d.id)")
+                read = code.leaf(schema, "CustomFieldValue", "value", "v", nullable=True)
+                entries.append((field_.key, f"(lambda v: {read})({value})"))
+            elif field_.name == "definition":
+                entries.append((field_.key, self.definition(above, field_, code)))
+            else:
+                raise NotCompilable(f"CustomFieldValue.{field_.name}")
+        self.read = code.function(
+            "definitions, values", f"[{code.object(entries)} for d in definitions]"
+        )
+
+    @staticmethod
+    def definition(above: Compiler, selected: Selected, code: Code) -> Expr:
+        schema = above.graphql_schema
+        entries: list[tuple[str, Expr]] = []
+        for field_ in above.fields("CustomFieldDefinition", selected):
+            name = field_.name
+            if name == "__typename":
+                value = code.bind("CustomFieldDefinition")
+            elif name == "id":
+                global_id = code.call(partial(to_global_id, "CustomFieldDefinition"), "d.id")
+                value = code.leaf(schema, "CustomFieldDefinition", name, global_id, nullable=False)
+            elif name == "options":
+                value = "(None if d.options is None else list(d.options))"
+            elif name in DEFINITION_COLUMNS:
+                value = code.leaf(
+                    schema, "CustomFieldDefinition", name, f"d.{name}", nullable=False
+                )
+            else:
+                raise NotCompilable(f"CustomFieldDefinition.{name}")
+            entries.append((field_.key, value))
+        return code.object(entries)
+
+    async def values(
+        self, context: Context, calls: Sequence[Any], owners: list[Any], counts: dict[Any, int]
+    ) -> dict[Any, Any]:
+        db = context.db
+        found = await db.fetch_all(CUSTOM_FIELD_DEFINITIONS)
+        definitions = light_rows(CUSTOM_FIELD_DEFINITIONS.columns, found)
+        by_owner: dict[Any, dict[Any, Any]] = {owner: {} for owner in owners}
+        for owner, definition_id, value in await db.fetch_all(
+            CUSTOM_FIELD_VALUES_BY_CLIENT, {"keys": owners}
+        ):
+            by_owner[owner][definition_id] = value
+        return {owner: self.read(definitions, values) for owner, values in by_owner.items()}
+
+
 @dataclass(slots=True)
 class NestedCall:
     """A nested connection's arguments for one set of variables, and its statements (made on
@@ -573,7 +648,7 @@ class NestedConnection:
 
 
 async def fill_nested(
-    nested: list[tuple["NestedConnection | OwnedList", int, int | None]],
+    nested: list[tuple["NestedConnection | OwnedList | CustomFields", int, int | None]],
     rows: Sequence[Sequence[Any]],
     context: Context,
     calls: Sequence[Any],

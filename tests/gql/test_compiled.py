@@ -274,7 +274,6 @@ async def test_any_page_of_any_list_is_identical(
         # directives decide fields at run time: not compiled
         ("query($x: Boolean!) { clients { nodes { login @include(if: $x) } } }", {"x": True}),
         # a to-many field the compiler does not know
-        ("{ clients(first: 2) { nodes { login customFields { value } } } }", None),
         ("{ clients(first: 2) { nodes { login packagePrices { price { amount } } } } }", None),
         # other root fields
         ("{ viewer { email } clients(first: 1) { nodes { login } } }", None),
@@ -638,6 +637,7 @@ SCALARS = [
     "categories { __typename name }",
     "allDepartments",
     "allCategories",
+    "customFields { __typename value definition { id key label type options required } }",
 ]
 ENTRY_FIELDS = [
     "id",
@@ -735,6 +735,7 @@ async def test_a_clients_lists_are_compiled_and_identical(paths: Paths) -> None:
       client(login: $login) {
         login connections { type status lastSeenAt } departments { id name }
         categories { id name } allDepartments allCategories
+        customFields { value definition { __typename id key label type options position } }
         parent { login connections { type } allCategories }
         subAccounts { nodes { login departments { name } } }
       }
@@ -746,6 +747,7 @@ async def test_a_clients_lists_are_compiled_and_identical(paths: Paths) -> None:
     assert client["departments"]
     assert client["categories"]
     assert client["allDepartments"] is False
+    assert any(field["value"] is not None for field in client["customFields"])
     assert client["parent"] is not None
     listed = (
         "{ clients(first: 100) { nodes { login connections { type status } allDepartments } } }"
