@@ -292,16 +292,22 @@ class Client(Node):
     )
     async def package_prices(self, info: Info) -> list[ClientPackagePrice]:
         rows = await info.context.loaders.package_prices_by_currency.load(self.currency)
-        percent = self.price_adjustment_percent
-        return [
-            ClientPackagePrice(
-                package=Package.from_row(row),
-                base_price=Money.of(row.amount, self.currency),
-                price=Money.of(adjusted_price(row.amount, percent, self.currency), self.currency),
-                adjustment_percent=percent,
-            )
-            for row in rows
-        ]
+        return package_prices(rows, self.currency, self.price_adjustment_percent)
+
+
+def package_prices(
+    rows: Sequence[AnyRow], currency: str, percent: Decimal
+) -> list[ClientPackagePrice]:
+    """A client's prices from the active packages' prices in its currency (the loader's rows)."""
+    return [
+        ClientPackagePrice(
+            package=Package.from_row(row),
+            base_price=Money.of(row.amount, currency),
+            price=Money.of(adjusted_price(row.amount, percent, currency), currency),
+            adjustment_percent=percent,
+        )
+        for row in rows
+    ]
 
 
 def client_from_row(info: Info, row: AnyRow) -> Client:

@@ -35,8 +35,9 @@ from db.models import CreditEntry as EntryModel
 from db.models import StaffUser as StaffModel
 from gql.arguments import ArgumentProblems
 from gql.clients.sorters import client_ordering
-from gql.clients.types import NEWEST_ENTRY_FIRST, block_in_force, can_login
+from gql.clients.types import NEWEST_ENTRY_FIRST, block_in_force, can_login, package_prices
 from gql.compiled.arguments import arguments_converter
+from gql.compiled.outputs import Outputs
 from gql.compiled.pages import PageParts, connection_parts, page_value
 from gql.compiled.selections import Fallback, NotCompilable, Selected, collect, subselections
 from gql.compiled.shapes import Code, Expr, Statement
@@ -48,6 +49,7 @@ from gql.loaders import (
     CUSTOM_FIELD_DEFINITIONS,
     CUSTOM_FIELD_VALUES_BY_CLIENT,
     DEPARTMENTS_BY_CLIENT,
+    PACKAGE_PRICES_BY_CURRENCY,
 )
 from gql.node import to_global_id
 from gql.pagination import (
@@ -121,9 +123,7 @@ class Compiler:
     # this statement's nested connections: (plan, where the owner's id is in a row, where its
     # count is, if selected); the generated code reads connection k of the owner in `row` as
     # nested[k][owner id]
-    nested: list[tuple["NestedConnection | OwnedList | CustomFields", int, int | None]] = field(
-        default_factory=list
-    )
+    nested: list[tuple["Nested", int, int | None]] = field(default_factory=list)
     # every nested connection below the root field, at any depth (for their arguments)
     registry: list["NestedConnection"] = field(default_factory=list)
 
@@ -222,6 +222,8 @@ class Compiler:
                 value = self.connection("Client", field_, table)
             elif name in LISTS:
                 value = self.owned_list(field_, table)
+            elif name == "packagePrices":
+                value = self.package_prices(field_, table)
             elif name == "customFields":
                 plan = CustomFields(self, field_)
                 owner = self.statement.index(table, "id")
@@ -254,6 +256,23 @@ class Compiler:
         self.nested.append((plan, owner, None))
         found = f"nested[{len(self.nested) - 1}][row[{owner}]]"
         return f"(not {found})" if kind.empty else found
+
+    def package_prices(self, selected: Selected, table: Any) -> Expr:
+        """The client's prices: the active packages' prices in its currency (read for every
+        currency on this level at once), made into the resolver's own objects by the same
+        function, and written by generated code."""
+        outputs = Outputs(self.schema, self.fragments)
+        field_type = self.graphql_schema.get_type("Client").fields["packagePrices"].type  # type: ignore[union-attr]
+        write = outputs.code.function("prices", outputs.value(field_type, selected, "prices", 0))
+
+        def prices(rows: Sequence[Any], currency: str, percent: Any) -> Any:
+            return write(package_prices(rows, currency, percent))
+
+        currency = self.statement.index(table, "currency")
+        self.nested.append((PricesByCurrency(), currency, None))
+        found = f"nested[{len(self.nested) - 1}][row[{currency}]]"
+        percent = self.statement.column(table, "price_adjustment_percent")
+        return self.code.call(prices, found, f"row[{currency}]", percent)
 
     def blocked(self, table: Any) -> Expr:
         column = self.statement.column
@@ -442,6 +461,20 @@ class OwnedList:
             return grouped
         read = self.read
         return {owner: read(rows) for owner, rows in grouped.items()}
+
+
+class PricesByCurrency:
+    """The active packages' prices in each currency on a level (the loader's statement)."""
+
+    async def values(
+        self, context: Context, calls: Sequence[Any], owners: list[Any], counts: dict[Any, int]
+    ) -> dict[Any, Any]:
+        statement = PACKAGE_PRICES_BY_CURRENCY
+        found = await context.db.fetch_all(statement, {"keys": owners})
+        grouped: dict[Any, list[Any]] = {owner: [] for owner in owners}
+        for row in light_rows(statement.columns, found):
+            grouped[row.currency].append(row)
+        return grouped
 
 
 DEFINITION_COLUMNS = ("key", "label", "type", "required", "position")
@@ -647,8 +680,12 @@ class NestedConnection:
         return values
 
 
+# What a level reads below its rows, one statement each for all owners.
+Nested = NestedConnection | OwnedList | CustomFields | PricesByCurrency
+
+
 async def fill_nested(
-    nested: list[tuple["NestedConnection | OwnedList | CustomFields", int, int | None]],
+    nested: list[tuple["Nested", int, int | None]],
     rows: Sequence[Sequence[Any]],
     context: Context,
     calls: Sequence[Any],

@@ -274,7 +274,11 @@ async def test_any_page_of_any_list_is_identical(
         # directives decide fields at run time: not compiled
         ("query($x: Boolean!) { clients { nodes { login @include(if: $x) } } }", {"x": True}),
         # a to-many field the compiler does not know
-        ("{ clients(first: 2) { nodes { login packagePrices { price { amount } } } } }", None),
+        # a field with a resolver of its own below a compiled one
+        (
+            "{ clients(first: 2) { nodes { packagePrices { package { prices { amount } } } } } }",
+            None,
+        ),
         # other root fields
         ("{ viewer { email } clients(first: 1) { nodes { login } } }", None),
         ("{ __schema { queryType { name } } }", None),
@@ -638,6 +642,8 @@ SCALARS = [
     "allDepartments",
     "allCategories",
     "customFields { __typename value definition { id key label type options required } }",
+    "packagePrices { __typename package { id name description isActive } basePrice { amount }"
+    " price { amount currency } adjustmentPercent }",
 ]
 ENTRY_FIELDS = [
     "id",
@@ -736,6 +742,7 @@ async def test_a_clients_lists_are_compiled_and_identical(paths: Paths) -> None:
         login connections { type status lastSeenAt } departments { id name }
         categories { id name } allDepartments allCategories
         customFields { value definition { __typename id key label type options position } }
+        packagePrices { package { name } basePrice { amount } price { amount } adjustmentPercent }
         parent { login connections { type } allCategories }
         subAccounts { nodes { login departments { name } } }
       }
@@ -748,6 +755,7 @@ async def test_a_clients_lists_are_compiled_and_identical(paths: Paths) -> None:
     assert client["categories"]
     assert client["allDepartments"] is False
     assert any(field["value"] is not None for field in client["customFields"])
+    assert client["packagePrices"]
     assert client["parent"] is not None
     listed = (
         "{ clients(first: 100) { nodes { login connections { type status } allDepartments } } }"
