@@ -131,6 +131,7 @@ class ClientField(RootField):
         super().__init__(selected, *args)
         client = self.compiler.client(selected, CLIENTS, joined=False)
         self.read = self.code.function(NODES, f"[{client} for row in rows]")
+        self.statement.index(CLIENTS, "id")  # a column at least (`{ __typename }` reads none)
         base = select(*self.statement.columns).select_from(self.statement.from_clause())
         self.by_id = Shaped(base.where(CLIENTS.c.id == bindparam("key")))
         self.by_login = Shaped(base.where(CLIENTS.c.login == bindparam("key")))

@@ -28,6 +28,7 @@ from clientdesk.settings import Settings
 from gql.compiled.clients import ClientField, ClientsField, NodeField, RootField
 from gql.compiled.mutations import MONEY_MUTATIONS, MoneyMutationField, NotAnswered
 from gql.compiled.objects import DEFINITION
+from gql.compiled.resolved import ResolvedField
 from gql.compiled.selections import Fallback, NotCompilable, Selected, collect
 from gql.compiled.shapes import NullValue
 from gql.context import Context
@@ -58,7 +59,7 @@ ROOT_FIELDS: dict[str, type[RootField]] = {
     "node": NodeField,
 }
 MUTATION_FIELDS = dict.fromkeys(MONEY_MUTATIONS, MoneyMutationField)
-Plan = RootField | MoneyMutationField
+Plan = RootField | MoneyMutationField | ResolvedField
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +156,14 @@ class CompiledOperations:
     ) -> "Plan | str":
         if selected.name == "__typename":
             return root_type.name
-        plans = MUTATION_FIELDS if root_type.name == "Mutation" else ROOT_FIELDS
-        plan = plans.get(selected.name)
-        if plan is None or len(selected.nodes) != 1:
+        if selected.name not in root_type.fields or len(selected.nodes) != 1:
+            raise NotCompilable(selected.name)  # introspection, or merged twice
+        plan: type[Plan] | None
+        if root_type.name == "Mutation":
+            plan = MUTATION_FIELDS.get(selected.name)
+        else:
+            plan = ROOT_FIELDS.get(selected.name, ResolvedField)
+        if plan is None:
             raise NotCompilable(selected.name)
         graphql_field: GraphQLField = root_type.fields[selected.name]
         return plan(
