@@ -12,7 +12,11 @@ compiled if every root field it selects is one the compiler knows:
   and readers that turn each row into the response's values; below them, the nested
   connections `creditEntries` and `subAccounts` at any depth, one statement per connection
   and level for every owner at once (the loaders' plan), their counts columns of the owners'
-  rows (gql/compiled/objects.py);
+  rows, and the client's other lists by the loaders' own statements (gql/compiled/objects.py);
+- `node(id)` for a client's ID, as `client(id)`;
+- the other read root fields whose selections below are plain attributes of what their
+  resolvers return: the resolver runs, generated code writes its result
+  (gql/compiled/resolved.py, gql/compiled/outputs.py);
 - the money mutations (creditAdd, creditDeduct, creditNoteCreate, creditEntryReverse): their
   own resolvers, services and rules, with the payload written by generated code
   (gql/compiled/mutations.py).

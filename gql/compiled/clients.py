@@ -5,8 +5,8 @@ author), plus one statement per nested connection and level (creditEntries, subA
 gql/compiled/objects.py), plus the count and the page-boundary checks when they are selected.
 Every value is computed by the same functions the resolvers use.
 
-Other to-many fields (connections, custom fields, departments, categories, packagePrices) are
-not compiled: an operation that selects one runs on graphql-core's executor as before.
+A client's other lists (connections, departments, categories, custom fields, package prices)
+are one statement each per level too, by the loaders' own statements (gql/compiled/objects.py).
 """
 
 from collections.abc import Sequence
