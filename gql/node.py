@@ -48,6 +48,9 @@ def parse_global_id(value: str) -> tuple[str, int]:
     raise BadUserInput(f"{quoted(value)} is not a valid ID", field="id")
 
 
+MAX_NODES = 100  # IDs in one `nodes` request
+
+
 def pk_of(value: str, type_name: str) -> int | None:
     """The primary key of an ID expected to be of `type_name`; None for another type's ID."""
     actual, pk = parse_global_id(value)

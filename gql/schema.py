@@ -19,7 +19,7 @@ from gql.credits.mutations import CreditMutation
 from gql.credits.types import CreditEntry
 from gql.errors import BadUserInput, ErrorMasking
 from gql.execution import FastExecutionContext
-from gql.node import Node, fetch_nodes
+from gql.node import MAX_NODES, Node, fetch_nodes
 from gql.observability import Observed, Tracing
 from gql.permissions import IsAuthenticated
 from gql.pricing.mutations import PricingMutation
@@ -33,8 +33,6 @@ from gql.staff.mutations import StaffMutation, TokenMutation
 from gql.staff.queries import StaffQuery
 from gql.staff.types import ApiToken, StaffUser
 from gql.throttling import Throttle
-
-MAX_NODES = 100
 
 
 @strawberry.type

@@ -41,7 +41,7 @@ from gql.compiled.shapes import Code, Statement
 from gql.context import Context
 from gql.enums import Scope
 from gql.errors import ApiError
-from gql.node import parse_global_id
+from gql.node import MAX_NODES, parse_global_id
 from gql.pagination import (
     PageRequest,
     dialect_page_query,
@@ -159,6 +159,14 @@ class ClientField(RootField):
         return self.read(rows, context.now, values)[0]
 
 
+def clients_readable(context: Context) -> None:
+    """Fallback without clients:read: a client is then null, which fetch_clients
+    (gql/clients/types.py) answers on the executor."""
+    viewer = context.viewer
+    if viewer is None or not viewer.has_scope(Scope.CLIENTS_READ):
+        raise Fallback
+
+
 class NodeField(ClientField):
     """`node(id)` for a client's ID, compiled as `client(id)` (its `... on Client` and
     `... on Node` selections); any other type's ID is left to the executor."""
@@ -176,11 +184,47 @@ class NodeField(ClientField):
 
     def permit(self, context: Context, call: Call) -> None:
         super().permit(context, call)
-        viewer = context.viewer
-        # without clients:read a client is null, which fetch_clients (gql/clients/types.py)
-        # answers: left to the executor
-        if viewer is None or not viewer.has_scope(Scope.CLIENTS_READ):
-            raise Fallback
+        clients_readable(context)
+
+
+class NodesField(ClientField):
+    """`nodes(ids)` when every ID is a client's: one statement for all of them, answered in
+    the IDs' order (null where none); any other type's ID leaves it to the executor."""
+
+    def __init__(self, selected: Selected, *args: Any) -> None:
+        super().__init__(selected, *args)
+        base = select(*self.statement.columns).select_from(self.statement.from_clause())
+        self.by_ids = Shaped(base.where(CLIENTS.c.id.in_(bindparam("keys", expanding=True))))
+        self.id_index = self.statement.index(CLIENTS, "id")
+
+    def arguments(self, variables: VariableValues) -> Call:
+        call = RootField.arguments(self, variables)
+        ids = call.kwargs["ids"]
+        if len(ids) > MAX_NODES:
+            raise Fallback  # the resolver refuses it
+        keys = []
+        for value in ids:
+            try:
+                type_name, pk = parse_global_id(value)
+            except ApiError:
+                raise Fallback from None
+            if type_name != "Client":
+                raise Fallback
+            keys.append(pk)
+        call.key = keys
+        return call
+
+    def permit(self, context: Context, call: Call) -> None:
+        super().permit(context, call)
+        clients_readable(context)
+
+    async def run(self, context: Context, call: Call) -> Any:
+        keys: list[int] = call.key
+        rows = await context.db.fetch_all(self.by_ids, {"keys": list(dict.fromkeys(keys))})
+        values = await fill_nested(self.compiler.nested, rows, context, call.nested)
+        written = self.read(rows, context.now, values)
+        by_id = {row[self.id_index]: value for row, value in zip(rows, written, strict=True)}
+        return [by_id.get(key) for key in keys]
 
 
 @dataclass(frozen=True, slots=True)

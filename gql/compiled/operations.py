@@ -25,7 +25,7 @@ from starlette.responses import Response
 from strawberry import Schema
 
 from clientdesk.settings import Settings
-from gql.compiled.clients import ClientField, ClientsField, NodeField, RootField
+from gql.compiled.clients import ClientField, ClientsField, NodeField, NodesField, RootField
 from gql.compiled.mutations import MONEY_MUTATIONS, MoneyMutationField, NotAnswered
 from gql.compiled.objects import DEFINITION
 from gql.compiled.resolved import ResolvedField
@@ -57,6 +57,7 @@ ROOT_FIELDS: dict[str, type[RootField]] = {
     "clients": ClientsField,
     "client": ClientField,
     "node": NodeField,
+    "nodes": NodesField,
 }
 MUTATION_FIELDS = dict.fromkeys(MONEY_MUTATIONS, MoneyMutationField)
 Plan = RootField | MoneyMutationField | ResolvedField

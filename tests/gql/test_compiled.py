@@ -813,3 +813,25 @@ async def test_root_fields_answered_by_their_resolvers_are_identical(
 async def test_selections_of_no_column_are_compiled_and_identical(paths: Paths, query: str) -> None:
     body = await paths.same(query)
     assert "errors" not in body
+
+
+async def test_nodes_of_clients_are_compiled_and_identical(paths: Paths) -> None:
+    clients = await owners(paths)
+    ids = [client["id"] for client in clients[:5]]
+    query = f"""query Nodes($ids: [ID!]!) {{
+      nodes(ids: $ids) {{
+        id ... on Client {{ {CLIENT_FIELDS} creditEntries(first: 1) {{ totalCount }} }}
+      }}
+    }}"""
+    # in the IDs' order, twice where asked twice, null where there is none
+    missing = "Q2xpZW50Ojk5OTk5OTk="
+    body = await paths.same(query, {"ids": [ids[3], ids[0], missing, ids[3], *ids]})
+    found = body["data"]["nodes"]
+    assert [node and node["id"] for node in found] == [ids[3], ids[0], None, ids[3], *ids]
+    await paths.same(query, {"ids": []})
+    # another type's ID, a malformed one, too many: the executor's
+    entry = (await paths.same(NODE, {"id": ids[0]}))["data"]["node"]["creditEntries"]["nodes"]
+    if entry:
+        await paths.same(query, {"ids": [ids[0], entry[0]["id"]]}, compiled=False)
+    await paths.same(query, {"ids": ["nonsense"]}, compiled=False)
+    await paths.same(query, {"ids": [ids[0]] * 101}, compiled=False)
