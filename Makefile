@@ -69,4 +69,4 @@ lock: $(STAMP)
 		-c requirements.lock -o requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) clientdesk.db .mypy_cache .ruff_cache .pytest_cache $(AUDIT)/node_modules
+	rm -rf $(VENV) clientdesk.db clientdesk.db.write-turn .mypy_cache .ruff_cache .pytest_cache $(AUDIT)/node_modules

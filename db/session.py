@@ -1,6 +1,8 @@
 """Engines and sessions: one engine per process, one session per request or command."""
 
 import asyncio
+import fcntl
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -146,13 +148,58 @@ async def begin_write(session: AsyncSession) -> None:
 
 # SQLite has one writer at a time. The writers of one process take turns here, in order,
 # before BEGIN IMMEDIATE: left to SQLite, every waiting writer polls the lock with ever longer
-# sleeps (its busy handler), and a writer can wait seconds while later ones go first.
+# sleeps (its busy handler), and a writer can wait seconds while later ones go first. The
+# processes of one server (`serve --workers N`) then take turns on a lock file beside the
+# database, which a waiting process blocks on (in a thread) instead of polling: one waiter
+# per process, woken as soon as the other lets go.
 _write_turns: dict[tuple[int, int], asyncio.Lock] = {}
+_lock_files: dict[str, int] = {}
+
+
+def lock_file(database: str | None) -> int | None:
+    """This process's descriptor of the database's lock file; None for a database in memory."""
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    found = _lock_files.get(database)
+    if found is None:
+        found = _lock_files[database] = os.open(
+            f"{database}.write-turn", os.O_RDWR | os.O_CREAT, 0o600
+        )
+    return found
+
+
+@asynccontextmanager
+async def between_processes(descriptor: int | None) -> AsyncIterator[None]:
+    """The lock file held for the block: at once if free, else waited for in a thread."""
+    if descriptor is None:
+        yield
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        taking = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX))
+        try:
+            await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            # the thread still takes it: let go of it then, or no process would write again
+            taking.add_done_callback(
+                lambda done: (
+                    None
+                    if done.cancelled() or done.exception()
+                    else fcntl.flock(descriptor, fcntl.LOCK_UN)
+                )
+            )
+            raise
+    try:
+        yield
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
 @asynccontextmanager
 async def write_turn(session: AsyncSession) -> AsyncIterator[None]:
-    """On SQLite, this process's turn to write (one change at a time); nothing elsewhere."""
+    """On SQLite, this server's turn to write (one change at a time across its processes);
+    nothing elsewhere."""
     bind = session.get_bind()
     if bind.dialect.name != "sqlite":
         yield
@@ -162,7 +209,8 @@ async def write_turn(session: AsyncSession) -> AsyncIterator[None]:
     turn = _write_turns.get(key)
     if turn is None:
         turn = _write_turns[key] = asyncio.Lock()
-    async with turn:
+    url = getattr(engine, "url", None)
+    async with turn, between_processes(lock_file(url.database if url is not None else None)):
         yield
 
 
