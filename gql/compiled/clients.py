@@ -11,7 +11,6 @@ are one statement each per level too, by the loaders' own statements (gql/compil
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from graphql import (
@@ -20,23 +19,21 @@ from graphql import (
     GraphQLObjectType,
     get_named_type,
 )
-from graphql.execution.values import VariableValues, get_argument_values
+from graphql.execution.values import VariableValues
 from sqlalchemy import Select, bindparam, select
 from strawberry import Schema
-from strawberry.permission import PermissionExtension
 from strawberry.types.field import StrawberryField
 
 from clientdesk.settings import Settings
 from db.direct import Reused, Shaped
 from db.keyset import Ordering
-from gql.arguments import ArgumentProblems
 from gql.clients.filters import FilterScope, client_conditions, count_clients, uses_scope
 from gql.clients.queries import client_key
 from gql.clients.sorters import client_ordering
-from gql.compiled.arguments import arguments_converter
-from gql.compiled.objects import CLIENTS, Compiler, fill_nested, refuse_problems
+from gql.compiled.fields import FieldPlan
+from gql.compiled.objects import CLIENTS, Compiler, fill_nested
 from gql.compiled.pages import NODES, PageParts, connection_parts, page_value
-from gql.compiled.selections import Fallback, NotCompilable, Selected
+from gql.compiled.selections import Fallback, Selected
 from gql.compiled.shapes import Code, Statement
 from gql.context import Context
 from gql.enums import Scope
@@ -65,8 +62,9 @@ class Call:
     key: Any = field(default=None)
 
 
-class RootField:
-    """What the root fields share: their arguments, permissions and one compiled statement."""
+class RootField(FieldPlan):
+    """What the client root fields share: their arguments, permissions and one compiled
+    statement."""
 
     def __init__(
         self,
@@ -77,22 +75,7 @@ class RootField:
         fragments: dict[str, FragmentDefinitionNode],
         settings: Settings,
     ) -> None:
-        if any(
-            not isinstance(extension, PermissionExtension | ArgumentProblems)
-            for extension in strawberry_field.extensions
-        ):
-            raise NotCompilable("field extensions")
-        self.checks = [e for e in strawberry_field.extensions if isinstance(e, ArgumentProblems)]
-        self.key = selected.key
-        self.node = selected.node
-        self.graphql_field = graphql_field
-        self.convert = arguments_converter(strawberry_field, schema)
-        self.permissions = [
-            permission
-            for extension in strawberry_field.extensions
-            if isinstance(extension, PermissionExtension)
-            for permission in extension.permissions
-        ]
+        super().__init__(selected, graphql_field, strawberry_field, schema)
         self.statement = Statement(CLIENTS)
         self.code = Code()
         self.compiler = Compiler(schema, fragments, self.statement, self.code, settings)
@@ -100,25 +83,11 @@ class RootField:
     def arguments(self, variables: VariableValues) -> Call:
         """The arguments of the field and of its nested connections (a pure function of the
         variables); Fallback for those the resolvers refuse."""
-        kwargs = self.convert(get_argument_values(self.graphql_field, self.node, variables))
-        refuse_problems(self.checks, kwargs)
-        return Call(kwargs, self.nested_arguments(variables))
+        return Call(self.kwargs(variables), self.nested_arguments(variables))
 
     def nested_arguments(self, variables: VariableValues) -> list[Any]:
         """The arguments of each nested connection below the field."""
         return [plan.arguments(variables) for plan in self.compiler.registry]
-
-    def permit(self, context: Context, call: Call) -> None:
-        """Check the field's own permissions; Fallback when they refuse (the executor then
-        reports it)."""
-        info = SimpleNamespace(context=context)
-        for permission in self.permissions:
-            try:
-                allowed = permission.has_permission(None, info, **call.kwargs)  # type: ignore[arg-type]
-            except ApiError:
-                raise Fallback from None
-            if not allowed:
-                raise Fallback
 
     async def run(self, context: Context, call: Call) -> Any:
         raise NotImplementedError

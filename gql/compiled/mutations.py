@@ -22,16 +22,14 @@ from graphql import (
     GraphQLObjectType,
     get_nullable_type,
 )
-from graphql.execution.values import VariableValues, get_argument_values
+from graphql.execution.values import VariableValues
 from strawberry import Schema
-from strawberry.permission import PermissionExtension
 from strawberry.types.field import StrawberryField
 
 from clientdesk.settings import Settings
-from gql.arguments import ArgumentProblems
-from gql.compiled.arguments import arguments_converter
 from gql.compiled.clients import Call, ClientField
-from gql.compiled.objects import DEFINITION, refuse_problems
+from gql.compiled.fields import FieldPlan, permissions_of
+from gql.compiled.objects import DEFINITION
 from gql.compiled.outputs import Outputs
 from gql.compiled.selections import Fallback, NotCompilable, Selected
 from gql.compiled.shapes import Expr, NullValue
@@ -43,7 +41,7 @@ log = structlog.get_logger("clientdesk.compiled")
 MONEY_MUTATIONS = frozenset({"creditAdd", "creditDeduct", "creditNoteCreate", "creditEntryReverse"})
 
 
-class MoneyMutationField:
+class MoneyMutationField(FieldPlan):
     """One money mutation root field: its resolver, and its payload written by generated code
     (the payload's `client` is read like `client(id)`)."""
 
@@ -56,43 +54,22 @@ class MoneyMutationField:
         fragments: dict[str, FragmentDefinitionNode],
         settings: Settings,
     ) -> None:
-        if any(
-            not isinstance(extension, PermissionExtension | ArgumentProblems)
-            for extension in strawberry_field.extensions
-        ):
-            raise NotCompilable("field extensions")
+        super().__init__(selected, graphql_field, strawberry_field, schema)
         resolver = strawberry_field.base_resolver
         if resolver is None or not resolver.is_async:
             raise NotCompilable("a mutation without an async resolver")
         self.resolve = cast(Callable[..., Any], resolver.wrapped_func)
-        self.key = selected.key
-        self.node = selected.node
-        self.graphql_field = graphql_field
-        self.convert = arguments_converter(strawberry_field, schema)
-        self.checks = [e for e in strawberry_field.extensions if isinstance(e, ArgumentProblems)]
-        self.permissions = [
-            permission
-            for extension in strawberry_field.extensions
-            if isinstance(extension, PermissionExtension)
-            for permission in extension.permissions
-        ]
         outputs = Outputs(schema, fragments)
         payload_type = get_nullable_type(graphql_field.type)
         assert isinstance(payload_type, GraphQLObjectType)
         self.client: ClientField | None = None
-        self.client_permissions: list[Any] = []
 
         def client(field: Selected) -> Expr:
             if self.client is not None:
                 raise NotCompilable("the payload's client twice")
             client_field = payload_type.fields["client"]
             definition: StrawberryField = client_field.extensions[DEFINITION]
-            self.client_permissions = [
-                permission
-                for extension in definition.extensions
-                if isinstance(extension, PermissionExtension)
-                for permission in extension.permissions
-            ]
+            self.permissions += permissions_of(definition)  # the payload client's too
             field.no_arguments()
             self.client = ClientField(field, client_field, definition, schema, fragments, settings)
             return "client"
@@ -102,21 +79,8 @@ class MoneyMutationField:
         self.write = outputs.code.function("payload, client", written)
 
     def arguments(self, variables: VariableValues) -> Call:
-        kwargs = self.convert(get_argument_values(self.graphql_field, self.node, variables))
-        refuse_problems(self.checks, kwargs)
         nested = self.client.nested_arguments(variables) if self.client is not None else []
-        return Call(kwargs, nested)
-
-    def permit(self, context: Context, call: Call) -> None:
-        """The mutation's permissions and the payload's client's: Fallback if one refuses."""
-        info = SimpleNamespace(context=context)
-        for permission in [*self.permissions, *self.client_permissions]:
-            try:
-                allowed = permission.has_permission(None, info, **call.kwargs)
-            except ApiError:
-                raise Fallback from None
-            if not allowed:
-                raise Fallback
+        return Call(self.kwargs(variables), nested)
 
     async def run(self, context: Context, call: Call) -> Any:
         """The payload, as the response shows it. Fallback only if the resolver refused with

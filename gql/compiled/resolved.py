@@ -15,16 +15,13 @@ from typing import Any, cast
 
 import structlog
 from graphql import FragmentDefinitionNode, GraphQLField
-from graphql.execution.values import VariableValues, get_argument_values
+from graphql.execution.values import VariableValues
 from strawberry import Schema
-from strawberry.permission import PermissionExtension
 from strawberry.types.field import StrawberryField
 
 from clientdesk.settings import Settings
-from gql.arguments import ArgumentProblems
-from gql.compiled.arguments import arguments_converter
 from gql.compiled.clients import Call
-from gql.compiled.objects import refuse_problems
+from gql.compiled.fields import FieldPlan
 from gql.compiled.outputs import Outputs
 from gql.compiled.selections import Fallback, NotCompilable, Selected
 from gql.context import Context
@@ -33,7 +30,7 @@ from gql.errors import ApiError
 log = structlog.get_logger("clientdesk.compiled")
 
 
-class ResolvedField:
+class ResolvedField(FieldPlan):
     """A read root field run by its resolver, its value written by generated code."""
 
     def __init__(
@@ -45,11 +42,7 @@ class ResolvedField:
         fragments: dict[str, FragmentDefinitionNode],
         settings: Settings,
     ) -> None:
-        if any(
-            not isinstance(extension, PermissionExtension | ArgumentProblems)
-            for extension in strawberry_field.extensions
-        ):
-            raise NotCompilable("field extensions")
+        super().__init__(selected, graphql_field, strawberry_field, schema)
         resolver = strawberry_field.base_resolver
         if resolver is None or resolver.root_parameter is not None:
             raise NotCompilable(f"{selected.name}: no resolver of its own")
@@ -58,36 +51,13 @@ class ResolvedField:
         self.takes_self = resolver.self_parameter is not None
         info = resolver.info_parameter
         self.info_name = info.name if info is not None else None
-        self.key = selected.key
-        self.node = selected.node
-        self.graphql_field = graphql_field
-        self.convert = arguments_converter(strawberry_field, schema)
-        self.checks = [e for e in strawberry_field.extensions if isinstance(e, ArgumentProblems)]
-        self.permissions = [
-            permission
-            for extension in strawberry_field.extensions
-            if isinstance(extension, PermissionExtension)
-            for permission in extension.permissions
-        ]
         outputs = Outputs(schema, fragments)
         written = outputs.value(graphql_field.type, selected, "result", 0)
         self.write = outputs.code.function("result", written)
         self.needs_more = False  # its resolver used more of `info` than the context
 
     def arguments(self, variables: VariableValues) -> Call:
-        kwargs = self.convert(get_argument_values(self.graphql_field, self.node, variables))
-        refuse_problems(self.checks, kwargs)
-        return Call(kwargs, [])
-
-    def permit(self, context: Context, call: Call) -> None:
-        info = SimpleNamespace(context=context)
-        for permission in self.permissions:
-            try:
-                allowed = permission.has_permission(None, info, **call.kwargs)  # type: ignore[arg-type]
-            except ApiError:
-                raise Fallback from None
-            if not allowed:
-                raise Fallback
+        return Call(self.kwargs(variables), [])
 
     async def run(self, context: Context, call: Call) -> Any:
         if self.needs_more:
