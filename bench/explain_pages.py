@@ -14,6 +14,7 @@ Finding the deep position uses OFFSET once, here, only to pick the cursor a clie
 import argparse
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -42,14 +43,39 @@ ORDERS: list[list[tuple[ClientOrderField, OrderDirection]]] = [
     [(F.LAST_ACTIVITY_AT, D.ASC)],
     [(F.VALID_TILL, D.ASC)],
     [(F.VALID_TILL, D.DESC)],
+    [(F.PHONE, D.ASC)],
+    [(F.PHONE, D.DESC)],
+    [(F.MANAGER, D.ASC)],
+    [(F.MANAGER, D.DESC)],
+    [(F.BLOCKED, D.ASC)],
+    [(F.BLOCKED, D.DESC)],
+    [(F.CREDIT_LIMIT, D.DESC)],
+    [(F.CHATS, D.DESC)],
+    [(F.SUPPORT_REQUESTS, D.ASC)],
+    [(F.UPDATED_AT, D.DESC)],
+    [(F.BALANCE, D.ASC)],
+    [(F.MANAGER, D.ASC), (F.NAME, D.ASC)],
+    [(F.BLOCKED, D.DESC), (F.LOGIN, D.DESC)],
+    [(F.CAN_LOGIN, D.ASC)],
+    [(F.CAN_LOGIN, D.DESC)],
+    [(F.CAN_LOGIN, D.DESC), (F.NAME, D.ASC)],
 ]
+# How asyncpg writes the block end's sentinels (db.models.FAR_PAST, FAR_FUTURE); as literals,
+# SQLAlchemy spells them as ordinary moments, which PostgreSQL's infinities are not.
+INFINITIES = {
+    "'0001-01-01 00:00:00+00:00'": "'-infinity'",
+    "'9999-12-31 23:59:59.999999+00:00'": "'infinity'",
+}
 
 
 def sql(statement: Any) -> str:
     compiled = statement.compile(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
     )
-    return str(compiled)
+    written = str(compiled)
+    for moment, infinity in INFINITIES.items():
+        written = written.replace(moment, infinity)
+    return written
 
 
 async def explain(connection: AsyncConnection, statement: Any) -> dict[str, Any]:
@@ -82,13 +108,16 @@ async def main(depth: int, size: int, show_plans: bool) -> None:
         total = (await connection.execute(text("SELECT count(*) FROM clients"))).scalar_one()
         print(f"clients: {total:,}; page size {size}; the deep page starts {depth:,} rows in\n")
         for spec in ORDERS:
-            ordering = client_ordering([ClientOrder(field=f, direction=d) for f, d in spec])
-            first = page_query(select_clients(), ordering, PageRequest(size, False, None, None))
+            ordering = client_ordering(
+                [ClientOrder(field=f, direction=d) for f, d in spec], now=datetime.now(UTC)
+            )
+            clients = select_clients().add_columns(*ordering.computed_columns)
+            first = page_query(clients, ordering, PageRequest(size, False, None, None))
             columns = [k.column for k in ordering.keys] + [ordering.tiebreaker]
             locate = select(*columns).order_by(*ordering.order_by()).offset(depth - 1).limit(1)
             found = (await connection.execute(locate)).one()
             after = Position(tuple(found[:-1]), found[-1])
-            deep = page_query(select_clients(), ordering, PageRequest(size, False, after, None))
+            deep = page_query(clients, ordering, PageRequest(size, False, after, None))
             for _ in range(2):  # the second run measures both with a warm cache
                 plan_first = await explain(connection, first)
                 plan_deep = await explain(connection, deep)

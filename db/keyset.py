@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Enum,
     FromClause,
@@ -65,6 +66,10 @@ def parse_column_value(type_: TypeEngine[Any], value: Any) -> Any:
         ):
             raise ValueError("a decimal the column cannot hold")
         return number
+    if isinstance(type_, Boolean):
+        if type(value) is not bool:
+            raise ValueError("not a boolean")
+        return value
     if isinstance(type_, Enum):  # before String: an Enum is a String too
         if not isinstance(value, str) or value not in type_.enums:
             raise ValueError("not one of the enum's values")
@@ -75,8 +80,10 @@ def parse_column_value(type_: TypeEngine[Any], value: Any) -> Any:
         if type_.length is not None and len(value) > type_.length:
             raise ValueError("longer than the column")
         return value
-    if isinstance(type_, Integer):
-        return parse_id(value)
+    if isinstance(type_, Integer):  # counts (an id is read by `parse_id`)
+        if type(value) is not int or not -MAX_BIGINT - 1 <= value <= MAX_BIGINT:
+            raise ValueError("not an integer a column holds")
+        return value
     raise TypeError(f"no cursor values for {type_!r}")  # a sort key we do not support
 
 
@@ -95,6 +102,10 @@ class SortKey:
     column: ColumnElement[Any]
     descending: bool = False
     nullable: bool = False
+    # A key computed when asked (from the clock, so no index holds it): its few values in
+    # ascending order. Leading an ordering, a page seeks each value's rows apart by the
+    # keys after it (`Ordering.partitions`).
+    values: tuple[Any, ...] = ()
 
     @property
     def field(self) -> str:
@@ -125,6 +136,37 @@ class Ordering:
         if not self.keys:
             return f"ID:{'DESC' if self.descending else 'ASC'}"
         return ",".join(f"{k.name}:{'DESC' if k.descending else 'ASC'}" for k in self.keys)
+
+    @property
+    def computed_columns(self) -> list[ColumnElement[Any]]:
+        """The keys' columns that are expressions, which a query must select for cursors."""
+        return [key.column for key in self.keys if key.values]
+
+    @property
+    def time_dependent(self) -> bool:
+        """Whether a key is computed when asked: its SQL holds the moment of the request."""
+        return bool(self.computed_columns)
+
+    def partitions(
+        self, values: Sequence[Any] | None, tiebreaker_value: Any, *, backwards: bool = False
+    ) -> list[ColumnElement[bool]] | None:
+        """For an ordering led by a computed key: per value of that key, in walking order, the
+        condition for its rows past the position (from the start when `values` is None) —
+        each seeks an index by the keys after it. None for other orderings."""
+        if not self.keys or not self.keys[0].values:
+            return None
+        key = self.keys[0]
+        ascending = key.descending == backwards
+        walk = list(key.values) if ascending else list(reversed(key.values))
+        if values is None:
+            return [_equal(key.column, value) for value in walk]
+        rest = Ordering(self.keys[1:], self.tiebreaker, self.tiebreaker_descending)
+        start = walk.index(values[0])
+        past = rest.after(values[1:], tiebreaker_value, backwards=backwards)
+        return [
+            and_(_equal(key.column, values[0]), past),
+            *(_equal(key.column, value) for value in walk[start + 1 :]),
+        ]
 
     @property
     def tiebreaker_descending(self) -> bool:

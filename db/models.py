@@ -1,9 +1,9 @@
 """Every table of the domain (SPEC §2), with the constraints that keep the data honest."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -20,13 +20,17 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     event,
     func,
+    literal_column,
     select,
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, Unmapped, mapped_column, unmapped_column
+from sqlalchemy.sql.functions import FunctionElement
 
 from db.base import Amount, Base, BigId, ExactDecimal, Json, UTCDateTime
 from db.enums import (
@@ -59,7 +63,59 @@ def now_default() -> Any:
     return func.current_timestamp()
 
 
-NULLABLE_SORT_COLUMNS = ("name", "email", "country", "last_activity_at", "valid_till")
+NULLABLE_SORT_COLUMNS = (
+    "name",
+    "email",
+    "country",
+    "last_activity_at",
+    "valid_till",
+    "manager_name",
+    "phone",
+)
+# `block_ends_at` of a client never (or no longer) blocked, and of a block without an end.
+# asyncpg reads PostgreSQL's -infinity and infinity as these, and writes these as those.
+FAR_PAST = datetime.min.replace(tzinfo=UTC)
+FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+class _Moment(FunctionElement[datetime]):
+    """FAR_PAST or FAR_FUTURE in a computed column's SQL, as each database stores them:
+    PostgreSQL's infinities; on SQLite, which compares moments as text, spelled as stored
+    moments are."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+    moment: ClassVar[datetime]
+    infinity: ClassVar[str]
+
+
+class far_past(_Moment):
+    moment = FAR_PAST
+    infinity = "-infinity"
+
+
+class far_future(_Moment):
+    moment = FAR_FUTURE
+    infinity = "infinity"
+
+
+@compiles(far_past, "postgresql")
+@compiles(far_future, "postgresql")
+def _moment_postgresql(element: _Moment, compiler: Any, **kw: Any) -> str:
+    return f"TIMESTAMPTZ '{element.infinity}'"
+
+
+@compiles(far_past, "sqlite")
+@compiles(far_future, "sqlite")
+def _moment_sqlite(element: _Moment, compiler: Any, **kw: Any) -> str:
+    naive = element.moment.replace(tzinfo=None)
+    return f"'{naive.isoformat(sep=' ', timespec='microseconds')}'"
+
+
+BLOCK_ENDS_AT = case(
+    (literal_column("blocked_at").is_(None), far_past()),
+    else_=func.coalesce(literal_column("blocked_until"), far_future()),
+)
 # Between the parts of a client's search text: a character no search may contain, so that a
 # match never spans two fields.
 SEARCH_SEPARATOR = "\x1f"
@@ -157,6 +213,13 @@ class Client(Base):
     # Not mapped: the database's to compute, SQL's to read (the ORM would reload it after
     # every change).
     search_text: Unmapped[str] = unmapped_column(Text, Computed(SEARCH_TEXT, persisted=True))
+    # The manager's name, for sorting by it; the database's triggers keep it (migration 0013).
+    manager_name: Unmapped[str | None] = unmapped_column(String(200))
+    # When the block ends (FAR_PAST if none, FAR_FUTURE if it has no end): blocked now means
+    # `block_ends_at > now`, so one index orders the blocked apart from the others at any time.
+    block_ends_at: Unmapped[datetime] = unmapped_column(
+        UTCDateTime, Computed(BLOCK_ENDS_AT, persisted=True)
+    )
 
     __table_args__ = (
         # Logins are stored lower-cased, so a plain unique index is case-insensitive.
@@ -196,6 +259,15 @@ class Client(Base):
         Index(None, "valid_till", "id"),
         Index(None, "manager_id", "id"),
         Index(None, "parent_id", "id"),
+        Index(None, "manager_name", "id"),
+        Index(None, "phone", "id"),
+        Index(None, "block_ends_at", "id"),
+        Index(None, "credit_limit", "id"),
+        Index(None, "chats_count", "id"),
+        Index(None, "support_requests_count", "id"),
+        Index(None, "updated_at", "id"),
+        # BALANCE sorts by currency first: amounts in different currencies do not compare.
+        Index(None, "currency", "balance", "id"),
         # SQLite: the list's default order with the search text (computed on read there), so a
         # common search walks the newest clients without reading the table (db/search.py).
         Index("ix_clients_created_at_id_search_text", "created_at", "id", "search_text").ddl_if(

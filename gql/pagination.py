@@ -182,6 +182,19 @@ def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySe
     limit: ColumnElement[int] = literal_column(str(int(page.size) + 1))
     order = ordering.order_by(backwards=page.backwards)
     position = page.after if page.before is None else page.before if page.after is None else None
+    no_bounds = page.after is None and page.before is None
+    # the one bound, if any, on the side the walk starts from: the page is "past" it
+    seeking = position is not None and (page.before is None) != page.backwards
+    if ordering.time_dependent and (no_bounds or seeking):
+        # each value of the computed key is a branch (an index ordered by the keys after
+        # it), merged here
+        branches = ordering.partitions(
+            position.values if position is not None else None,
+            position.id if position is not None else None,
+            backwards=page.backwards,
+        )
+        if branches is not None:
+            return _merged(query, ordering, page, branches, limit)
     branches = None
     if position is not None:
         # Walking forwards from `after`, or backwards from `before`, the seek is "past" it.
@@ -190,6 +203,22 @@ def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySe
             branches = None  # the one bound is on the far side: nothing to seek
     if branches is None:
         return bounded(query, ordering, page).order_by(*order).limit(limit)
+    return _merged(query, ordering, page, branches, limit)
+
+
+def _merged(
+    query: AnySelect,
+    ordering: Ordering,
+    page: PageRequest,
+    branches: list[ColumnElement[bool]],
+    limit: ColumnElement[int],
+) -> AnySelect:
+    """The page from disjoint branches, each ordered and limited on its own (so each is an
+    index range scan), then merged."""
+    within = ordering
+    if ordering.time_dependent:  # the computed key is the same within a branch
+        within = Ordering(ordering.keys[1:], ordering.tiebreaker, ordering.tiebreaker_descending)
+    order = within.order_by(backwards=page.backwards)
     if len(branches) == 1:
         return query.where(branches[0]).order_by(*order).limit(limit)
     parts = [select(query.where(b).order_by(*order).limit(limit).subquery()) for b in branches]
@@ -379,7 +408,12 @@ async def fetch_pages(
 ) -> dict[Any, tuple[list[AnyRow], bool]]:
     """The same page of a list for many owners at once (one statement, a window function):
     per owner, its rows and whether more follow."""
-    if page.after is None and page.before is None:
+    if ordering.time_dependent:  # made for this request: nothing to keep
+        query = query.add_columns(*ordering.computed_columns)
+        statement = pages_statement(query, partition, owners, ordering, page)
+        found = await db.fetch_all(statement)
+        columns = tuple(statement.selected_columns.keys())
+    elif page.after is None and page.before is None:
         shaped = first_pages_statement(query, partition, ordering, page)
         found = await db.fetch_all(shaped, {"owners": list(owners)})
         columns = shaped.columns

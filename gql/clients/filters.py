@@ -94,10 +94,16 @@ class FilterScope:
 
 
 def is_blocked(now: datetime) -> ColumnElement[bool]:
-    """A block in force at `now`."""
+    """A block in force at `now`: one that ends later (the index on its end serves it)."""
+    return Client.__table__.c.block_ends_at > now
+
+
+def can_log_in(now: datetime) -> ColumnElement[bool]:
+    """`canLogin` at `now`: ACTIVE, not blocked, paid access not over."""
     return and_(
-        Client.blocked_at.is_not(None),
-        or_(Client.blocked_until.is_(None), Client.blocked_until > now),
+        Client.status == ClientStatus.ACTIVE,
+        Client.__table__.c.block_ends_at <= now,
+        or_(Client.valid_till.is_(None), Client.valid_till > now),
     )
 
 

@@ -151,10 +151,14 @@ class ClientQuery:
         last: LastArg = None,
         before: BeforeArg = None,
     ) -> Connection[Client]:
-        ordering = client_ordering(order_by)
-        page = page_request(ordering, first=first, after=after, last=last, before=before)
         scope = _scope(info)
-        query = select_clients().where(*client_conditions(filter, search, scope))
+        ordering = client_ordering(order_by, now=scope.now)
+        page = page_request(ordering, first=first, after=after, last=last, before=before)
+        query = (
+            select_clients()
+            .add_columns(*ordering.computed_columns)
+            .where(*client_conditions(filter, search, scope))
+        )
         db = info.context.db
 
         async def count() -> int:

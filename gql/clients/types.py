@@ -205,7 +205,7 @@ class Client(Node):
         last: LastArg = None,
         before: BeforeArg = None,
     ) -> Connection["Client"]:
-        ordering = client_ordering(order_by)
+        ordering = client_ordering(order_by, now=info.context.now)
         page = page_request(ordering, first=first, after=after, last=last, before=before)
         loaders = info.context.loaders
         rows, more = await loaders.sub_accounts_page_by_parent_id.load((self.pk, page, ordering))

@@ -233,7 +233,7 @@ class ClientsField(RootField):
         """The SQL of a page for these arguments; Fallback for arguments the resolver refuses."""
         filter, search = kwargs.get("filter"), kwargs.get("search")
         try:
-            ordering = client_ordering(kwargs.get("order_by"))
+            ordering = client_ordering(kwargs.get("order_by"), now=scope.now)
             page = page_request(
                 ordering,
                 first=kwargs.get("first"),
@@ -249,9 +249,9 @@ class ClientsField(RootField):
         width = len(self.statement.columns)
         for sort_key in ordering.keys:
             name = str(sort_key.column.key)
-            index = self.statement.find(CLIENTS, name)
+            index = None if sort_key.values else self.statement.find(CLIENTS, name)
             if index is None:
-                base = base.add_columns(CLIENTS.c[name])
+                base = base.add_columns(sort_key.column if sort_key.values else CLIENTS.c[name])
                 index = width
                 width += 1
             sort_indexes.append(index)
@@ -273,7 +273,7 @@ class ClientsField(RootField):
         statements: PageStatements | None = call.statements
         if statements is None:
             statements = self.statements(call.kwargs, scope, context.db.dialect_name)
-            if not uses_scope(call.kwargs.get("filter")):
+            if not uses_scope(call.kwargs.get("filter")) and not statements.ordering.time_dependent:
                 call.statements = statements  # the same for every request with these variables
         ordering, page, query = statements.ordering, statements.page, statements.query
         sort_indexes = statements.sort_indexes

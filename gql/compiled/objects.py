@@ -34,7 +34,7 @@ from db.models import Client as ClientModel
 from db.models import CreditEntry as EntryModel
 from db.models import StaffUser as StaffModel
 from gql.arguments import ArgumentProblems
-from gql.clients.sorters import client_ordering
+from gql.clients.sorters import TIME_DEPENDENT, ClientOrder, client_ordering
 from gql.clients.types import NEWEST_ENTRY_FIRST, block_in_force, can_login, package_prices
 from gql.compiled.arguments import arguments_converter
 from gql.compiled.outputs import Outputs
@@ -370,6 +370,14 @@ class NestedKind:
     count: Callable[[Any], ColumnElement[Any]]
 
 
+def _timeless_ordering(order_by: list[ClientOrder] | None) -> Ordering:
+    """The ordering of sub-accounts; Fallback for one computed at the request's moment
+    (arguments are kept for every request with the same variables)."""
+    if any(order.field in TIME_DEPENDENT for order in order_by or ()):
+        raise Fallback
+    return client_ordering(order_by, now=None)
+
+
 NESTED: dict[str, NestedKind] = {
     "creditEntries": NestedKind(
         ENTRIES,
@@ -381,7 +389,7 @@ NESTED: dict[str, NestedKind] = {
     "subAccounts": NestedKind(
         CLIENTS,
         "parent_id",
-        lambda kwargs: client_ordering(kwargs.get("order_by")),
+        lambda kwargs: _timeless_ordering(kwargs.get("order_by")),
         lambda compiler, selected, table: compiler.client(selected, table, joined=False),
         lambda owner: rows_of(SUB_ACCOUNTS.c.parent_id == owner),
     ),

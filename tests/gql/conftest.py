@@ -158,6 +158,9 @@ async def listing(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
         await session.commit()
     async with engine.connect() as connection:
         clients = [dict(r._mapping) for r in await connection.execute(select(Client.__table__))]
+        names = dict((await connection.execute(select(StaffUser.id, StaffUser.name))).all())
+        for client in clients:  # the manager's name as the staff table has it, for MANAGER
+            client["manager"] = names.get(client["manager_id"])
         connections = [
             dict(r._mapping) for r in await connection.execute(select(ClientConnection.__table__))
         ]

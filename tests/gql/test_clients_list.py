@@ -49,17 +49,52 @@ SORT_COLUMNS = {
     "LAST_ACTIVITY_AT": "last_activity_at",
     "BALANCE": "balance",
     "VALID_TILL": "valid_till",
+    "PHONE": "phone",
+    "MANAGER": "manager",  # the manager's name, from the staff table (conftest)
+    "BLOCKED": "block_ends",  # computed below
+    "CREDIT_LIMIT": "credit_limit",
+    "CHATS": "chats_count",
+    "SUPPORT_REQUESTS": "support_requests_count",
+    "UPDATED_AT": "updated_at",
+    "CAN_LOGIN": "can_login",  # computed below
 }
 
 
+def block_ends(row: Row) -> datetime:
+    """When the block ends: long ago for no block, never for one without an end."""
+    if row["blocked_at"] is None:
+        return datetime.min.replace(tzinfo=NOW.tzinfo)
+    return row["blocked_until"] or datetime.max.replace(tzinfo=NOW.tzinfo)
+
+
+def can_login(row: Row) -> bool:
+    """`canLogin` at NOW: active, not blocked, paid access not over."""
+    return (
+        row["status"].value == "ACTIVE"
+        and not blocked(row)
+        and (row["valid_till"] is None or row["valid_till"] > NOW)
+    )
+
+
 def sort_value(row: Row, field: str) -> Any:
-    value = row[SORT_COLUMNS[field]]
+    computed = {"BLOCKED": block_ends, "CAN_LOGIN": can_login}.get(field)
+    value = computed(row) if computed else row[SORT_COLUMNS[field]]
     return value.value if hasattr(value, "value") else value
+
+
+def with_currency_first(keys: list[dict[str, str]]) -> list[dict[str, str]]:
+    """BALANCE sorts by currency, then amount (unless CURRENCY came before it)."""
+    expanded: list[dict[str, str]] = []
+    for key in keys:
+        if key["field"] == "BALANCE" and "CURRENCY" not in [k["field"] for k in expanded]:
+            expanded.append({**key, "field": "CURRENCY"})
+        expanded.append(key)
+    return expanded
 
 
 def ordered(rows: list[Row], order_by: list[dict[str, str]] | None) -> list[str]:
     """Logins in the API's order: each key with NULLs last either way, then the id."""
-    keys = order_by or [{"field": "CREATED_AT", "direction": "DESC"}]
+    keys = with_currency_first(order_by or [{"field": "CREATED_AT", "direction": "DESC"}])
 
     def compare(a: Row, b: Row) -> int:
         for key in keys:
@@ -379,12 +414,46 @@ async def test_each_sort_matches_python(listing: Listing, field: str, direction:
             {"field": "LAST_ACTIVITY_AT", "direction": "DESC"},
         ],
         [{"field": "CURRENCY", "direction": "DESC"}, {"field": "VALID_TILL"}],
+        [{"field": "MANAGER"}, {"field": "BLOCKED", "direction": "DESC"}],
+        [{"field": "BLOCKED", "direction": "DESC"}, {"field": "PHONE"}],
+        [{"field": "CHATS", "direction": "DESC"}, {"field": "MANAGER", "direction": "DESC"}],
+        [{"field": "BALANCE", "direction": "DESC"}, {"field": "CURRENCY"}],
+        [{"field": "UPDATED_AT"}, {"field": "SUPPORT_REQUESTS", "direction": "DESC"}],
+        [{"field": "CAN_LOGIN"}, {"field": "NAME", "direction": "DESC"}],
+        [{"field": "CAN_LOGIN", "direction": "DESC"}, {"field": "BALANCE"}],
+        [{"field": "COUNTRY"}, {"field": "CAN_LOGIN", "direction": "DESC"}],
     ],
 )
 async def test_multi_column_sort(listing: Listing, order_by: list[dict[str, str]]) -> None:
     want = expected(listing, order_by=order_by)
     assert await walk(listing, size=30, order_by=order_by) == want
     assert await walk(listing, size=30, order_by=order_by, backwards=True) == want
+
+
+async def test_balance_never_compares_amounts_in_different_currencies(listing: Listing) -> None:
+    # given clients in several currencies
+    assert len({r["currency"] for r in listing.clients}) > 2
+    for direction in ("ASC", "DESC"):
+        order_by = [{"field": "BALANCE", "direction": direction}]
+        # when sorted by balance
+        logins = await walk(listing, size=50, order_by=order_by)
+        # then each currency's clients come together, in amount order within it
+        rows = {r["login"]: r for r in listing.clients}
+        currencies = [rows[login]["currency"] for login in logins]
+        runs = [c for n, c in enumerate(currencies) if n == 0 or currencies[n - 1] != c]
+        assert len(runs) == len(set(currencies))
+        amounts = [rows[login]["balance"] for login in logins if rows[login]["currency"] == "EUR"]
+        assert amounts == sorted(amounts, reverse=direction == "DESC")
+    # and with one currency chosen, the order is the amounts'
+    only_eur = {"currencies": ["EUR"]}
+    order_by = [{"field": "BALANCE"}]
+    logins = await walk(listing, size=50, filter=only_eur, order_by=order_by)
+    assert logins == expected(listing, only_eur, order_by=[{"field": "BALANCE"}])
+
+
+async def test_the_managers_name_on_each_client_is_the_staff_tables(listing: Listing) -> None:
+    assert [r["manager_name"] for r in listing.clients] == [r["manager"] for r in listing.clients]
+    assert {r["manager"] for r in listing.clients} - {None}  # some clients have a manager
 
 
 async def test_default_order_is_newest_first(listing: Listing) -> None:
@@ -419,6 +488,33 @@ async def test_page_info_is_exact_from_a_cursor_in_the_middle(listing: Listing) 
     end = first["edges"][9]["cursor"]
     between = (await listing.api(PAGE, {"first": 10, "after": middle, "before": end}))["clients"]
     assert [e["node"]["login"] for e in between["edges"]] == expected(listing)[5:9]
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+async def test_can_login_pages_between_two_cursors_and_from_the_far_side(
+    listing: Listing, direction: str
+) -> None:
+    # given cursors on both sides of where those who can log in meet those who cannot
+    order_by = [{"field": "CAN_LOGIN", "direction": direction}]
+    want = expected(listing, order_by=order_by)
+    rows = {r["login"]: r for r in listing.clients}
+    edge = next(
+        n for n in range(1, len(want)) if can_login(rows[want[n]]) != can_login(rows[want[0]])
+    )
+    edges: list[dict[str, Any]] = []
+    while len(edges) < edge + 5:
+        after = edges[-1]["cursor"] if edges else None
+        variables = {"orderBy": order_by, "first": 100, "after": after}
+        edges += (await listing.api(PAGE, variables))["clients"]["edges"]
+    start, end = edges[edge - 5]["cursor"], edges[edge + 4]["cursor"]
+    # when paged between them, and backwards from one with `after` only
+    between = {"orderBy": order_by, "first": 20, "after": start, "before": end}
+    tail = {"orderBy": order_by, "last": 4, "after": start}
+    got = (await listing.api(PAGE, between))["clients"]["edges"]
+    last = (await listing.api(PAGE, tail))["clients"]["edges"]
+    # then each is that stretch of the whole order
+    assert [e["node"]["login"] for e in got] == want[edge - 4 : edge + 4]
+    assert [e["node"]["login"] for e in last] == want[-4:]
 
 
 def counts(listing: Listing) -> list[str]:

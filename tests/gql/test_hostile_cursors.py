@@ -92,7 +92,7 @@ DATE_KEY: dict[str, Tamper] = {
     "date as a number": key_value(1780000000),
     "date null in a NOT NULL column": key_value(None),
 }
-# Clients sorted by balance: a decimal column (19 digits, 4 decimals).
+# Clients sorted by credit limit: a decimal column (19 digits, 4 decimals).
 DECIMAL_KEY: dict[str, Tamper] = {
     "amount NaN": key_value("NaN"),
     "amount Infinity": key_value("Infinity"),
@@ -104,6 +104,14 @@ DECIMAL_KEY: dict[str, Tamper] = {
     "amount not a number": key_value("12,50"),
     "amount in Arabic-Indic digits": key_value("\u0661\u0662"),
     "amount null in a NOT NULL column": key_value(None),
+}
+# Clients sorted by chats: an integer column.
+INTEGER_KEY: dict[str, Tamper] = {
+    "count as a string": key_value("3"),
+    "count as a fraction": key_value(2.5),
+    "count as a boolean": key_value(True),
+    "count beyond a BIGINT": key_value(2**63),
+    "count null in a NOT NULL column": key_value(None),
 }
 # Clients sorted by login: a text column of 64 characters.
 TEXT_KEY: dict[str, Tamper] = {
@@ -174,8 +182,11 @@ def under_client(name: str) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
 
 CONNECTIONS = {
     "clients": Connection(CLIENTS, lambda _: {}, top("clients"), DATE_KEY),
-    "clients by balance": Connection(
-        CLIENTS, lambda _: {"orderBy": [{"field": "BALANCE"}]}, top("clients"), DECIMAL_KEY
+    "clients by credit limit": Connection(
+        CLIENTS, lambda _: {"orderBy": [{"field": "CREDIT_LIMIT"}]}, top("clients"), DECIMAL_KEY
+    ),
+    "clients by chats": Connection(
+        CLIENTS, lambda _: {"orderBy": [{"field": "CHATS"}]}, top("clients"), INTEGER_KEY
     ),
     "clients by login": Connection(
         CLIENTS,
