@@ -65,6 +65,127 @@ class ErrorCode(StrEnum):
     CONFLICT = "CONFLICT"
 
 
+# What each code means, for the people who read the API's documentation.
+ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
+    ErrorCode.INVALID: (
+        "The value breaks a rule that has no more specific code; the message names the rule."
+    ),
+    ErrorCode.REQUIRED: (
+        "A required value is missing or blank, or a list that needs at least one item is empty."
+    ),
+    ErrorCode.TOO_LONG: "The text has more characters than this field allows.",
+    ErrorCode.NOT_FOUND: (
+        "A referenced record (client, staff user, token, package, entry, ...) does not exist."
+    ),
+    ErrorCode.NOT_ALLOWED: (
+        "You may not do this in this case, e.g. only an admin may, or it is not your client."
+    ),
+    ErrorCode.TOO_MANY: (
+        "The list has more items than allowed, e.g. too many clients at once or too many options."
+    ),
+    ErrorCode.DUPLICATE: (
+        "The value is taken: a custom field key, a package name, or a currency priced twice."
+    ),
+    ErrorCode.CONFIRMATION_REQUIRED: (
+        "This cannot be undone: repeat the request with `confirm: true`."
+    ),
+    ErrorCode.INVALID_CREDENTIALS: (
+        "The e-mail address or password is wrong, or the account is inactive."
+    ),
+    ErrorCode.TOO_MANY_ATTEMPTS: (
+        "Too many sign-in attempts; wait the number of seconds given in the message."
+    ),
+    ErrorCode.INVALID_SCOPE: (
+        "A scope is unknown, not held by your token, or not allowed for the staff user's role."
+    ),
+    ErrorCode.INVALID_LOGIN: "A login is 3 to 64 characters: letters a-z, digits, '.', '_' or '-'.",
+    ErrorCode.LOGIN_TAKEN: "Another client already has this login.",
+    ErrorCode.CONTACT_REQUIRED: (
+        "The client needs an e-mail address or phone number; sending login details needs an e-mail."
+    ),
+    ErrorCode.INVALID_EMAIL: "The e-mail address is not valid (checked with email-validator).",
+    ErrorCode.INVALID_PHONE: "The phone number is not valid; a national number needs a country.",
+    ErrorCode.INVALID_COUNTRY: "The value is not an ISO 3166-1 alpha-2 country code.",
+    ErrorCode.INVALID_CURRENCY: "The value is not an ISO 4217 currency code in use.",
+    ErrorCode.INVALID_LANGUAGE: "The value is not a known language tag.",
+    ErrorCode.PASSWORD_TOO_SHORT: "The password has fewer characters than the minimum length.",
+    ErrorCode.PASSWORD_TOO_WEAK: (
+        "The password is too easy to guess (zxcvbn strength below the required score)."
+    ),
+    ErrorCode.INVALID_AMOUNT: (
+        "The amount is not a plain decimal string, or is negative where it must be zero or more."
+    ),
+    ErrorCode.INVALID_AMOUNT_PRECISION: (
+        "The amount has more decimal places than allowed (the currency's minor units)."
+    ),
+    ErrorCode.AMOUNT_TOO_LARGE: (
+        "The amount, a credit note total, or the resulting balance exceeds the allowed maximum."
+    ),
+    ErrorCode.AMOUNT_NOT_POSITIVE: "The amount must be more than zero.",
+    ErrorCode.OUT_OF_RANGE: (
+        "A value is outside its allowed range, or a filter's lower bound is not below its upper."
+    ),
+    ErrorCode.INVALID_ID: "The value is not a valid global ID.",
+    ErrorCode.INVALID_DATE: (
+        "The value is not an ISO 8601 date and time between the years 1900 and 9999."
+    ),
+    ErrorCode.INVALID_CHOICE: "The value is not one of the enum's values.",
+    ErrorCode.NULL_NOT_ALLOWED: "This input field may be left out but not set to null.",
+    ErrorCode.CURRENCY_LOCKED: (
+        "The client's currency cannot change once it has ledger entries or linked accounts."
+    ),
+    ErrorCode.CREDIT_LIMIT_BELOW_DEBT: (
+        "The credit limit cannot be lower than what the client currently owes."
+    ),
+    ErrorCode.PARENT_INVALID: (
+        "The chosen parent is itself a sub-account or uses a different currency."
+    ),
+    ErrorCode.CUSTOM_FIELD_UNKNOWN: "No custom field has this key.",
+    ErrorCode.CUSTOM_FIELD_INVALID: (
+        "The value does not fit the custom field's type or is not one of its options."
+    ),
+    ErrorCode.CUSTOM_FIELD_REQUIRED: "A required custom field is missing, empty, or being removed.",
+    ErrorCode.CUSTOM_FIELD_IN_USE: "A SELECT option cannot be removed while clients still hold it.",
+    ErrorCode.HAS_BALANCE: "The client cannot be deleted while its balance is not zero.",
+    ErrorCode.HAS_SUB_ACCOUNTS: (
+        "The client cannot be deleted while it has sub-accounts that are not deleted with it."
+    ),
+    ErrorCode.CREDIT_LIMIT_EXCEEDED: "A debit would take the balance below minus the credit limit.",
+    ErrorCode.ALREADY_REVERSED: "This ledger entry has already been reversed.",
+    ErrorCode.NOT_REVERSIBLE: (
+        "The entry cannot be reversed: it is itself a reversal or has a zero amount."
+    ),
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: (
+        "This idempotency key was already used for a different request."
+    ),
+    ErrorCode.NOT_BLOCKED: "The client is not blocked, so there is nothing to unblock.",
+    ErrorCode.SELF_LINK: "A client cannot be its own sub-account.",
+    ErrorCode.CYCLE: "The link would make a loop: the child is above the parent.",
+    ErrorCode.ALREADY_LINKED: "The client is already a sub-account; unlink it first.",
+    ErrorCode.NOT_LINKED: "The client is not a sub-account, so there is nothing to unlink.",
+    ErrorCode.PARENT_IS_SUB_ACCOUNT: (
+        "The parent is itself a sub-account; links are one level deep."
+    ),
+    ErrorCode.CHILD_HAS_SUB_ACCOUNTS: (
+        "The child has sub-accounts of its own; links are one level deep."
+    ),
+    ErrorCode.CURRENCY_MISMATCH: "The parent and the child use different currencies.",
+    ErrorCode.CLIENT_CANNOT_LOGIN: (
+        "The client is blocked or inactive; its cabinet opens only if an admin passes `force`."
+    ),
+    ErrorCode.INVALID_TOKEN: (
+        "The cabinet token is malformed, tampered with, foreign, or does not match its session."
+    ),
+    ErrorCode.TOKEN_EXPIRED: "The cabinet token has expired.",
+    ErrorCode.SESSION_ENDED: (
+        "The cabinet session has ended: revoked, expired, or its client or issuer lost access."
+    ),
+    ErrorCode.CONFLICT: (
+        "Concurrent changes to the same records kept clashing; try the request again."
+    ),
+}
+
+
 class DomainError(Exception):
     """A rule said no: `code` for programs, `message` for people, `field` the input path."""
 

@@ -41,7 +41,7 @@ def test_every_type_field_and_argument_is_described() -> None:
                     if not arg.description:
                         missing.append(f"{name}.{field_name}({arg_name})")
         if isinstance(type_, GraphQLEnumType):
-            continue
+            missing += [f"{name}.{value}" for value, v in type_.values.items() if not v.description]
     assert missing == []
 
 

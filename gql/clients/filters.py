@@ -43,9 +43,9 @@ MAX_TEXT = 100
 
 @strawberry.enum(description="Whose clients: relative to the viewer.")
 class ClientOwnership(Enum):
-    OWN = "OWN"
-    OTHERS = "OTHERS"
-    UNASSIGNED = "UNASSIGNED"
+    OWN = strawberry.enum_value("OWN", description="Managed by the viewer.")
+    OTHERS = strawberry.enum_value("OTHERS", description="Managed by another staff user.")
+    UNASSIGNED = strawberry.enum_value("UNASSIGNED", description="Managed by nobody.")
 
 
 def _doc(text: str) -> Any:
