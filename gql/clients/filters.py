@@ -4,6 +4,7 @@ Fields combine with AND; the values of a list field combine with OR. Text filter
 substring, ignoring case; the phone filter matches digits.
 """
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,19 +27,31 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.orm import aliased
+from strawberry.scalars import JSON
 
 from db.enums import TallyDimension
-from db.models import Client, ClientConnection, ClientTally
+from db.json_values import json_equals, json_text
+from db.models import (
+    Client,
+    ClientConnection,
+    ClientTally,
+    CustomFieldDefinition,
+    CustomFieldValue,
+)
 from db.search import SearchMatch, like_pattern
 from gql.arguments import Problem, problems_error
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
 from gql.node import pk_of
 from gql.scalars import Unreadable
+from services.custom_fields import MAX_NUMBER
 from services.errors import DomainError, ErrorCode
 from services.money import check_stored_amount
 from services.validation import UNSTORABLE, Checks, normalize_country, normalize_currency
 
 MAX_TEXT = 100
+MAX_IDS = 500
+MAX_CUSTOM_FIELD_CONDITIONS = 10
 
 
 @strawberry.enum(description="Whose clients: relative to the viewer.")
@@ -46,6 +59,42 @@ class ClientOwnership(Enum):
     OWN = strawberry.enum_value("OWN", description="Managed by the viewer.")
     OTHERS = strawberry.enum_value("OTHERS", description="Managed by another staff user.")
     UNASSIGNED = strawberry.enum_value("UNASSIGNED", description="Managed by nobody.")
+    OWN_AND_SUB_ACCOUNTS = strawberry.enum_value(
+        "OWN_AND_SUB_ACCOUNTS",
+        description="Managed by the viewer, or a sub-account of a client the viewer manages: "
+        "exactly the clients a manager may change.",
+    )
+
+
+@strawberry.enum(description="How `connectionStatus` applies to a client's connections.")
+class ConnectionMatch(Enum):
+    ANY = strawberry.enum_value(
+        "ANY", description="At least one of them (of `connectionTypes`, if given) is in it."
+    )
+    ALL = strawberry.enum_value(
+        "ALL",
+        description="Every one of them (of `connectionTypes`, if given) is in it, and there is "
+        "at least one.",
+    )
+
+
+@strawberry.input(
+    description="A condition on one custom field's value; give exactly one of `equals`, "
+    "`contains` and `isEmpty`."
+)
+class CustomFieldCondition:
+    key: str = strawberry.field(description="The field's key (see `customFieldDefinitions`).")
+    equals: JSON | None = strawberry.field(
+        default=None,
+        description="Holds exactly this value: a string, number or boolean of the field's type "
+        '(a DATE as "YYYY-MM-DD", a SELECT as the option).',
+    )
+    contains: str | None = strawberry.field(
+        default=None, description="Holds text containing this (any case)."
+    )
+    is_empty: bool | None = strawberry.field(
+        default=None, description="Holds no value (true), or holds one (false)."
+    )
 
 
 def _doc(text: str) -> Any:
@@ -71,18 +120,37 @@ class ClientFilter:
     phone: str | None = _doc("Phone contains these digits (other characters are ignored).")
     connection_types: list[ConnectionType] | None = _doc("Has a connection of any of these types.")
     connection_status: ConnectionStatus | None = _doc(
-        "Has a connection in this status (of the given types, if any)."
+        "Connections in this status (of the given types, if any): at least one, or all of "
+        "them, as `connectionMatch` says."
     )
+    connection_match: ConnectionMatch | None = _doc(
+        "How `connectionStatus` applies: ANY (the default) or ALL of the client's connections."
+    )
+    has_connections: bool | None = _doc("Has at least one connection (true), or none (false).")
     created_after: datetime | None = _doc("Created at or after.")
     created_before: datetime | None = _doc("Created before.")
+    updated_after: datetime | None = _doc("Last changed at or after (for incremental syncs).")
+    updated_before: datetime | None = _doc("Last changed before.")
     last_activity_after: datetime | None = _doc("Last active at or after.")
-    last_activity_before: datetime | None = _doc("Last active before (never-active excluded).")
+    last_activity_before: datetime | None = _doc(
+        "Last active before. Clients never active are not included: for dormant accounts, "
+        "use `inactiveSince`."
+    )
+    inactive_since: datetime | None = _doc(
+        "No activity since this moment: last active before it, or never active."
+    )
+    never_active: bool | None = _doc("Never active (true), or active at least once (false).")
     parent_id: strawberry.ID | None = _doc("Sub-accounts of this client.")
     has_parent: bool | None = _doc("Is a sub-account (true) or a top-level client (false).")
     balance_below: Decimal | None = _doc("Balance below this amount.")
     balance_above: Decimal | None = _doc("Balance at or above this amount.")
     valid_till_before: datetime | None = _doc("Paid access ends before.")
     valid_till_after: datetime | None = _doc("Paid access ends at or after.")
+    ids: list[strawberry.ID] | None = _doc(f"Only these clients (at most {MAX_IDS}).")
+    custom_fields: list[CustomFieldCondition] | None = _doc(
+        f"Conditions on custom field values, all of which must hold (at most "
+        f"{MAX_CUSTOM_FIELD_CONDITIONS})."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +211,17 @@ def by_manager_ids(values: list[strawberry.ID], scope: FilterScope) -> ColumnEle
 
 
 def by_ownership(values: list[ClientOwnership], scope: FilterScope) -> ColumnElement[bool]:
+    own = Client.manager_id == scope.viewer_id
+    parents = aliased(Client)
+    own_parents = select(parents.id).where(parents.manager_id == scope.viewer_id)
     conditions = {
-        ClientOwnership.OWN: Client.manager_id == scope.viewer_id,
+        ClientOwnership.OWN: own,
         ClientOwnership.OTHERS: and_(
             Client.manager_id.is_not(None), Client.manager_id != scope.viewer_id
         ),
         ClientOwnership.UNASSIGNED: Client.manager_id.is_(None),
+        # services.clients.may_change, as a condition
+        ClientOwnership.OWN_AND_SUB_ACCOUNTS: or_(own, Client.parent_id.in_(own_parents)),
     }
     return or_(*(conditions[value] for value in set(values))) if values else false()
 
@@ -199,15 +272,110 @@ def by_phone(value: str, scope: FilterScope) -> ColumnElement[bool]:
 
 
 def by_connections(
-    types: list[ConnectionType] | None, status: ConnectionStatus | None
+    types: list[ConnectionType] | None,
+    status: ConnectionStatus | None,
+    match: ConnectionMatch | None = None,
 ) -> ColumnElement[bool]:
-    """Has a connection of one of `types` (any, when None) in `status` (any, when None)."""
-    conditions: list[ColumnElement[bool]] = [ClientConnection.client_id == Client.id]
-    if types is not None:
-        conditions.append(ClientConnection.type.in_(types))
-    if status is not None:
-        conditions.append(ClientConnection.status == status)
-    return exists(select(ClientConnection.id).where(*conditions))
+    """Has a connection of one of `types` (any, when None) in `status` (any, when None);
+    with ALL, none of those types in another status."""
+    of_types: list[ColumnElement[bool]] = [ClientConnection.client_id == Client.id]
+    if types:
+        of_types.append(ClientConnection.type.in_(types))
+    if status is None:
+        return exists(select(ClientConnection.id).where(*of_types))
+    if match is ConnectionMatch.ALL:
+        return and_(
+            exists(select(ClientConnection.id).where(*of_types)),
+            ~exists(
+                select(ClientConnection.id).where(*of_types, ClientConnection.status != status)
+            ),
+        )
+    return exists(select(ClientConnection.id).where(*of_types, ClientConnection.status == status))
+
+
+def by_has_connections(value: bool, scope: FilterScope) -> ColumnElement[bool]:
+    some = exists(select(ClientConnection.id).where(ClientConnection.client_id == Client.id))
+    return some if value else ~some
+
+
+def by_ids(values: list[strawberry.ID], scope: FilterScope) -> ColumnElement[bool]:
+    if len(values) > MAX_IDS:
+        raise DomainError(
+            ErrorCode.TOO_MANY, f"`filter.ids` takes at most {MAX_IDS} IDs.", ["filter", "ids"]
+        )
+    ids = [pk for pk in (pk_of(value, "Client") for value in values) if pk is not None]
+    return Client.id.in_(ids) if ids else false()
+
+
+def by_inactive_since(value: datetime, scope: FilterScope) -> ColumnElement[bool]:
+    return or_(Client.last_activity_at.is_(None), Client.last_activity_at < value)
+
+
+def by_never_active(value: bool, scope: FilterScope) -> ColumnElement[bool]:
+    column = Client.last_activity_at
+    return column.is_(None) if value else column.is_not(None)
+
+
+def by_custom_fields(
+    conditions: list[CustomFieldCondition], scope: FilterScope
+) -> ColumnElement[bool]:
+    if len(conditions) > MAX_CUSTOM_FIELD_CONDITIONS:
+        raise DomainError(
+            ErrorCode.TOO_MANY,
+            f"`filter.customFields` takes at most {MAX_CUSTOM_FIELD_CONDITIONS} conditions.",
+            ["filter", "customFields"],
+        )
+    checks = Checks()
+    parts = [
+        checks.run(_custom_field, condition, ["filter", "customFields", str(n)])
+        for n, condition in enumerate(conditions)
+    ]
+    checks.raise_if_any()
+    return and_(*(part for part in parts if part is not None))
+
+
+def _custom_field(condition: CustomFieldCondition, field: list[str]) -> ColumnElement[bool]:
+    """One custom field condition; unknown keys match no value (so `isEmpty: true` matches
+    every client)."""
+    given = [
+        name for name in ("equals", "contains", "is_empty") if getattr(condition, name) is not None
+    ]
+    if len(given) != 1:
+        raise DomainError(
+            ErrorCode.INVALID, "Give exactly one of `equals`, `contains` and `isEmpty`.", field
+        )
+    key = _text(condition.key, ".".join([*field, "key"])) or ""
+    value = CustomFieldValue.value
+    held = [
+        CustomFieldValue.client_id == Client.id,
+        CustomFieldValue.definition_id
+        == select(CustomFieldDefinition.id)
+        .where(CustomFieldDefinition.key == key)
+        .scalar_subquery(),
+        json_text(value).is_not(None),  # a JSON null is no value
+        json_text(value) != "",
+    ]
+    if condition.is_empty is not None:
+        some = exists(select(CustomFieldValue.client_id).where(*held))
+        return ~some if condition.is_empty else some
+    if condition.contains is not None:
+        text = _text(condition.contains, ".".join([*field, "contains"]))
+        if not text:
+            return exists(select(CustomFieldValue.client_id).where(*held))
+        matches = json_text(value).ilike(like_pattern(text), escape="\\")
+        return exists(select(CustomFieldValue.client_id).where(*held, matches))
+    wanted = condition.equals
+    if (isinstance(wanted, float) and not math.isfinite(wanted)) or not isinstance(
+        wanted, str | int | float | bool
+    ):
+        raise DomainError(
+            ErrorCode.INVALID, "`equals` takes a string, a number or a boolean.", [*field, "equals"]
+        )
+    if isinstance(wanted, str):
+        wanted = _text(wanted, ".".join([*field, "equals"])) or ""
+    elif not isinstance(wanted, bool) and abs(wanted) > MAX_NUMBER:
+        return false()  # no value is that large
+    return exists(select(CustomFieldValue.client_id).where(*held, json_equals(value, wanted)))
 
 
 def by_parent_id(value: strawberry.ID, scope: FilterScope) -> ColumnElement[bool]:
@@ -239,8 +407,15 @@ FILTERS: dict[str, Callable[[Any, FilterScope], ColumnElement[bool]]] = {
     "phone": by_phone,
     "created_after": _at_or_after(Client.created_at),
     "created_before": _before(Client.created_at),
+    "updated_after": _at_or_after(Client.updated_at),
+    "updated_before": _before(Client.updated_at),
     "last_activity_after": _at_or_after(Client.last_activity_at),
     "last_activity_before": _before(Client.last_activity_at),
+    "inactive_since": by_inactive_since,
+    "never_active": by_never_active,
+    "has_connections": by_has_connections,
+    "ids": by_ids,
+    "custom_fields": by_custom_fields,
     "parent_id": by_parent_id,
     "has_parent": by_has_parent,
     "balance_below": _before(Client.balance),
@@ -251,6 +426,7 @@ FILTERS: dict[str, Callable[[Any, FilterScope], ColumnElement[bool]]] = {
 AMOUNTS = ("balance_below", "balance_above")
 RANGES = (
     ("created_after", "created_before"),
+    ("updated_after", "updated_before"),
     ("last_activity_after", "last_activity_before"),
     ("balance_above", "balance_below"),
     ("valid_till_after", "valid_till_before"),
@@ -319,8 +495,13 @@ def _conditions(
                 if condition is not None:
                     conditions.append(condition)
         if filter.connection_types is not None or filter.connection_status is not None:
-            if _readable(filter.connection_types) and _readable(filter.connection_status):
-                conditions.append(by_connections(filter.connection_types, filter.connection_status))
+            types, status, match = (
+                filter.connection_types,
+                filter.connection_status,
+                filter.connection_match,
+            )
+            if _readable(types) and _readable(status) and _readable(match):
+                conditions.append(by_connections(types, status, match))
     if search is not None:
         condition = checks.run(by_search, search)
         if condition is not None:
@@ -402,6 +583,8 @@ def tally_conditions(
         }
         if filter.connection_types is not None or filter.connection_status is not None:
             return None
+    if ClientOwnership.OWN_AND_SUB_ACCOUNTS in given.get("ownership", []):
+        return None  # sub-accounts of the viewer's clients are no tally's
     statuses = given.pop("statuses", None)
     dimensions = {TALLIED[name][0] for name in given if name in TALLIED}
     if len(dimensions) > 1 or any(name not in TALLIED for name in given):

@@ -128,6 +128,7 @@ class Listing:
     engine: AsyncEngine
     clients: list[dict[str, Any]]
     connections: list[dict[str, Any]]
+    custom_values: dict[tuple[int, str], Any]  # (client id, field key) -> value
     manager_id: int
     admin_token: str
     manager_token: str
@@ -164,6 +165,14 @@ async def listing(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
         connections = [
             dict(r._mapping) for r in await connection.execute(select(ClientConnection.__table__))
         ]
+        custom_values = {
+            (client_id, key): value
+            for client_id, key, value in await connection.execute(
+                select(
+                    CustomFieldValue.client_id, CustomFieldDefinition.key, CustomFieldValue.value
+                ).join(CustomFieldDefinition)
+            )
+        }
     statements: list[tuple[str, Any]] = []
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
@@ -189,6 +198,7 @@ async def listing(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
             engine=engine,
             clients=clients,
             connections=connections,
+            custom_values=custom_values,
             manager_id=staff[DEMO_MANAGER_EMAIL].id,
             admin_token=tokens[DEMO_ADMIN_EMAIL],
             manager_token=tokens[DEMO_MANAGER_EMAIL],

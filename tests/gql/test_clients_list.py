@@ -9,7 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from db.enums import StaffRole
+from db.models import Client
+from db.session import create_sessionmaker
+from services.actors import Actor
+from services.clients import may_change
 from tests.api import error_codes
 from tests.gql.conftest import SEEDED_AT, Listing
 
@@ -137,10 +143,50 @@ def connection_predicate(
     return lambda row: row["id"] in matching
 
 
+def connection_rule(
+    listing: Listing, types: list[str] | None, status: str | None, match: str | None
+) -> Callable[[Row], bool]:
+    """Connections of `types` in `status`: any of them, or all of them (and at least one)."""
+    if status is None or match != "ALL":
+        return connection_predicate(listing, types, status)
+    held: dict[int, list[str]] = {}
+    for c in listing.connections:
+        if not types or c["type"].value in types:
+            held.setdefault(c["client_id"], []).append(c["status"].value)
+    return lambda row: bool(held.get(row["id"])) and all(s == status for s in held[row["id"]])
+
+
+def custom_value_rule(listing: Listing, condition: dict[str, Any]) -> Callable[[Row], bool]:
+    def value(row: Row) -> Any:
+        found = listing.custom_values.get((row["id"], condition["key"]))
+        return None if found == "" else found
+
+    if "isEmpty" in condition:
+        return lambda row: (value(row) is None) == condition["isEmpty"]
+    if "contains" in condition:
+        return lambda row: (
+            isinstance(value(row), str) and contains(value(row), condition["contains"])
+        )
+    wanted = condition["equals"]
+    return lambda row: (
+        value(row) is not None
+        and type(value(row))
+        in (
+            (bool,)
+            if isinstance(wanted, bool)
+            else (int, float)
+            if not isinstance(wanted, str)
+            else (str,)
+        )
+        and value(row) == wanted
+    )
+
+
 def python_filter(listing: Listing, filter: dict[str, Any]) -> Callable[[Row], bool]:
     """The plain-Python meaning of a ClientFilter."""
     manager = listing.manager_id
     checks: list[Callable[[Row], bool]] = []
+    own_parents = {r["id"] for r in listing.clients if r["manager_id"] == manager}
     for name, value in filter.items():
         if value == []:
             continue  # an empty multi-select means "any"
@@ -152,6 +198,9 @@ def python_filter(listing: Listing, filter: dict[str, Any]) -> Callable[[Row], b
                 "OWN": lambda r: r["manager_id"] == manager,
                 "OTHERS": lambda r: r["manager_id"] is not None and r["manager_id"] != manager,
                 "UNASSIGNED": lambda r: r["manager_id"] is None,
+                "OWN_AND_SUB_ACCOUNTS": lambda r: (
+                    r["manager_id"] == manager or r["parent_id"] in own_parents
+                ),
             }
             checks.append(lambda r, v=value, t=tests: any(t[o](r) for o in v))
         elif name == "blocked":
@@ -205,14 +254,39 @@ def python_filter(listing: Listing, filter: dict[str, Any]) -> Callable[[Row], b
             checks.append(lambda r, v=value: r["balance"] < Decimal(v))
         elif name == "balanceAbove":
             checks.append(lambda r, v=value: r["balance"] >= Decimal(v))
-        elif name in ("connectionTypes", "connectionStatus"):
+        elif name == "updatedAfter":
+            checks.append(lambda r, v=value: r["updated_at"] >= datetime.fromisoformat(v))
+        elif name == "updatedBefore":
+            checks.append(lambda r, v=value: r["updated_at"] < datetime.fromisoformat(v))
+        elif name == "inactiveSince":
+            checks.append(
+                lambda r, v=value: (
+                    r["last_activity_at"] is None
+                    or r["last_activity_at"] < datetime.fromisoformat(v)
+                )
+            )
+        elif name == "neverActive":
+            checks.append(lambda r, v=value: (r["last_activity_at"] is None) == v)
+        elif name == "hasConnections":
+            connected = {c["client_id"] for c in listing.connections}
+            checks.append(lambda r, v=value, c=connected: (r["id"] in c) == v)
+        elif name == "ids":
+            ids = {int(base64.b64decode(v).decode().split(":")[1]) for v in value}
+            checks.append(lambda r, ids=ids: r["id"] in ids)
+        elif name == "customFields":
+            rules = [custom_value_rule(listing, condition) for condition in value]
+            checks.append(lambda r, rules=rules: all(rule(r) for rule in rules))
+        elif name in ("connectionTypes", "connectionStatus", "connectionMatch"):
             continue
         else:
             raise AssertionError(f"no Python meaning for {name}")
     if "connectionTypes" in filter or "connectionStatus" in filter:
         checks.append(
-            connection_predicate(
-                listing, filter.get("connectionTypes"), filter.get("connectionStatus")
+            connection_rule(
+                listing,
+                filter.get("connectionTypes"),
+                filter.get("connectionStatus"),
+                filter.get("connectionMatch"),
             )
         )
     return lambda row: all(check(row) for check in checks)
@@ -325,6 +399,31 @@ FILTERS: list[dict[str, Any]] = [
     {"ownership": ["OWN", "OTHERS", "UNASSIGNED"], "statuses": ["ACTIVE"]},
     {"hasParent": True, "statuses": ["ACTIVE", "INACTIVE"]},
     {"ownership": ["OWN"], "countries": ["US", "DE"]},  # two dimensions: counted
+    # the viewer's clients and their sub-accounts: what a manager may change
+    {"ownership": ["OWN_AND_SUB_ACCOUNTS"]},
+    {"ownership": ["OWN_AND_SUB_ACCOUNTS"], "statuses": ["ACTIVE"]},
+    {"ownership": ["OWN_AND_SUB_ACCOUNTS", "UNASSIGNED"], "hasParent": True},
+    {"neverActive": True},
+    {"neverActive": False},
+    {"inactiveSince": (NOW - timedelta(days=300)).isoformat()},
+    {"inactiveSince": (NOW - timedelta(days=30)).isoformat(), "statuses": ["ACTIVE"]},
+    {"hasConnections": False},
+    {"hasConnections": True, "connectionTypes": ["SMPP"]},
+    {"connectionStatus": "ONLINE", "connectionMatch": "ALL"},
+    {"connectionStatus": "OFFLINE", "connectionMatch": "ALL"},
+    {"connectionStatus": "OFFLINE", "connectionMatch": "ANY"},
+    {"connectionTypes": ["HTTP", "WEB"], "connectionStatus": "ONLINE", "connectionMatch": "ALL"},
+    {"updatedAfter": (NOW - timedelta(days=200)).isoformat()},
+    {
+        "updatedAfter": (NOW - timedelta(days=600)).isoformat(),
+        "updatedBefore": (NOW - timedelta(days=100)).isoformat(),
+    },
+    {"customFields": [{"key": "tier", "equals": "gold"}]},
+    {"customFields": [{"key": "newsletter", "equals": True}]},
+    {"customFields": [{"key": "newsletter", "equals": False}]},
+    {"customFields": [{"key": "tier", "isEmpty": True}]},
+    {"customFields": [{"key": "tier", "isEmpty": False}, {"key": "vat_number", "contains": "eU1"}]},
+    {"customFields": [{"key": "vat_number", "contains": "1"}], "statuses": ["ACTIVE"]},
 ]
 
 
@@ -614,6 +713,35 @@ def other_cursor() -> str:
         ({"filter": {"managerIds": ["%%%"]}}, "is not a valid ID"),
         ({"search": "x" * 101}, "`search` is longer than 100 characters."),
         ({"filter": {"balanceBelow": 5}}, "Decimal values are strings"),
+        (
+            {"filter": {"updatedAfter": NOW.isoformat(), "updatedBefore": NOW.isoformat()}},
+            "`filter.updatedAfter` must be below",
+        ),
+        ({"filter": {"ids": [gid("Client", n) for n in range(1, 502)]}}, "at most 500 IDs"),
+        (
+            {"filter": {"customFields": [{"key": "tier", "equals": "gold", "isEmpty": True}]}},
+            "Give exactly one of `equals`, `contains` and `isEmpty`.",
+        ),
+        (
+            {"filter": {"customFields": [{"key": "tier"}]}},
+            "Give exactly one of `equals`, `contains` and `isEmpty`.",
+        ),
+        (
+            {"filter": {"customFields": [{"key": "tier", "equals": {"a": 1}}]}},
+            "`equals` takes a string, a number or a boolean.",
+        ),
+        (
+            {"filter": {"customFields": [{"key": "tier", "equals": ["gold"]}]}},
+            "`equals` takes a string, a number or a boolean.",
+        ),
+        (
+            {"filter": {"customFields": [{"key": "k", "isEmpty": True}] * 11}},
+            "takes at most 10 conditions",
+        ),
+        (
+            {"filter": {"customFields": [{"key": "vat_number", "contains": "x" * 101}]}},
+            "longer than 100 characters",
+        ),
     ],
 )
 async def test_bad_arguments_are_clear_errors(
@@ -622,6 +750,48 @@ async def test_bad_arguments_are_clear_errors(
     errors = await listing.api.errors(PAGE, variables)
     assert error_codes(errors) == ["BAD_USER_INPUT"]
     assert message in errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "key", ["vat_number", "employees", "newsletter", "contract_signed", "tier"]
+)
+async def test_custom_field_equals_a_value_of_its_type(listing: Listing, key: str) -> None:
+    # given a value some client holds for the field
+    held = sorted((value for (_, k), value in listing.custom_values.items() if k == key), key=str)
+    value = held[len(held) // 2]
+    for filter in (
+        {"customFields": [{"key": key, "equals": value}]},
+        {"customFields": [{"key": key, "isEmpty": False}]},
+    ):
+        # when the list is filtered by it, then it has exactly the clients Python finds
+        want = expected(listing, filter)
+        assert want
+        assert await walk(listing, size=60, filter=filter) == want
+    # and a value of another type matches nothing (a number's text is not the number)
+    other = str(value) if not isinstance(value, str) else 0
+    assert (
+        await walk(listing, size=60, filter={"customFields": [{"key": key, "equals": other}]}) == []
+    )
+
+
+async def test_unknown_custom_field_holds_no_value(listing: Listing) -> None:
+    empty = {"customFields": [{"key": "no-such-field", "isEmpty": True}]}
+    held = {"customFields": [{"key": "no-such-field", "isEmpty": False}]}
+    assert len(await walk(listing, size=100, filter=empty)) == len(listing.clients)
+    assert await walk(listing, size=100, filter=held) == []
+
+
+async def test_own_and_sub_accounts_is_what_a_manager_may_change(listing: Listing) -> None:
+    # given the manager's clients and their sub-accounts (test_clients_ownership.py has
+    # sub-accounts that others manage)
+    mine = set(await walk(listing, size=100, filter={"ownership": ["OWN_AND_SUB_ACCOUNTS"]}))
+    assert set(expected(listing, {"ownership": ["OWN"]})) <= mine
+    # then they are exactly the clients the rule for changes lets the manager change
+    async with create_sessionmaker(listing.engine)() as session:
+        clients = list((await session.scalars(select(Client))).all())
+        actor = Actor(staff_id=listing.manager_id, email="m@x", role=StaffRole.MANAGER, now=NOW)
+        allowed = await may_change(session, actor, clients)
+    assert mine == {c.login for c, ok in zip(clients, allowed, strict=True) if ok}
 
 
 async def test_every_filter_problem_is_reported_at_once(listing: Listing) -> None:

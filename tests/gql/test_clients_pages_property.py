@@ -19,7 +19,28 @@ filters = st.fixed_dictionaries(
         "blocked": st.booleans(),
         "hasParent": st.booleans(),
         "ownership": st.lists(
-            st.sampled_from(["OWN", "OTHERS", "UNASSIGNED"]), min_size=1, max_size=2, unique=True
+            st.sampled_from(["OWN", "OTHERS", "UNASSIGNED", "OWN_AND_SUB_ACCOUNTS"]),
+            min_size=1,
+            max_size=2,
+            unique=True,
+        ),
+        "neverActive": st.booleans(),
+        "hasConnections": st.booleans(),
+        "inactiveSince": st.sampled_from(
+            [SEEDED_AT.replace(year=2026, month=1).isoformat(), SEEDED_AT.isoformat()]
+        ),
+        "customFields": st.lists(
+            st.sampled_from(
+                [
+                    {"key": "tier", "equals": "silver"},
+                    {"key": "newsletter", "equals": True},
+                    {"key": "vat_number", "isEmpty": False},
+                    {"key": "employees", "isEmpty": True},
+                    {"key": "vat_number", "contains": "eu2"},
+                ]
+            ),
+            min_size=1,
+            max_size=2,
         ),
         "balanceAbove": st.sampled_from(["-100", "0", "250.5"]),
         "createdAfter": st.sampled_from(
@@ -31,6 +52,8 @@ filters = st.fixed_dictionaries(
         "connectionTypes": st.lists(
             st.sampled_from(["SMPP", "HTTP", "SMTP", "WEB"]), min_size=1, max_size=2, unique=True
         ),
+        "connectionStatus": st.sampled_from(["ONLINE", "OFFLINE"]),
+        "connectionMatch": st.sampled_from(["ANY", "ALL"]),
     },
 )
 orders = st.lists(
