@@ -11,6 +11,7 @@ from gql.audit.queries import AuditQuery
 from gql.audit.types import AuditEntry
 from gql.checks import DocumentChecks, ParseCache
 from gql.clients.actions import ClientActionMutation
+from gql.clients.facets import FacetQuery
 from gql.clients.mutations import ClientMutation
 from gql.clients.queries import ClientQuery, PasswordQuery
 from gql.clients.types import Client
@@ -65,7 +66,14 @@ class NodeQuery:
 
 @strawberry.type(description="Everything that can be read. All fields need a token.")
 class Query(
-    StaffQuery, NodeQuery, ClientQuery, PasswordQuery, ReferenceQuery, PricingQuery, AuditQuery
+    StaffQuery,
+    NodeQuery,
+    ClientQuery,
+    FacetQuery,
+    PasswordQuery,
+    ReferenceQuery,
+    PricingQuery,
+    AuditQuery,
 ):
     pass
 

@@ -129,6 +129,7 @@ class Listing:
     clients: list[dict[str, Any]]
     connections: list[dict[str, Any]]
     custom_values: dict[tuple[int, str], Any]  # (client id, field key) -> value
+    staff: list[dict[str, Any]]
     manager_id: int
     admin_token: str
     manager_token: str
@@ -159,7 +160,10 @@ async def listing(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
         await session.commit()
     async with engine.connect() as connection:
         clients = [dict(r._mapping) for r in await connection.execute(select(Client.__table__))]
-        names = dict((await connection.execute(select(StaffUser.id, StaffUser.name))).all())
+        staff_rows = [
+            dict(r._mapping) for r in await connection.execute(select(StaffUser.id, StaffUser.name))
+        ]
+        names = {s["id"]: s["name"] for s in staff_rows}
         for client in clients:  # the manager's name as the staff table has it, for MANAGER
             client["manager"] = names.get(client["manager_id"])
         connections = [
@@ -199,6 +203,7 @@ async def listing(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
             clients=clients,
             connections=connections,
             custom_values=custom_values,
+            staff=staff_rows,
             manager_id=staff[DEMO_MANAGER_EMAIL].id,
             admin_token=tokens[DEMO_ADMIN_EMAIL],
             manager_token=tokens[DEMO_MANAGER_EMAIL],
