@@ -118,12 +118,24 @@ async def may_change(session: AsyncSession, actor: Actor, clients: Sequence[Clie
         )
         parent_managers = {row.id: row.manager_id for row in rows}
     return [
-        client.manager_id == actor.staff_id
-        or (
-            client.parent_id is not None and parent_managers.get(client.parent_id) == actor.staff_id
+        may_change_client(
+            is_admin=actor.is_admin,
+            staff_id=actor.staff_id,
+            manager_id=client.manager_id,
+            parent_manager_id=parent_managers.get(client.parent_id)
+            if client.parent_id is not None
+            else None,
         )
         for client in clients
     ]
+
+
+def may_change_client(
+    *, is_admin: bool, staff_id: int, manager_id: int | None, parent_manager_id: int | None
+) -> bool:
+    """The rule of `may_change` for one client, given its manager and its parent's manager
+    (None without a parent); reads (`Client.viewerCan`) apply it to rows read unlocked."""
+    return is_admin or staff_id in (manager_id, parent_manager_id)
 
 
 async def client_for_change(session: AsyncSession, *, actor: Actor, client_id: int) -> Client:

@@ -3,7 +3,8 @@
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import select
@@ -20,10 +21,12 @@ from gql.enums import ClientStatus, ConnectionStatus, ConnectionType, Scope
 from gql.loaders import now_or_later
 from gql.node import Node, register_node, to_global_id
 from gql.pagination import Connection, build_connection, page_request
+from gql.permissions import Rule, authorization_matrix
 from gql.pricing.types import ClientPackagePrice, Package
 from gql.reference.types import Category, CustomFieldDefinition, CustomFieldValue, Department
 from gql.scalars import Money
 from gql.staff.types import StaffUser
+from services.clients import may_change_client
 from services.custom_fields import readable_value
 from services.languages import effective_language
 from services.pricing import adjusted_price
@@ -88,6 +91,43 @@ FirstArg = Annotated[
 AfterArg = Annotated[str | None, strawberry.argument(description="Start after this cursor.")]
 LastArg = Annotated[int | None, strawberry.argument(description="Page size from the end (1-100).")]
 BeforeArg = Annotated[str | None, strawberry.argument(description="End before this cursor.")]
+
+
+@strawberry.type(
+    description="What the viewer may do to a client now: the rules the mutations apply before "
+    "anything else (the role, the token's scopes, and for a manager whether the client is "
+    "theirs or a sub-account of theirs). Where false, the mutation would refuse with "
+    "FORBIDDEN; where true, it may still refuse the input (`userErrors`)."
+)
+class ClientPermissions:
+    update: bool = strawberry.field(description="clientUpdate, clientsSetStatus.")
+    delete: bool = strawberry.field(description="clientsDelete.")
+    add_credit: bool = strawberry.field(description="creditAdd, creditNoteCreate.")
+    deduct_credit: bool = strawberry.field(description="creditDeduct, creditEntryReverse.")
+    block: bool = strawberry.field(description="clientBlock, clientUnblock.")
+    link: bool = strawberry.field(
+        description="clientLink (as either side; the other client must allow it too), clientUnlink."
+    )
+    impersonate: bool = strawberry.field(description="clientImpersonate.")
+    set_price_adjustment: bool = strawberry.field(description="clientPriceAdjustmentSet.")
+
+
+# Each action of ClientPermissions: the mutation whose permission classes decide it.
+ACTIONS = {
+    "update": "clientUpdate",
+    "delete": "clientsDelete",
+    "add_credit": "creditAdd",
+    "deduct_credit": "creditDeduct",
+    "block": "clientBlock",
+    "link": "clientLink",
+    "impersonate": "clientImpersonate",
+    "set_price_adjustment": "clientPriceAdjustmentSet",
+}
+
+
+@cache
+def _operation_rules(schema: Any) -> dict[str, Rule]:
+    return {rule.operation: rule for rule in authorization_matrix(schema)}
 
 
 @strawberry.type(description="A customer account.")
@@ -183,6 +223,35 @@ class Client(Node):
             return None
         loader = info.context.loaders.staff_user_by_id
         return now_or_later(loader, self.manager_id, StaffUser.from_optional_row)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="What the viewer may do to this client (greys out the actions the "
+        "mutations would refuse)."
+    )
+    async def viewer_can(self, info: Info) -> ClientPermissions:
+        viewer = info.context.viewer
+        assert viewer is not None  # reading a client needs a token
+        parent_manager_id = None
+        if self.parent_id is not None and not viewer.is_admin:
+            parent = await info.context.loaders.client_by_id.load(self.parent_id)
+            parent_manager_id = parent.manager_id if parent is not None else None
+        theirs = may_change_client(
+            is_admin=viewer.is_admin,
+            staff_id=viewer.staff_id,
+            manager_id=self.manager_id,
+            parent_manager_id=parent_manager_id,
+        )
+        rules = _operation_rules(info.schema)
+
+        def allowed(operation: str) -> bool:
+            rule = rules[operation]
+            return (
+                theirs
+                and (rule.scope is None or viewer.has_scope(rule.scope))
+                and (viewer.is_admin or not rule.admins_only)
+            )
+
+        return ClientPermissions(**{name: allowed(op) for name, op in ACTIONS.items()})
 
     @strawberry.field(description="The client this one is a sub-account of, if any.")
     def parent(self, info: Info) -> "Client | None":
