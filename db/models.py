@@ -585,6 +585,23 @@ def _client_id_past_deleted_ones(_mapper: Any, connection: Connection, client: C
     client.id = given
 
 
+BILLING_MODE_KEY = "billing_mode"  # on (true) by default: a missing row means on
+
+
+class SystemSetting(Base):
+    """One system-wide setting an admin changes through the API (services/system_settings.py);
+    a setting without a row has its default."""
+
+    __tablename__ = "system_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(Json)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
+    updated_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+
+
 class RateLimitBucket(Base):
     """A token bucket of the rate limiter, when it keeps its counters in the database."""
 

@@ -4,10 +4,21 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TypeAlias
 
-from sqlalchemy import BigInteger, ColumnElement, Row, Select, func, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Row,
+    Select,
+    func,
+    select,
+    true,
+    type_coerce,
+)
 
 from db.base import ExactDecimal
-from db.models import Client, StaffUser
+from db.json_values import json_equals
+from db.models import BILLING_MODE_KEY, Client, StaffUser, SystemSetting
 
 # A result row, and a SELECT, of any number of columns.
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
@@ -20,9 +31,21 @@ CLIENT_COLUMNS = tuple(
 STAFF_COLUMNS = tuple(c for c in StaffUser.__table__.c if c.name != "password_hash")
 
 
+def billing_mode_column() -> ColumnElement[bool]:
+    """Whether Billing Mode is on, as a column of a statement's rows: PostgreSQL reads the
+    setting once per statement, in the rows' own snapshot."""
+    setting = (
+        select(json_equals(SystemSetting.__table__.c.value, True))
+        .where(SystemSetting.key == BILLING_MODE_KEY)
+        .scalar_subquery()
+    )
+    return type_coerce(func.coalesce(setting, true()), Boolean)
+
+
 def select_clients() -> AnySelect:
-    """All client columns but the password hash."""
-    return select(*CLIENT_COLUMNS)
+    """All client columns but the password hash, and whether Billing Mode is on (for
+    canLogin)."""
+    return select(*CLIENT_COLUMNS, billing_mode_column().label("billing_mode"))
 
 
 def select_staff() -> AnySelect:

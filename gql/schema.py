@@ -33,6 +33,7 @@ from gql.scalars import SCALAR_MAP
 from gql.staff.mutations import StaffMutation, TokenMutation
 from gql.staff.queries import StaffQuery
 from gql.staff.types import ApiToken, StaffUser
+from gql.system.settings import SystemSettingsMutation, SystemSettingsQuery
 from gql.throttling import Throttle
 
 
@@ -74,6 +75,7 @@ class Query(
     ReferenceQuery,
     PricingQuery,
     AuditQuery,
+    SystemSettingsQuery,
 ):
     pass
 
@@ -90,6 +92,7 @@ class Mutation(
     CreditMutation,
     PricingMutation,
     CustomFieldMutation,
+    SystemSettingsMutation,
 ):
     pass
 

@@ -63,6 +63,7 @@ class ErrorCode(StrEnum):
     TOKEN_EXPIRED = "TOKEN_EXPIRED"
     SESSION_ENDED = "SESSION_ENDED"
     CONFLICT = "CONFLICT"
+    BILLING_MODE_OFF = "BILLING_MODE_OFF"
 
 
 # What each code means, for the people who read the API's documentation.
@@ -179,6 +180,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.TOKEN_EXPIRED: "The cabinet token has expired.",
     ErrorCode.SESSION_ENDED: (
         "The cabinet session has ended: revoked, expired, or its client or issuer lost access."
+    ),
+    ErrorCode.BILLING_MODE_OFF: (
+        "Billing Mode is off (`systemSettings`): balances and credits are not used, so money "
+        "is not moved."
     ),
     ErrorCode.CONFLICT: (
         "Concurrent changes to the same records kept clashing; try the request again."

@@ -39,6 +39,7 @@ from db.models import (
     CustomFieldDefinition,
     CustomFieldValue,
 )
+from db.queries import billing_mode_column
 from db.search import SearchMatch, like_pattern
 from gql.arguments import Problem, problems_error
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType
@@ -167,11 +168,11 @@ def is_blocked(now: datetime) -> ColumnElement[bool]:
 
 
 def can_log_in(now: datetime) -> ColumnElement[bool]:
-    """`canLogin` at `now`: ACTIVE, not blocked, paid access not over."""
+    """`canLogin` at `now`: ACTIVE, not blocked, paid access not over (in Billing Mode)."""
     return and_(
         Client.status == ClientStatus.ACTIVE,
         Client.__table__.c.block_ends_at <= now,
-        or_(Client.valid_till.is_(None), Client.valid_till > now),
+        or_(Client.valid_till.is_(None), Client.valid_till > now, ~billing_mode_column()),
     )
 
 

@@ -57,11 +57,17 @@ def block_in_force(
 
 
 def can_login(
-    status: ClientStatus, blocked: bool, valid_till: datetime | None, now: datetime
+    status: ClientStatus,
+    blocked: bool,
+    valid_till: datetime | None,
+    now: datetime,
+    billing_mode: bool = True,
 ) -> bool:
-    """ACTIVE, not blocked, and paid access not over."""
+    """ACTIVE, not blocked, and (in Billing Mode) paid access not over."""
     return (
-        status is ClientStatus.ACTIVE and not blocked and (valid_till is None or valid_till > now)
+        status is ClientStatus.ACTIVE
+        and not blocked
+        and (not billing_mode or valid_till is None or valid_till > now)
     )
 
 
@@ -102,8 +108,12 @@ BeforeArg = Annotated[str | None, strawberry.argument(description="End before th
 class ClientPermissions:
     update: bool = strawberry.field(description="clientUpdate, clientsSetStatus.")
     delete: bool = strawberry.field(description="clientsDelete.")
-    add_credit: bool = strawberry.field(description="creditAdd, creditNoteCreate.")
-    deduct_credit: bool = strawberry.field(description="creditDeduct, creditEntryReverse.")
+    add_credit: bool = strawberry.field(
+        description="creditAdd, creditNoteCreate (false while Billing Mode is off)."
+    )
+    deduct_credit: bool = strawberry.field(
+        description="creditDeduct, creditEntryReverse (false while Billing Mode is off)."
+    )
     block: bool = strawberry.field(description="clientBlock, clientUnblock.")
     link: bool = strawberry.field(
         description="clientLink (as either side; the other client must allow it too), clientUnlink."
@@ -153,15 +163,16 @@ class Client(Node):
     )
     block: ClientBlock | None = strawberry.field(description="The block in force now, or null.")
     can_login: bool = strawberry.field(
-        description="ACTIVE, not blocked, and paid access (validTill) not over: the client "
-        "can sign in to their cabinet now."
+        description="ACTIVE, not blocked, and paid access (validTill) not over, when Billing "
+        "Mode is on (`systemSettings`): the client can sign in to their cabinet now."
     )
     balance: Money = strawberry.field(
         description="The sum of the client's credit ledger; negative when in debt."
     )
     credit_limit: Money = strawberry.field(description="How far the balance may go below zero.")
     valid_till: datetime | None = strawberry.field(
-        description="Billing mode: when paid access ends; null for no end."
+        description="When paid access ends; null for no end. Used only while Billing Mode is "
+        "on (`systemSettings`)."
     )
     moderation: bool = strawberry.field(description="Whether the client's traffic is moderated.")
     avatar_url: str | None = strawberry.field(description="Avatar image; null for the default.")
@@ -180,6 +191,7 @@ class Client(Node):
     pk: strawberry.Private[int]
     manager_id: strawberry.Private[int | None]
     parent_id: strawberry.Private[int | None]
+    billing_mode: strawberry.Private[bool]
 
     @classmethod
     def from_row(cls, row: AnyRow, now: datetime, settings: Settings) -> "Client":
@@ -200,7 +212,9 @@ class Client(Node):
             status=status,
             blocked=block is not None,
             block=block,
-            can_login=can_login(status, block is not None, row.valid_till, now),
+            can_login=can_login(
+                status, block is not None, row.valid_till, now, bool(row.billing_mode)
+            ),
             balance=Money.of(row.balance, row.currency),
             credit_limit=Money.of(row.credit_limit, row.currency),
             valid_till=row.valid_till,
@@ -215,6 +229,7 @@ class Client(Node):
             pk=row.id,
             manager_id=row.manager_id,
             parent_id=row.parent_id,
+            billing_mode=bool(row.billing_mode),
         )
 
     @strawberry.field(description="The account manager responsible for the client, if any.")
@@ -251,7 +266,10 @@ class Client(Node):
                 and (viewer.is_admin or not rule.admins_only)
             )
 
-        return ClientPermissions(**{name: allowed(op) for name, op in ACTIONS.items()})
+        can = {name: allowed(operation) for name, operation in ACTIONS.items()}
+        if not self.billing_mode:  # money is not moved (BILLING_MODE_OFF)
+            can["add_credit"] = can["deduct_credit"] = False
+        return ClientPermissions(**can)
 
     @strawberry.field(description="The client this one is a sub-account of, if any.")
     def parent(self, info: Info) -> "Client | None":

@@ -33,6 +33,7 @@ from db.keyset import Ordering
 from db.models import Client as ClientModel
 from db.models import CreditEntry as EntryModel
 from db.models import StaffUser as StaffModel
+from db.queries import billing_mode_column
 from gql.arguments import ArgumentProblems
 from gql.clients.sorters import TIME_DEPENDENT, ClientOrder, client_ordering
 from gql.clients.types import NEWEST_ENTRY_FIRST, block_in_force, can_login, package_prices
@@ -199,12 +200,14 @@ class Compiler:
             elif name == "blocked":
                 value = self.computed("Client", name, self.blocked(table))
             elif name == "canLogin":
+                billing = self.statement.expression("billing_mode", billing_mode_column())
                 can = code.call(
                     can_login,
                     column(table, "status"),
                     self.blocked(table),
                     column(table, "valid_till"),
                     "now",
+                    f"row[{billing}]",
                 )
                 value = self.computed("Client", name, can)
             elif name == "block":

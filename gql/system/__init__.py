@@ -1,0 +1,1 @@
+"""System-wide settings (services/system_settings.py)."""
