@@ -17,6 +17,7 @@ from gql.clients.queries import ClientQuery, PasswordQuery
 from gql.clients.types import Client
 from gql.context import Info
 from gql.credits.mutations import CreditMutation
+from gql.credits.statements import StatementQuery
 from gql.credits.types import CreditEntry
 from gql.errors import BadUserInput, ErrorMasking
 from gql.execution import FastExecutionContext
@@ -76,6 +77,7 @@ class Query(
     PricingQuery,
     AuditQuery,
     SystemSettingsQuery,
+    StatementQuery,
 ):
     pass
 

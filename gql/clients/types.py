@@ -16,6 +16,13 @@ from db.models import CreditEntry as CreditEntryModel
 from db.queries import AnyRow, select_clients
 from gql.clients.sorters import ClientOrder, client_ordering
 from gql.context import Info
+from gql.credits.statements import (
+    FromArg,
+    KindsArg,
+    ToArg,
+    entries_connection,
+    entry_conditions,
+)
 from gql.credits.types import CreditEntry
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType, Scope
 from gql.loaders import now_or_later
@@ -307,7 +314,10 @@ class Client(Node):
             counter=lambda: loaders.sub_account_count_by_parent_id.load(self.pk),
         )
 
-    @strawberry.field(description="The client's credit ledger, newest entry first.")
+    @strawberry.field(
+        description="The client's credit ledger, newest entry first; by kind and period if "
+        "asked (a statement with balances: `creditStatement`)."
+    )
     async def credit_entries(
         self,
         info: Info,
@@ -315,8 +325,14 @@ class Client(Node):
         after: AfterArg = None,
         last: LastArg = None,
         before: BeforeArg = None,
+        kinds: KindsArg = None,
+        from_: FromArg = None,
+        to: ToArg = None,
     ) -> Connection[CreditEntry]:
         page = page_request(NEWEST_ENTRY_FIRST, first=first, after=after, last=last, before=before)
+        if kinds or from_ is not None or to is not None:
+            conditions = entry_conditions(self.pk, kinds, from_, to)
+            return await entries_connection(info, self.pk, conditions, NEWEST_ENTRY_FIRST, page)
         loaders = info.context.loaders
         key = (self.pk, page, NEWEST_ENTRY_FIRST)
         rows, more = await loaders.credit_entries_page_by_client_id.load(key)

@@ -373,6 +373,13 @@ class NestedKind:
     count: Callable[[Any], ColumnElement[Any]]
 
 
+def _unfiltered_ledger(kwargs: dict[str, Any]) -> Ordering:
+    """The ledger's order; Fallback for a ledger by kind or period (the resolver's)."""
+    if kwargs.get("kinds") or kwargs.get("from_") is not None or kwargs.get("to") is not None:
+        raise Fallback
+    return NEWEST_ENTRY_FIRST
+
+
 def _timeless_ordering(order_by: list[ClientOrder] | None) -> Ordering:
     """The ordering of sub-accounts; Fallback for one computed at the request's moment
     (arguments are kept for every request with the same variables)."""
@@ -385,7 +392,7 @@ NESTED: dict[str, NestedKind] = {
     "creditEntries": NestedKind(
         ENTRIES,
         "client_id",
-        lambda kwargs: NEWEST_ENTRY_FIRST,
+        lambda kwargs: _unfiltered_ledger(kwargs),
         lambda compiler, selected, table: compiler.entry(selected, table),
         lambda owner: rows_of(ENTRIES.c.client_id == owner),
     ),
