@@ -67,7 +67,9 @@ class ReferenceQuery:
         return [CustomFieldDefinition.from_row(row) for row in rows]
 
     @strawberry.field(
-        description="Every ISO 3166-1 country, by English name.",
+        description="Every ISO 3166-1 country, by English name: the choices of the client "
+        "form. A filter panel offers the countries clients are in, with counts: "
+        "`clientFacets.countries`.",
         permission_classes=[IsAuthenticated],
     )
     def countries(self) -> list[Country]:
@@ -75,7 +77,8 @@ class ReferenceQuery:
 
     @strawberry.field(
         description="Every ISO 4217 currency in use as legal tender, by code, with its minor "
-        "units (CLDR data).",
+        "units (CLDR data): the choices of the client form. A filter panel offers the "
+        "currencies clients use, with counts: `clientFacets.currencies`.",
         permission_classes=[IsAuthenticated],
     )
     def currencies(self) -> list[Currency]:
