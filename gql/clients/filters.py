@@ -520,24 +520,25 @@ def _readable(value: Any) -> bool:
     return not isinstance(value, Unreadable)
 
 
-# The filter fields the tallies can answer, by the dimension they count: a condition on the
-# tally's `value` with the same meaning as the field's condition on clients.
-Tally = ClientTally.value
-TALLIED: dict[str, tuple[TallyDimension, Callable[[Any, FilterScope], ColumnElement[bool]]]] = {
+# The filter fields the tallies can answer, by the dimension they count: a condition on a
+# tally's value column (ClientTally.value, or ClientPairTally.by_value) with the same meaning
+# as the field's condition on clients.
+TallyCondition = Callable[[Any, FilterScope, Any], ColumnElement[bool]]
+TALLIED: dict[str, tuple[TallyDimension, TallyCondition]] = {
     "manager_ids": (
         TallyDimension.MANAGER,
-        lambda values, scope: Tally.in_(
+        lambda values, scope, tally: tally.in_(
             [str(pk) for pk in (pk_of(value, "StaffUser") for value in values) if pk is not None]
         ),
     ),
     "ownership": (
         TallyDimension.MANAGER,
-        lambda values, scope: or_(
+        lambda values, scope, tally: or_(
             *(
                 {
-                    ClientOwnership.OWN: Tally == str(scope.viewer_id),
-                    ClientOwnership.OTHERS: and_(Tally != "", Tally != str(scope.viewer_id)),
-                    ClientOwnership.UNASSIGNED: Tally == "",
+                    ClientOwnership.OWN: tally == str(scope.viewer_id),
+                    ClientOwnership.OTHERS: and_(tally != "", tally != str(scope.viewer_id)),
+                    ClientOwnership.UNASSIGNED: tally == "",
                 }[value]
                 for value in set(values)
             )
@@ -545,21 +546,42 @@ TALLIED: dict[str, tuple[TallyDimension, Callable[[Any, FilterScope], ColumnElem
     ),
     "countries": (
         TallyDimension.COUNTRY,
-        lambda values, scope: Tally.in_(
+        lambda values, scope, tally: tally.in_(
             [normalize_country(value, field=["filter", "countries"]) for value in values]
         ),
     ),
     "currencies": (
         TallyDimension.CURRENCY,
-        lambda values, scope: Tally.in_(
+        lambda values, scope, tally: tally.in_(
             [normalize_currency(value, field=["filter", "currencies"]) for value in values]
         ),
     ),
     "has_parent": (
         TallyDimension.SUB_ACCOUNT,
-        lambda value, scope: Tally == ("1" if value else "0"),
+        lambda value, scope, tally: tally == ("1" if value else "0"),
     ),
 }
+
+
+def tallied_fields(filter: ClientFilter | None, search: str | None) -> dict[str, Any] | None:
+    """The filter's given fields, if the tallies can count what they select (no search, only
+    status and fields of TALLIED, no sub-accounts of the viewer's clients); else None."""
+    if search is not None and search.strip():
+        return None
+    given: dict[str, Any] = {}
+    if filter is not None:
+        given = {
+            name: value
+            for name in FILTERS
+            if (value := getattr(filter, name)) is not None and value != []
+        }
+        if filter.connection_types is not None or filter.connection_status is not None:
+            return None
+    if ClientOwnership.OWN_AND_SUB_ACCOUNTS in given.get("ownership", []):
+        return None  # sub-accounts of the viewer's clients are no tally's
+    if any(name not in TALLIED and name != "statuses" for name in given):
+        return None
+    return given
 
 
 def uses_scope(filter: ClientFilter | None) -> bool:
@@ -573,28 +595,20 @@ def tally_conditions(
     """Conditions on `client_tallies` whose rows add up to the number of clients that
     `client_conditions` selects, or None when the tallies cannot tell: a search, or a filter
     on anything but status and one of manager, country, currency and sub-accounts."""
-    if search is not None and search.strip():
+    given = tallied_fields(filter, search)
+    if given is None:
         return None
-    given = {}
-    if filter is not None:
-        given = {
-            name: value
-            for name in FILTERS
-            if (value := getattr(filter, name)) is not None and value != []
-        }
-        if filter.connection_types is not None or filter.connection_status is not None:
-            return None
-    if ClientOwnership.OWN_AND_SUB_ACCOUNTS in given.get("ownership", []):
-        return None  # sub-accounts of the viewer's clients are no tally's
     statuses = given.pop("statuses", None)
-    dimensions = {TALLIED[name][0] for name in given if name in TALLIED}
-    if len(dimensions) > 1 or any(name not in TALLIED for name in given):
+    dimensions = {TALLIED[name][0] for name in given}
+    if len(dimensions) > 1:
         return None
     dimension = dimensions.pop() if dimensions else TallyDimension.ALL
     conditions = [ClientTally.dimension == dimension]
     if statuses is not None:
         conditions.append(ClientTally.status.in_(statuses))
-    conditions += [TALLIED[name][1](value, scope) for name, value in given.items()]
+    conditions += [
+        TALLIED[name][1](value, scope, ClientTally.value) for name, value in given.items()
+    ]
     return conditions
 
 

@@ -4,34 +4,39 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import permutations
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clientdesk.demo import seed_demo_data
 from db.enums import ClientStatus, StaffRole
-from db.models import Client, ClientTally, StaffUser
+from db.models import Client, ClientPairTally, ClientTally, StaffUser
 from db.session import create_engine
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CLIENTS = Client.__table__
-Key = tuple[str, str, str]
+Key = tuple[str, ...]
 
 
 def recount(
     rows: list[tuple[ClientStatus, int | None, str | None, str, int | None]],
 ) -> Counter[Key]:
-    """What the tallies should hold, from (status, manager_id, country, currency, parent_id)."""
+    """What the tallies should hold, from (status, manager_id, country, currency, parent_id):
+    single dimensions, and (pair tallies) each ordered pair of dimensions but "all"."""
     counts: Counter[Key] = Counter()
     for status, manager_id, country, currency, parent_id in rows:
-        for dimension, value in (
+        values = [
             ("all", ""),
             ("manager", "" if manager_id is None else str(manager_id)),
             ("country", country or ""),
             ("currency", currency),
             ("sub_account", "0" if parent_id is None else "1"),
-        ):
+        ]
+        for dimension, value in values:
             counts[(dimension, value, status.value)] += 1
+        for by, of in permutations(values[1:], 2):
+            counts[(*by, *of, status.value)] += 1
     return counts
 
 
@@ -40,6 +45,19 @@ async def tallies_and_counts(db: AsyncConnection) -> tuple[Counter[Key], Counter
         {
             (row.dimension.value, row.value, row.status.value): row.n
             for row in await db.execute(select(ClientTally))
+            if row.n != 0
+        }
+    )
+    tallied.update(
+        {
+            (
+                row.by_dimension.value,
+                row.by_value,
+                row.dimension.value,
+                row.value,
+                row.status.value,
+            ): row.n
+            for row in await db.execute(select(ClientPairTally))
             if row.n != 0
         }
     )
@@ -146,7 +164,7 @@ async def test_demo_data_loaded_in_bulk_is_tallied(scratch_url: str) -> None:
         await seed_demo_data(engine, clients=700, seed=5, now=NOW)
         async with engine.connect() as connection:
             tallied, counted = await tallies_and_counts(connection)
-        assert sum(n for (dimension, _, _), n in tallied.items() if dimension == "all") == 700
+        assert sum(n for key, n in tallied.items() if key[0] == "all") == 700
         assert tallied == counted
     finally:
         await engine.dispose()
