@@ -101,36 +101,46 @@ def describe(plan: dict[str, Any]) -> tuple[float, int, bool]:
     return plan["Execution Time"], buffers, through_indexes
 
 
-async def main(depth: int, size: int, show_plans: bool) -> None:
-    engine = create_engine(get_settings().database_url)
+async def plans_table(
+    database_url: str, depth: int, size: int, *, show_plans: bool = False
+) -> list[str]:
+    """The markdown table: page 1 and the page `depth` rows in, for each order."""
+    engine = create_engine(database_url)
     rows = []
-    async with engine.connect() as connection:
-        total = (await connection.execute(text("SELECT count(*) FROM clients"))).scalar_one()
-        print(f"clients: {total:,}; page size {size}; the deep page starts {depth:,} rows in\n")
-        for spec in ORDERS:
-            ordering = client_ordering(
-                [ClientOrder(field=f, direction=d) for f, d in spec], now=datetime.now(UTC)
-            )
-            clients = select_clients().add_columns(*ordering.computed_columns)
-            first = page_query(clients, ordering, PageRequest(size, False, None, None))
-            columns = [k.column for k in ordering.keys] + [ordering.tiebreaker]
-            locate = select(*columns).order_by(*ordering.order_by()).offset(depth - 1).limit(1)
-            found = (await connection.execute(locate)).one()
-            after = Position(tuple(found[:-1]), found[-1])
-            deep = page_query(clients, ordering, PageRequest(size, False, after, None))
-            for _ in range(2):  # the second run measures both with a warm cache
-                plan_first = await explain(connection, first)
-                plan_deep = await explain(connection, deep)
-            label = ", ".join(f"{f.value} {d.value}" for f, d in spec)
-            rows.append((label, *describe(plan_first), *describe(plan_deep)))
-            if show_plans:
-                print(f"-- {label}, page 1:\n{sql(first)}\n\n-- deep page:\n{sql(deep)}\n")
-    await engine.dispose()
-    print("| orderBy | page 1 ms | buffers | indexes only | deep ms | buffers | indexes only |")
-    print("|---|---:|---:|:---:|---:|---:|:---:|")
+    try:
+        async with engine.connect() as connection:
+            total = (await connection.execute(text("SELECT count(*) FROM clients"))).scalar_one()
+            for spec in ORDERS:
+                ordering = client_ordering(
+                    [ClientOrder(field=f, direction=d) for f, d in spec], now=datetime.now(UTC)
+                )
+                clients = select_clients().add_columns(*ordering.computed_columns)
+                first = page_query(clients, ordering, PageRequest(size, False, None, None))
+                columns = [k.column for k in ordering.keys] + [ordering.tiebreaker]
+                locate = select(*columns).order_by(*ordering.order_by()).offset(depth - 1).limit(1)
+                found = (await connection.execute(locate)).one()
+                after = Position(tuple(found[:-1]), found[-1])
+                deep = page_query(clients, ordering, PageRequest(size, False, after, None))
+                for _ in range(2):  # the second run measures both with a warm cache
+                    plan_first = await explain(connection, first)
+                    plan_deep = await explain(connection, deep)
+                label = ", ".join(f"{f.value} {d.value}" for f, d in spec)
+                rows.append((label, *describe(plan_first), *describe(plan_deep)))
+                if show_plans:
+                    print(f"-- {label}, page 1:\n{sql(first)}\n\n-- deep page:\n{sql(deep)}\n")
+    finally:
+        await engine.dispose()
+    lines = [
+        f"Keyset pages: {total:,} clients, {size} rows a page, the deep page {depth:,} rows in "
+        "(EXPLAIN ANALYZE of the SQL the API runs, warm cache):",
+        "",
+        "| orderBy | page 1 ms | buffers | indexes only | deep ms | buffers | indexes only |",
+        "|---|---:|---:|:---:|---:|---:|:---:|",
+    ]
     for label, t1, b1, i1, t2, b2, i2 in rows:
         flag1, flag2 = ("yes" if flag else "NO" for flag in (i1, i2))
-        print(f"| {label} | {t1:.3f} | {b1} | {flag1} | {t2:.3f} | {b2} | {flag2} |")
+        lines.append(f"| {label} | {t1:.3f} | {b1} | {flag1} | {t2:.3f} | {b2} | {flag2} |")
+    return lines
 
 
 if __name__ == "__main__":
@@ -141,4 +151,8 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=50)
     parser.add_argument("--plans", action="store_true", help="print the SQL too")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.depth, arguments.size, arguments.plans))
+    url = get_settings().database_url
+    lines = asyncio.run(
+        plans_table(url, arguments.depth, arguments.size, show_plans=arguments.plans)
+    )
+    print("\n".join(lines))

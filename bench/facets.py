@@ -73,18 +73,23 @@ async def measure(url: str, token: str, rounds: int, query: str) -> list[tuple[s
     return results
 
 
+def facet_tables(database_url: str, token: str, rounds: int) -> list[str]:
+    """The markdown tables: the six client dimensions, and connection types."""
+    lines: list[str] = []
+    for title, query in (("six client dimensions", FACETS), ("connection types", CONNECTIONS)):
+        results = asyncio.run(measure(database_url, token, rounds, query))
+        lines += ["", f"| clientFacets, {title} | median ms | p95 ms |", "|---|---:|---:|"]
+        lines += [f"| {label} | {median:.1f} | {p95:.1f} |" for label, median, p95 in results]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     token = bench_token(args.database_url)
-    for title, query in (("six client dimensions", FACETS), ("connection types", CONNECTIONS)):
-        results = asyncio.run(measure(args.database_url, token, args.rounds, query))
-        print(f"\n| clientFacets, {title} | median ms | p95 ms |")
-        print("|---|---:|---:|")
-        for label, median, p95 in results:
-            print(f"| {label} | {median:.1f} | {p95:.1f} |")
+    print("\n".join(facet_tables(args.database_url, token, args.rounds)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ with the ledger invariant checked after each; W5, the back office's mix of reads
 the soak: W5 for 10 minutes with the workers' memory watched; and the same workloads on the
 embedded SQLite default. Prints one markdown report and writes it, with every raw number, to
 bench/results/ (git-ignored).
-`--only` takes workload names and W4, W5, soak, scaling.
+`--only` takes workload names and W4, W5, soak, scaling, plans, facets.
 """
 
 import argparse
@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
+from bench.explain_pages import plans_table
+from bench.facets import facet_tables
 from bench.harness import (
     DATA,
     Config,
@@ -76,7 +78,14 @@ SYSTEMS = (CLIENTDESK, POSTGRAPHILE, POSTGRAPHILE_N, FLOOR)
 TARGETS = {"W1": 5.0, "W1nc": 1.0, "W2": 1.0, "W3": 1.0, "W3r": 10.0}
 # The same against PostGraphile in as many Node processes as Clientdesk has workers (issue 17).
 TARGETS_N = {"W1nc": 1.5, "W2": 1.5, "W3": 1.5}
-NOT_READS = {"W4", "W5", "soak", "scaling"}  # what --only may name besides read workloads
+NOT_READS = {
+    "W4",
+    "W5",
+    "soak",
+    "scaling",
+    "plans",
+    "facets",
+}  # what --only may name besides read workloads
 
 
 @dataclass
@@ -94,6 +103,8 @@ class Report:
     w5: list[dict[str, Any]] = field(default_factory=list)
     soak: dict[str, Any] = field(default_factory=dict)
     scaling: list[dict[str, Any]] = field(default_factory=list)
+    plans: list[str] = field(default_factory=list)  # markdown lines (bench/explain_pages.py)
+    facets: list[str] = field(default_factory=list)  # markdown lines (bench/facets.py)
 
 
 # --- choosing positions and terms ---------------------------------------------------------
@@ -353,6 +364,14 @@ def markdown(report: Report, workloads: list[Workload], config: Config) -> str:
             )
             + f"; growth {soaked['growth_percent']:+.1f}% (< 5%: {verdict})",
         ]
+    if report.plans:
+        lines += ["", *report.plans]
+    if report.facets:
+        lines += [
+            "",
+            "The filter panel's counts, one request at a time, in process:",
+            *report.facets,
+        ]
     if report.scaling:
         lines += [
             "",
@@ -595,6 +614,13 @@ def main() -> int:
     finally:
         for server in running:
             server.stop()
+    # with the servers stopped: the plans of deep pages, and the filter panel's counts
+    if wanted is None or "plans" in wanted:
+        say("the plans of deep pages")
+        report.plans = asyncio.run(plans_table(database_url, config.depth, 50))
+    if wanted is None or "facets" in wanted:
+        say("clientFacets")
+        report.facets = facet_tables(database_url, token, rounds=20)
     if not arguments.no_sqlite:
         say("the embedded default: SQLite")
         run_sqlite(config, report, logs, redis_url, wanted)
