@@ -152,7 +152,7 @@ async def _post(
         # rule below (currency, limit, validTill, that the client exists) reads the row as the
         # change before left it.
         client = await client_row_for_change(session, actor=actor, client_id=client_id)
-        await require_billing_mode(session)
+        require_billing_mode(bool(client.billing_mode))
         # The input is checked before the key is claimed: a retry of a bad request is told
         # what is wrong with it, not that the key is taken.
         entry = await build(client, checks)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import direct
 from db.direct import Shaped, row_class
 from db.models import Client
+from db.queries import billing_mode_column
 from services.errors import DomainError, ErrorCode
 
 
@@ -61,9 +62,10 @@ async def _sqlite_write_lock(session: AsyncSession) -> None:
 
 
 LOCK_ROW = Shaped(
-    select(Client.__table__)
+    # with Billing Mode, which the ledger's rules read: in the same statement, so no round trip
+    select(Client.__table__, billing_mode_column().label("billing_mode"))
     .where(Client.__table__.c.id == bindparam("client_id", type_=BigInteger))
-    .with_for_update()
+    .with_for_update(of=Client.__table__)
 )
 
 

@@ -6,14 +6,14 @@ log in, and money is not moved (creditAdd, creditDeduct, creditNoteCreate and
 creditEntryReverse are refused with BILLING_MODE_OFF).
 
 Reads of clients carry the setting as a column of their own statement (db.queries
-`billing_mode_column`); the money operations read it in their own transaction, after the
-client's row lock.
+`billing_mode_column`); the money operations read it with the client's row lock, in the same
+statement. The setting's row is not locked by them: a payment that read it on just before an
+admin turned it off may still post.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import BILLING_MODE_KEY, SystemSetting
@@ -43,17 +43,10 @@ async def read_settings(session: AsyncSession) -> Settings:
     return Settings(bool(row.value), row.updated_at, row.updated_by_id)
 
 
-async def billing_mode(session: AsyncSession) -> bool:
-    """Whether Billing Mode is on, read in the session's transaction."""
-    value = await session.scalar(
-        select(SystemSetting.value).where(SystemSetting.key == BILLING_MODE)
-    )
-    return DEFAULT_BILLING_MODE if value is None else bool(value)
-
-
-async def require_billing_mode(session: AsyncSession) -> None:
-    """Refuse a money operation while Billing Mode is off."""
-    if not await billing_mode(session):
+def require_billing_mode(billing_mode: bool) -> None:
+    """Refuse a money operation while Billing Mode is off (as read with the client's row
+    lock, services.locks.LOCK_ROW)."""
+    if not billing_mode:
         raise DomainError(
             ErrorCode.BILLING_MODE_OFF,
             "Billing Mode is off: balances and credits are not used (systemSettings).",

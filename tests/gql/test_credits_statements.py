@@ -5,6 +5,7 @@ is built from what was written: nothing is read again after the commit unless th
 asked for."""
 
 import base64
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -46,6 +47,10 @@ def kind(sql: str) -> str:
     if verb == "WITH":
         return f"WITH {words[1]}"
     if verb == "SELECT":
+        outer = sql
+        while (inner := re.sub(r"\([^()]*\)", "", outer)) != outer:  # subqueries left out
+            outer = inner
+        words = outer.split()
         table = words[words.index("FROM") + 1]
         return f"SELECT {table}" + (" FOR UPDATE" if "FOR UPDATE" in sql else "")
     if verb == "INSERT":
