@@ -80,3 +80,4 @@ class TallyDimension(StrEnum):
     COUNTRY = "country"  # value: the country code, "" for none
     CURRENCY = "currency"  # value: the currency code
     SUB_ACCOUNT = "sub_account"  # value: "1" for sub-accounts, "0" for top-level clients
+    CONNECTION = "connection"  # value: a connection type; a client counts once per type it has

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -215,6 +216,9 @@ class Client(Base):
     search_text: Unmapped[str] = unmapped_column(Text, Computed(SEARCH_TEXT, persisted=True))
     # The manager's name, for sorting by it; the database's triggers keep it (migration 0013).
     manager_name: Unmapped[str | None] = unmapped_column(String(200))
+    # The types of the client's connections as bits (CONNECTION_BITS), kept by triggers on
+    # client_connections (migration 0016) for the tallies' connection dimension.
+    connection_types: Unmapped[int] = unmapped_column(SmallInteger, server_default=text("0"))
     # When the block ends (FAR_PAST if none, FAR_FUTURE if it has no end): blocked now means
     # `block_ends_at > now`, so one index orders the blocked apart from the others at any time.
     block_ends_at: Unmapped[datetime] = unmapped_column(
@@ -596,6 +600,7 @@ def _client_id_past_deleted_ones(_mapper: Any, connection: Connection, client: C
     client.id = given
 
 
+CONNECTION_BITS = {"SMPP": 1, "HTTP": 2, "SMTP": 4, "WEB": 8}  # clients.connection_types
 BILLING_MODE_KEY = "billing_mode"  # on (true) by default: a missing row means on
 
 

@@ -181,6 +181,14 @@ class ClientFacets:
     @strawberry.field(description="By connection type (`connectionTypes`).")
     async def connection_types(self, info: Info) -> list[ConnectionTypeFacet]:
         rest = without(self.filter, CONNECTION_FIELDS)
+        status = self.filter.connection_status if self.filter is not None else None
+        if status is None and (rest is None or rest.blocked is None):
+            tallied = await self._tallied(info, rest, "connection_types")
+            if tallied is not None:
+                return [
+                    ConnectionTypeFacet(type=ConnectionType(v), count=n)
+                    for v, n in _ordered(tallied)
+                ]
         conditions = client_conditions(rest, self.search, self.scope)
         statement = select(ClientConnection.type, func.count()).group_by(ClientConnection.type)
         if conditions:
@@ -231,7 +239,7 @@ class ClientFacets:
         others = {TALLIED[field][0] for field in given}
         if len(others) > 1:
             return None
-        own = DIMENSIONS[name].tally
+        own = TallyDimension.CONNECTION if name == "connection_types" else DIMENSIONS[name].tally
         statement: Any
         tally: Any
         if not others:

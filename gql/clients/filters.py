@@ -560,6 +560,11 @@ TALLIED: dict[str, tuple[TallyDimension, TallyCondition]] = {
         TallyDimension.SUB_ACCOUNT,
         lambda value, scope, tally: tally == ("1" if value else "0"),
     ),
+    # one type only: a client with two types counts in both types' tallies
+    "connection_types": (
+        TallyDimension.CONNECTION,
+        lambda values, scope, tally: tally == ConnectionType(values[0]).value,
+    ),
 }
 
 
@@ -575,8 +580,11 @@ def tallied_fields(filter: ClientFilter | None, search: str | None) -> dict[str,
             for name in FILTERS
             if (value := getattr(filter, name)) is not None and value != []
         }
-        if filter.connection_types is not None or filter.connection_status is not None:
+        types = filter.connection_types
+        if filter.connection_status is not None or (types is not None and len(types) > 1):
             return None
+        if types:
+            given["connection_types"] = types
     if ClientOwnership.OWN_AND_SUB_ACCOUNTS in given.get("ownership", []):
         return None  # sub-accounts of the viewer's clients are no tally's
     if any(name not in TALLIED and name != "statuses" for name in given):

@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clientdesk.demo import seed_demo_data
 from db.enums import ClientStatus, StaffRole
-from db.models import Client, ClientPairTally, ClientTally, StaffUser
+from db.models import (
+    CONNECTION_BITS,
+    Client,
+    ClientConnection,
+    ClientPairTally,
+    ClientTally,
+    StaffUser,
+)
 from db.session import create_engine
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -20,23 +27,29 @@ Key = tuple[str, ...]
 
 
 def recount(
-    rows: list[tuple[ClientStatus, int | None, str | None, str, int | None]],
+    rows: list[tuple[int, ClientStatus, int | None, str | None, str, int | None]],
+    types: dict[int, set[str]],
 ) -> Counter[Key]:
-    """What the tallies should hold, from (status, manager_id, country, currency, parent_id):
-    single dimensions, and (pair tallies) each ordered pair of dimensions but "all"."""
+    """What the tallies should hold, from (id, status, manager_id, country, currency,
+    parent_id) and each client's connection types: single dimensions (a client once per
+    connection type it has), and (pair tallies) each ordered pair of dimensions but "all"."""
     counts: Counter[Key] = Counter()
-    for status, manager_id, country, currency, parent_id in rows:
+    for id_, status, manager_id, country, currency, parent_id in rows:
         values = [
-            ("all", ""),
-            ("manager", "" if manager_id is None else str(manager_id)),
-            ("country", country or ""),
-            ("currency", currency),
-            ("sub_account", "0" if parent_id is None else "1"),
+            [("manager", "" if manager_id is None else str(manager_id))],
+            [("country", country or "")],
+            [("currency", currency)],
+            [("sub_account", "0" if parent_id is None else "1")],
+            [("connection", type_) for type_ in sorted(types.get(id_, ()))],
         ]
-        for dimension, value in values:
-            counts[(dimension, value, status.value)] += 1
-        for by, of in permutations(values[1:], 2):
-            counts[(*by, *of, status.value)] += 1
+        counts[("all", "", status.value)] += 1
+        for choices in values:
+            for dimension, value in choices:
+                counts[(dimension, value, status.value)] += 1
+        for first, second in permutations(values, 2):
+            for by in first:
+                for of in second:
+                    counts[(*by, *of, status.value)] += 1
     return counts
 
 
@@ -62,9 +75,24 @@ async def tallies_and_counts(db: AsyncConnection) -> tuple[Counter[Key], Counter
         }
     )
     rows = await db.execute(
-        select(Client.status, Client.manager_id, Client.country, Client.currency, Client.parent_id)
+        select(
+            Client.id,
+            Client.status,
+            Client.manager_id,
+            Client.country,
+            Client.currency,
+            Client.parent_id,
+        )
     )
-    return tallied, recount([tuple(row) for row in rows])
+    types: dict[int, set[str]] = {}
+    for client_id, type_ in await db.execute(
+        select(ClientConnection.client_id, ClientConnection.type)
+    ):
+        types.setdefault(client_id, set()).add(type_.value)
+    # and each client's bits are its connections' types
+    masks = dict((await db.execute(select(CLIENTS.c.id, CLIENTS.c.connection_types))).all())
+    assert masks == {pk: sum(CONNECTION_BITS[t] for t in types.get(pk, ())) for pk in masks}
+    return tallied, recount([tuple(row) for row in rows], types)
 
 
 async def test_tallies_follow_every_kind_of_change(connection: AsyncConnection) -> None:
@@ -83,7 +111,21 @@ async def test_tallies_follow_every_kind_of_change(connection: AsyncConnection) 
     currencies = ["EUR", "USD", "JPY"]
     ids: list[int] = []
     for step in range(80):
-        action = rng.choice(["insert", "insert", "bulk_insert", "update", "bulk", "move", "delete"])
+        action = rng.choice(
+            [
+                "insert",
+                "insert",
+                "bulk_insert",
+                "update",
+                "bulk",
+                "move",
+                "delete",
+                "connect",
+                "connect",
+                "disconnect",
+                "retype",
+            ]
+        )
         if action in ("insert", "bulk_insert") or not ids:
             rows = [
                 {
@@ -126,6 +168,34 @@ async def test_tallies_follow_every_kind_of_change(connection: AsyncConnection) 
             await connection.execute(
                 update(CLIENTS).where(CLIENTS.c.id == child).values(parent_id=parent)
             )
+        elif action in ("connect", "disconnect", "retype"):
+            held = [
+                (row.id, row.client_id, row.type.value)
+                for row in await connection.execute(select(ClientConnection))
+            ]
+            if action == "connect":  # one or two at once, as a statement
+                owner = rng.choice(ids)
+                have = {t for _, c, t in held if c == owner}
+                new = [t for t in CONNECTION_BITS if t not in have][: rng.randint(1, 2)]
+                if new:
+                    await connection.execute(
+                        insert(ClientConnection),
+                        [{"client_id": owner, "type": t, "status": "ONLINE"} for t in new],
+                    )
+            elif held and action == "disconnect":
+                await connection.execute(
+                    delete(ClientConnection).where(ClientConnection.id == rng.choice(held)[0])
+                )
+            elif held:  # another type, or another client
+                pk, owner, _ = rng.choice(held)
+                others = {t for _, c, t in held if c == owner}
+                free = [t for t in CONNECTION_BITS if t not in others]
+                if free:
+                    await connection.execute(
+                        update(ClientConnection)
+                        .where(ClientConnection.id == pk)
+                        .values(type=rng.choice(free))
+                    )
         else:
             victim = rng.choice(ids)
             await connection.execute(

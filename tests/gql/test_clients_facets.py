@@ -119,6 +119,10 @@ CASES: list[tuple[dict[str, Any], str | None]] = [
     ({"ownership": ["UNASSIGNED", "OWN"], "statuses": ["ACTIVE"], "blocked": False}, None),
     ({"countries": ["DE"], "currencies": ["EUR"], "statuses": ["ACTIVE"]}, None),  # 2 dims
     ({"ownership": ["OWN_AND_SUB_ACCOUNTS"]}, None),
+    ({"connectionTypes": ["HTTP"]}, None),  # one type: tallied
+    ({"connectionTypes": ["HTTP"], "statuses": ["INACTIVE"], "blocked": False}, None),
+    ({"connectionTypes": ["HTTP", "WEB"]}, None),  # two: counted in the rows
+    ({"connectionTypes": ["SMTP"], "connectionStatus": "OFFLINE"}, None),
     ({}, "acme"),
     ({"statuses": ["ACTIVE"]}, "example"),
     *((f, None) for f in FILTERS[::4]),

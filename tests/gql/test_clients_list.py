@@ -646,6 +646,9 @@ async def test_total_count_is_counted_only_when_asked(listing: Listing) -> None:
         ({"countries": ["DE"], "statuses": ["INACTIVE"]}, None, True),
         ({"hasParent": False}, None, True),
         ({"countries": ["DE"], "currencies": ["EUR"]}, None, False),
+        ({"connectionTypes": ["SMPP"], "statuses": ["ACTIVE"]}, None, True),
+        ({"connectionTypes": ["SMPP", "WEB"]}, None, False),  # both types: counted once
+        ({"connectionTypes": ["SMPP"], "connectionStatus": "ONLINE"}, None, False),
         ({"statuses": ["ACTIVE"], "blocked": False}, None, False),
         ({"statuses": ["ACTIVE"]}, "acme", False),
         ({"connectionStatus": "ONLINE"}, None, False),
