@@ -34,6 +34,23 @@ def _json_text_sqlite(element: json_text, compiler: Any, **kw: Any) -> str:
     return f"json_extract({compiler.process(element.clauses, **kw)}, '$')"
 
 
+class json_is_text(FunctionElement[bool]):
+    """The JSON column holds a string."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(json_is_text, "postgresql")
+def _json_is_text_postgresql(element: json_is_text, compiler: Any, **kw: Any) -> str:
+    return f"(jsonb_typeof({compiler.process(element.clauses, **kw)}) = 'string')"
+
+
+@compiles(json_is_text, "sqlite")
+def _json_is_text_sqlite(element: json_is_text, compiler: Any, **kw: Any) -> str:
+    return f"(json_type({compiler.process(element.clauses, **kw)}) = 'text')"
+
+
 class json_equals(FunctionElement[bool]):
     """The JSON column holds this scalar (a string, number or boolean), of the same type."""
 

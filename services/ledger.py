@@ -51,7 +51,7 @@ from services.clients import client_row_for_change
 from services.errors import DomainError, ErrorCode
 from services.money import MAX_AMOUNT, MAX_BALANCE, check_amount, format_money
 from services.pricing import adjusted_price
-from services.system_settings import require_billing_mode
+from services.system_settings import billing_refusal
 from services.validation import Checks, column_length, text
 
 MAX_LINES = 100
@@ -152,13 +152,13 @@ async def _post(
         # rule below (currency, limit, validTill, that the client exists) reads the row as the
         # change before left it.
         client = await client_row_for_change(session, actor=actor, client_id=client_id)
-        require_billing_mode(bool(client.billing_mode))
         # The input is checked before the key is claimed: a retry of a bad request is told
         # what is wrong with it, not that the key is taken.
         entry = await build(client, checks)
         checks.raise_if_any()
         balance = client.balance + entry.amount
-        refusal = _refusal(client, entry, balance)
+        # a refusal lets a retry of a request that went through be answered as it was
+        refusal = billing_refusal(bool(client.billing_mode)) or _refusal(client, entry, balance)
         hashes = (
             idempotency.fingerprints(operation, {"client_id": client_id, **request})
             if key is not None

@@ -14,6 +14,8 @@ admin turned it off may still post.
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import BILLING_MODE_KEY, SystemSetting
@@ -43,14 +45,15 @@ async def read_settings(session: AsyncSession) -> Settings:
     return Settings(bool(row.value), row.updated_at, row.updated_by_id)
 
 
-def require_billing_mode(billing_mode: bool) -> None:
-    """Refuse a money operation while Billing Mode is off (as read with the client's row
-    lock, services.locks.LOCK_ROW)."""
-    if not billing_mode:
-        raise DomainError(
-            ErrorCode.BILLING_MODE_OFF,
-            "Billing Mode is off: balances and credits are not used (systemSettings).",
-        )
+def billing_refusal(billing_mode: bool) -> DomainError | None:
+    """The refusal of a money operation while Billing Mode is off (as read with the client's
+    row lock, services.locks.LOCK_ROW), or None."""
+    if billing_mode:
+        return None
+    return DomainError(
+        ErrorCode.BILLING_MODE_OFF,
+        "Billing Mode is off: balances and credits are not used (systemSettings).",
+    )
 
 
 async def set_billing_mode(session: AsyncSession, *, actor: Actor, enabled: bool) -> Settings:
@@ -58,11 +61,17 @@ async def set_billing_mode(session: AsyncSession, *, actor: Actor, enabled: bool
     if not actor.is_admin:
         raise PermissionDenied("Only admins change system settings", Denial.ADMINS_ONLY)
     async with transaction(session):
+        # the row made first if need be, so two first changes at once queue on its lock
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        insert = postgresql_insert if postgresql else sqlite_insert
+        await session.execute(
+            insert(SystemSetting)
+            .values(key=BILLING_MODE, value=DEFAULT_BILLING_MODE, updated_at=actor.now)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
         row = await session.get(SystemSetting, BILLING_MODE, with_for_update=True)
-        before = DEFAULT_BILLING_MODE if row is None else bool(row.value)
-        if row is None:
-            row = SystemSetting(key=BILLING_MODE, value=enabled)
-            session.add(row)
+        assert row is not None  # made above
+        before = bool(row.value)
         row.value = enabled
         row.updated_at = actor.now
         row.updated_by_id = actor.staff_id

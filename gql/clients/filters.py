@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 from strawberry.scalars import JSON
 
 from db.enums import TallyDimension
-from db.json_values import json_equals, json_text
+from db.json_values import json_equals, json_is_text, json_text
 from db.models import (
     Client,
     ClientConnection,
@@ -364,7 +364,8 @@ def _custom_field(condition: CustomFieldCondition, field: list[str]) -> ColumnEl
         if not text:
             return exists(select(CustomFieldValue.client_id).where(*held))
         matches = json_text(value).ilike(like_pattern(text), escape="\\")
-        return exists(select(CustomFieldValue.client_id).where(*held, matches))
+        # text values only: a boolean or number reads differently on each database
+        return exists(select(CustomFieldValue.client_id).where(*held, json_is_text(value), matches))
     wanted = condition.equals
     if (isinstance(wanted, float) and not math.isfinite(wanted)) or not isinstance(
         wanted, str | int | float | bool
@@ -495,9 +496,10 @@ def _conditions(
                 condition = checks.run(to_condition, value, scope)
                 if condition is not None:
                     conditions.append(condition)
-        if filter.connection_types is not None or filter.connection_status is not None:
+        # an empty multi-select means "any": `connectionTypes: []` alone selects everyone
+        if filter.connection_types or filter.connection_status is not None:
             types, status, match = (
-                filter.connection_types,
+                filter.connection_types or None,
                 filter.connection_status,
                 filter.connection_match,
             )

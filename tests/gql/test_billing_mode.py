@@ -135,6 +135,17 @@ async def test_off_no_money_moves(api: GraphQLClient, factory: Factory, name: st
         {"id": variables["id"]},
     )
     assert can["client"]["viewerCan"] == {"addCredit": False, "deductCredit": False, "update": True}
+    # and a payment that went through before is still answered as it was, if retried
+    if name == "creditAdd":
+        keyed = (
+            'mutation($id: ID!) { creditAdd(input: {clientId: $id, amount: "3", '
+            'paymentMethod: CASH, idempotencyKey: "k1"}) { replayed userErrors { code } } }'
+        )
+        await api(SET, {"on": True})
+        assert (await api(keyed, {"id": variables["id"]}))["creditAdd"]["replayed"] is False
+        await api(SET, {"on": False})
+        again = (await api(keyed, {"id": variables["id"]}))["creditAdd"]
+        assert again == {"replayed": True, "userErrors": []}
     # and with it on again, it goes through
     await api(SET, {"on": True})
     assert (await api(document, {variable: variables[variable]}))["r"]["userErrors"] == []

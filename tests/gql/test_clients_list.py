@@ -280,11 +280,11 @@ def python_filter(listing: Listing, filter: dict[str, Any]) -> Callable[[Row], b
             continue
         else:
             raise AssertionError(f"no Python meaning for {name}")
-    if "connectionTypes" in filter or "connectionStatus" in filter:
+    if filter.get("connectionTypes") or "connectionStatus" in filter:
         checks.append(
             connection_rule(
                 listing,
-                filter.get("connectionTypes"),
+                filter.get("connectionTypes") or None,
                 filter.get("connectionStatus"),
                 filter.get("connectionMatch"),
             )
@@ -424,7 +424,19 @@ FILTERS: list[dict[str, Any]] = [
     {"customFields": [{"key": "tier", "isEmpty": True}]},
     {"customFields": [{"key": "tier", "isEmpty": False}, {"key": "vat_number", "contains": "eU1"}]},
     {"customFields": [{"key": "vat_number", "contains": "1"}], "statuses": ["ACTIVE"]},
+    {"connectionTypes": [], "statuses": ["ACTIVE"]},  # an empty multi-select: any
 ]
+# conditions no client meets, the same on both databases
+EMPTY: list[dict[str, Any]] = [
+    {"customFields": [{"key": "newsletter", "contains": "tru"}]},  # text values only
+    {"customFields": [{"key": "employees", "contains": "1"}]},
+]
+
+
+@pytest.mark.parametrize("filter", EMPTY)
+async def test_conditions_no_client_meets(listing: Listing, filter: dict[str, Any]) -> None:
+    assert expected(listing, filter) == []
+    assert await walk(listing, size=50, filter=filter) == []
 
 
 @pytest.mark.parametrize(
