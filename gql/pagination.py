@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 import strawberry
@@ -31,6 +31,15 @@ NodeT = TypeVar("NodeT")
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+
+
+# The page arguments of every connection field.
+FirstArg = Annotated[
+    int | None, strawberry.argument(description="Page size from the start (1-100, default 10).")
+]
+AfterArg = Annotated[str | None, strawberry.argument(description="Start after this cursor.")]
+LastArg = Annotated[int | None, strawberry.argument(description="Page size from the end (1-100).")]
+BeforeArg = Annotated[str | None, strawberry.argument(description="End before this cursor.")]
 
 
 @strawberry.type(description="Where a page sits in the whole list (Relay).")

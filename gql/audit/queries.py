@@ -10,11 +10,10 @@ from db.enums import Scope
 from db.keyset import Ordering
 from db.models import AuditEntry as AuditEntryModel
 from gql.audit.types import AuditEntry
-from gql.clients.types import AfterArg, FirstArg
 from gql.context import Info
 from gql.errors import BadUserInput
 from gql.node import parse_global_id, pk_of
-from gql.pagination import Connection, page_request, paginate
+from gql.pagination import AfterArg, Connection, FirstArg, page_request, paginate
 from gql.permissions import HasScope
 from services.validation import UNSTORABLE, column_length
 

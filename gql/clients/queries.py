@@ -19,19 +19,20 @@ from gql.clients.filters import (
     is_blocked,
 )
 from gql.clients.sorters import ClientOrder, client_ordering
-from gql.clients.types import (
-    AfterArg,
-    BeforeArg,
-    Client,
-    FirstArg,
-    LastArg,
-    client_from_row,
-)
+from gql.clients.types import Client, client_from_row
 from gql.context import Info
 from gql.errors import BadUserInput
 from gql.loaders import selected_names
 from gql.node import pk_of
-from gql.pagination import Connection, page_request, paginate
+from gql.pagination import (
+    AfterArg,
+    BeforeArg,
+    Connection,
+    FirstArg,
+    LastArg,
+    page_request,
+    paginate,
+)
 from gql.permissions import HasScope, IsAuthenticated
 from gql.scalars import Money
 from services.passwords import MAX_LENGTH, MIN_LENGTH, SCORED_LENGTH, score_password

@@ -27,7 +27,15 @@ from gql.credits.types import CreditEntry
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType, Scope
 from gql.loaders import now_or_later
 from gql.node import Node, register_node, to_global_id
-from gql.pagination import Connection, build_connection, page_request
+from gql.pagination import (
+    AfterArg,
+    BeforeArg,
+    Connection,
+    FirstArg,
+    LastArg,
+    build_connection,
+    page_request,
+)
 from gql.permissions import Rule, authorization_matrix
 from gql.pricing.types import ClientPackagePrice, Package
 from gql.reference.types import Category, CustomFieldDefinition, CustomFieldValue, Department
@@ -98,12 +106,6 @@ class ConnectionInfo:
 
 
 NEWEST_ENTRY_FIRST = Ordering(keys=(), tiebreaker=CreditEntryModel.__table__.c.id, descending=True)
-FirstArg = Annotated[
-    int | None, strawberry.argument(description="Page size from the start (1-100, default 10).")
-]
-AfterArg = Annotated[str | None, strawberry.argument(description="Start after this cursor.")]
-LastArg = Annotated[int | None, strawberry.argument(description="Page size from the end (1-100).")]
-BeforeArg = Annotated[str | None, strawberry.argument(description="End before this cursor.")]
 
 
 @strawberry.type(

@@ -17,7 +17,17 @@ from gql.context import Info
 from gql.credits.types import CreditEntry
 from gql.enums import EntryKind, Scope
 from gql.node import pk_of
-from gql.pagination import Connection, PageRequest, build_connection, fetch_pages, page_request
+from gql.pagination import (
+    AfterArg,
+    BeforeArg,
+    Connection,
+    FirstArg,
+    LastArg,
+    PageRequest,
+    build_connection,
+    fetch_pages,
+    page_request,
+)
 from gql.permissions import HasScope
 from gql.scalars import Money
 from services.errors import ErrorCode
@@ -109,18 +119,10 @@ class CreditStatement:
     async def entries(
         self,
         info: Info,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size from the start (1-100).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Start after this cursor.")
-        ] = None,
-        last: Annotated[
-            int | None, strawberry.argument(description="Page size from the end (1-100).")
-        ] = None,
-        before: Annotated[
-            str | None, strawberry.argument(description="End before this cursor.")
-        ] = None,
+        first: FirstArg = None,
+        after: AfterArg = None,
+        last: LastArg = None,
+        before: BeforeArg = None,
     ) -> Connection[CreditEntry]:
         ordering = OLDEST_ENTRY_FIRST
         page = page_request(ordering, first=first, after=after, last=last, before=before)
