@@ -249,7 +249,11 @@ class Ordering:
         else:
             last = tie <= bound if inclusive else tie < bound
         clauses.append(and_(*equal_so_far, last))
-        return or_(*clauses)
+        lead = _lead_bound(self.keys[0], values[0], backwards) if self.keys else None
+        # The OR-chain alone gives PostgreSQL nothing to seek by, so a deep page would scan
+        # from the start of the first key's index; the bound on that key (implied by the
+        # chain) starts the scan at the position.
+        return or_(*clauses) if lead is None else and_(lead, or_(*clauses))
 
 
 def _bind(value: Any, column: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -259,6 +263,20 @@ def _bind(value: Any, column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 def _equal(column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     return column.is_(None) if value is None else column == _bind(value, column)
+
+
+def _lead_bound(key: SortKey, value: Any, backwards: bool) -> ColumnElement[bool] | None:
+    """A seekable condition on the first key that every row past a position with this value
+    meets (the position's own value included), or None where there is none: walking forwards
+    from a value of a nullable key, the NULLs after every value are past too."""
+    column = key.column
+    if value is None:
+        # Forwards, only NULLs follow a NULL; backwards, everything does.
+        return None if backwards else column.is_(None)
+    if key.nullable and not backwards:
+        return None
+    bound = _bind(value, column)
+    return column >= bound if key.descending == backwards else column <= bound
 
 
 def _past(key: SortKey, value: Any, backwards: bool) -> ColumnElement[bool]:

@@ -86,3 +86,66 @@ async def test_sort_reads_through_an_index_at_any_depth(
                 by_id = len(ordering.keys) == 1 and bool(key.values)
                 dialect = connection.dialect.name
                 assert reads_through_indexes(plan, dialect, by_id=by_id), (row, plan)
+
+
+def index_conditions(plan: dict[str, Any]) -> list[str]:
+    """The index conditions of every index scan in a PostgreSQL plan."""
+    own = [plan["Index Cond"]] if "Index Cond" in plan else []
+    return [*own, *(c for child in plan.get("Plans", []) for c in index_conditions(child))]
+
+
+# Mixed directions or a nullable key: the position test is an OR-chain, which alone gives the
+# database nothing to seek by; the page must still start its index scan at the position.
+MIXED = [
+    [("LOGIN", "ASC"), ("CREATED_AT", "DESC")],
+    [("CREATED_AT", "DESC"), ("NAME", "ASC")],
+    [("CREDIT_LIMIT", "DESC"), ("LOGIN", "ASC")],
+    [("STATUS", "ASC"), ("LAST_ACTIVITY_AT", "DESC")],
+    [("MANAGER", "ASC"), ("NAME", "DESC")],
+    [("VALID_TILL", "DESC"), ("LOGIN", "ASC")],
+]
+
+
+@pytest.mark.parametrize("keys", MIXED, ids=lambda keys: ",".join(f"{f}:{d}" for f, d in keys))
+async def test_a_multi_key_deep_page_seeks_its_first_key(
+    listing: Listing, keys: list[tuple[str, str]]
+) -> None:
+    orders = [ClientOrder(field=ClientOrderField(f), direction=OrderDirection(d)) for f, d in keys]
+    ordering = client_ordering(orders, now=SEEDED_AT)
+    first = ordering.keys[0]
+    specs = [{"field": f, "direction": d} for f, d in keys]
+    by_login = {row["login"]: row for row in listing.clients}
+    rows = [by_login[login] for login in ordered(listing.clients, specs)]
+    # Walking forwards from a value of a nullable first key the NULLs after it are past it
+    # too (no one range holds both); every other position bounds the first key.
+    cases = [(rows[len(rows) // 3], True)]
+    if first.nullable:
+        cases.append((next(row for row in rows if row[first.field] is None), False))
+    else:
+        cases.append((rows[len(rows) // 3], False))
+    async with listing.engine.connect() as connection:
+        dialect = connection.dialect.name
+        for row, backwards in cases:
+            await connection.rollback()  # each plan's settings apart
+            position = Position(tuple(row[k.field] for k in ordering.keys), row["id"])
+            page = PageRequest(
+                20, backwards, None if backwards else position, position if backwards else None
+            )
+            statement = page_query(select_clients(), ordering, page)
+            compiled = statement.compile(
+                dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+            )
+            if dialect == "postgresql":
+                for setting in ("enable_seqscan", "enable_bitmapscan"):
+                    await connection.execute(text(f"SET LOCAL {setting} = off"))
+                found = await connection.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}"))
+                plan = found.scalar_one()
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                conditions = index_conditions(plan[0]["Plan"])
+                assert any(first.field in c for c in conditions), (row, backwards, plan)
+            else:  # the page is the rows past the position (SQLite's planner picks its way)
+                found = await connection.execute(statement)
+                page_logins = [r.login for r in found][:20]
+                at = rows.index(row)
+                expected = rows[max(0, at - 20) : at][::-1] if backwards else rows[at + 1 : at + 21]
+                assert page_logins == [r["login"] for r in expected], (row, backwards)
