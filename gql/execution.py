@@ -13,7 +13,7 @@ null is not allowed, or whose serialization fails: the error reported is graphql
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     GraphQLField,
@@ -77,12 +77,12 @@ def plain_reader(field_def: GraphQLField, field_details_list: Any) -> Plain | No
 
 def plain_object_reader(field_def: GraphQLField, field_details_list: Any) -> PlainObject | None:
     """How to read this field if it is an attribute holding an object of one concrete type
-    (no type check to run), or None."""
+    (its type check, if it has one, is run on the value), or None."""
     read = _default_read(field_def, field_details_list)
     if read is None:
         return None
     resolve, named, non_null = read
-    if not isinstance(named, GraphQLObjectType) or named.is_type_of is not None:
+    if not isinstance(named, GraphQLObjectType):
         return None
     return resolve, named, non_null
 
@@ -99,6 +99,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # Selection sets are memoized per execution by graphql-core (collect_subfields), so
         # their identity is stable while this context lives; the plan keeps them alive.
         self._plans: dict[int, tuple[Any, list[Step]]] = {}
+        self._writers: dict[int, tuple[Any, Callable[[Any], Any] | None]] = {}
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[Step]:
         cached = self._plans.get(id(grouped_field_set))
@@ -144,30 +145,132 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return Undefined
         if value is None:
             return Undefined if non_null else None
+        write = self._writer(object_type, field_details_list)
+        return Undefined if write is None else write(value)
+
+    def _writer(
+        self, object_type: GraphQLObjectType, field_details_list: Any
+    ) -> Callable[[Any], Any] | None:
+        """How to answer the selections on an object of `object_type` (not null) if every one
+        is a plain field or a plain object of such fields: a function of the object giving
+        the answer, or Undefined where a value does not read or serialize (graphql-core then
+        answers, and reports it). None when a selection needs graphql-core. Worked out once
+        per selection in an execution."""
+        key = id(field_details_list)
+        cached = self._writers.get(key)
+        if cached is not None and cached[0] is field_details_list:
+            return cached[1]
+        write = self._make_writer(object_type, field_details_list)
+        self._writers[key] = (field_details_list, write)
+        return write
+
+    def _make_writer(
+        self, object_type: GraphQLObjectType, field_details_list: Any
+    ) -> Callable[[Any], Any] | None:
         grouped_field_set, new_defer_usages, *_ = self.collect_subfields(
             object_type, field_details_list
         )
         if new_defer_usages:
-            return Undefined
-        answer: dict[str, Any] = {}
-        for response_name, _, reader, _holder in self._plan(object_type, grouped_field_set):
-            if reader is None:
+            return None
+        # (response name, plain reader) or (response name, None, object reader, its writer)
+        steps: list[tuple[Any, ...]] = []
+        for response_name, details, reader, holder in self._plan(object_type, grouped_field_set):
+            if reader is not None:
+                steps.append((response_name, reader))
+                continue
+            if holder is None:
+                return None
+            inner = self._writer(holder[1], details)
+            if inner is None:
+                return None
+            steps.append((response_name, None, holder, inner))
+        # Strawberry's type check reads only the value (not the resolve info)
+        check = object_type.is_type_of
+        no_info = cast(Any, None)
+
+        def write(value: Any) -> Any:
+            if check is not None and check(value, no_info) is not True:
                 return Undefined
-            read, coerce, field_non_null = reader
-            try:
-                field_value = read(value)
-                if field_value is None:
-                    if field_non_null:
-                        return Undefined
-                    answer[response_name] = None
-                    continue
-                coerced = coerce(field_value)
-            except Exception:
-                return Undefined
-            if coerced is None or coerced is Undefined:
-                return Undefined
-            answer[response_name] = coerced
-        return answer
+            answer: dict[str, Any] = {}
+            for step in steps:
+                reader = step[1]
+                try:
+                    if reader is None:
+                        read_object, _, non_null = step[2]
+                        inner_value = read_object(value)
+                        if inner_value is None:
+                            if non_null:
+                                return Undefined
+                            answer[step[0]] = None
+                            continue
+                        inner_answer = step[3](inner_value)
+                        if inner_answer is Undefined:
+                            return Undefined
+                        answer[step[0]] = inner_answer
+                        continue
+                    read, coerce, non_null = reader
+                    field_value = read(value)
+                    if field_value is None:
+                        if non_null:
+                            return Undefined
+                        answer[step[0]] = None
+                        continue
+                    coerced = coerce(field_value)
+                except Exception:
+                    return Undefined
+                if coerced is None or coerced is Undefined:
+                    return Undefined
+                answer[step[0]] = coerced
+            return answer
+
+        return write
+
+    @staticmethod
+    def _written(write: Callable[[Any], Any], items: Any, non_null: bool) -> list[Any] | None:
+        """Each item's answer, or None if one needs graphql-core."""
+        answers: list[Any] = []
+        for item in items:
+            if item is None:
+                if non_null:
+                    return None
+                answers.append(None)
+                continue
+            answer = write(item)
+            if answer is Undefined:
+                return None
+            answers.append(answer)
+        return answers
+
+    def complete_iterable_value(
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        """A list of objects whose selections are all plain: each item's answer written
+        directly (a facet's thousand entries, a client's connections); anything else — an
+        awaitable or null where none may be, a field with a resolver, a streamed list — is
+        graphql-core's, for the whole list."""
+        non_null = is_non_null_type(item_type)
+        named = item_type.of_type if non_null else item_type
+        middleware = self.middleware_manager
+        if (
+            isinstance(named, GraphQLObjectType)
+            and not (middleware is not None and middleware.middlewares)
+            and self.get_stream_usage(field_details_list, path) is None
+        ):
+            items = items if isinstance(items, list | tuple) else list(items)
+            write = self._writer(named, field_details_list)
+            if write is not None:
+                answers = self._written(write, items, non_null)
+                if answers is not None:
+                    return answers
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
 
     def execute_fields(
         self,

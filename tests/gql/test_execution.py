@@ -131,12 +131,17 @@ class Counting(FastExecutionContext):
     """Which fields graphql-core's own path executed."""
 
     executed: ClassVar[list[str]] = []
+    completed: ClassVar[list[str]] = []  # objects graphql-core completed, by type
 
     def execute_field(
         self, parent_type: Any, source: Any, fields: Any, path: Any, *rest: Any
     ) -> Any:
         Counting.executed.append(path.key)
         return super().execute_field(parent_type, source, fields, path, *rest)
+
+    def complete_object_value(self, return_type: Any, *rest: Any) -> Any:
+        Counting.completed.append(return_type.name)
+        return super().complete_object_value(return_type, *rest)
 
 
 def test_plain_objects_are_answered_by_the_fast_path() -> None:
@@ -149,3 +154,79 @@ def test_plain_objects_are_answered_by_the_fast_path() -> None:
     assert fast.data is not None
     assert fast.data["holders"][1] == {"name": "b", "spare": {"value": 3, "label": "x"}}
     assert Counting.executed == ["holders"]  # the rest was read by the fast path
+
+
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Person(Named):
+    age: int | None
+
+
+@strawberry.type
+class Pet(Named):
+    legs: int
+
+
+@strawberry.type
+class Team:
+    lead: Person | None
+    members: list[Person | None]
+    strict: list[Person]
+
+
+@strawberry.type
+class TeamQuery:
+    @strawberry.field
+    def teams(self) -> list[Team]:
+        ada, bob = Person(name="ada", age=36), Person(name="bob", age=None)
+        return [
+            Team(lead=ada, members=[ada, None, bob], strict=[ada, bob]),
+            Team(lead=None, members=[], strict=[bob]),
+            # a value of another type where a Person belongs, and a null where none may be
+            Team(lead=Pet(name="rex", legs=4), members=[bob], strict=[ada]),  # type: ignore[arg-type]
+            Team(lead=bob, members=[Pet(name="tom", legs=4)], strict=[None]),  # type: ignore[list-item]
+        ]
+
+
+@pytest.mark.logs_errors  # strawberry logs the toy schema's field errors
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ teams { lead { name age } members { name } } }",
+        "{ teams { strict { name age } } }",
+        "{ teams { members { __typename name } lead { name } } }",
+        "{ teams { m: members { n: name a: age } } }",
+    ],
+)
+def test_lists_and_typed_objects_answer_as_graphql_core_does(query: str) -> None:
+    schema = {"query": TeamQuery, "types": [Pet]}
+    fast = strawberry.Schema(**schema, execution_context_class=FastExecutionContext)
+    plain = strawberry.Schema(**schema)
+    fast_result, plain_result = fast.execute_sync(query), plain.execute_sync(query)
+    assert fast_result.data == plain_result.data
+    errors = [(e.message, e.path) for e in fast_result.errors or []]
+    assert errors == [(e.message, e.path) for e in plain_result.errors or []]
+
+
+@pytest.mark.logs_errors  # the Pet among the Persons is an error
+def test_lists_of_plain_objects_are_answered_by_the_fast_path() -> None:
+    Counting.executed, Counting.completed = [], []
+    query = "{ teams { members { name age } } }"
+    schema = strawberry.Schema(query=TeamQuery, types=[Pet], execution_context_class=Counting)
+    found = schema.execute_sync(query, root_value=None)
+    assert found.data is not None
+    assert found.data["teams"][0]["members"] == [
+        {"name": "ada", "age": 36},
+        None,
+        {"name": "bob", "age": None},
+    ]
+    # every item's fields were read by the fast path, but for the Pet without an age: its
+    # list went to graphql-core, which reported it
+    assert [key for key in Counting.executed if key not in ("teams", "members")] == ["age"]
+    assert found.errors is not None
+    assert [e.path for e in found.errors] == [["teams", 3, "members", 0, "age"]]
+    assert Counting.completed.count("Person") == 1  # the Pet; the other lists were written
