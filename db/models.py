@@ -266,7 +266,8 @@ class Client(Base):
         Index(None, "manager_name", "id"),
         Index(None, "phone", "id"),
         # the block's end first (BLOCKED sorts by it), then what the filter panel's counts
-        # of blocked clients look at: they read the index alone (gql/clients/facets.py)
+        # of blocked clients look at, connection types included: they read the index alone
+        # (gql/clients/facets.py)
         Index(
             "ix_clients_block_ends_at_id",
             "block_ends_at",
@@ -276,6 +277,7 @@ class Client(Base):
             "currency",
             "manager_id",
             "parent_id",
+            "connection_types",
         ),
         Index(None, "credit_limit", "id"),
         Index(None, "chats_count", "id"),

@@ -11,19 +11,19 @@ counted through the index on the block's end. Otherwise one GROUP BY over the cl
 other conditions select. Connection types are counted in the connections.
 """
 
+import asyncio
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import ColumnElement, func, select
+from aiodataloader import DataLoader
+from sqlalchemy import ColumnElement, func, select, tuple_
 
 from db.enums import ClientStatus, ConnectionType, Scope, TallyDimension
+from db.models import CONNECTION_BITS, ClientConnection, ClientPairTally, ClientTally
 from db.models import Client as ClientModel
-from db.models import ClientConnection, ClientPairTally, ClientTally
-from db.models import StaffUser as StaffModel
-from db.queries import select_staff
 from gql.arguments import check_arguments
 from gql.clients.filters import (
     TALLIED,
@@ -35,12 +35,11 @@ from gql.clients.filters import (
     tallied_fields,
 )
 from gql.context import Info
-from gql.loaders import selected_names
+from gql.loaders import STAFF_BY_ID, selected_names
 from gql.permissions import HasScope
 from gql.staff.types import StaffUser
 
 CLIENTS = ClientModel.__table__
-STAFF = StaffModel.__table__
 
 
 @strawberry.type(description="Clients in one status.")
@@ -103,8 +102,16 @@ DIMENSIONS: dict[str, Dimension] = {
     "has_parent": Dimension(
         ("has_parent",), CLIENTS.c.parent_id.is_not(None), TallyDimension.SUB_ACCOUNT
     ),
+    # in the rows: the bits of the client's connection types (CONNECTION_BITS), then per type
+    "connection_types": Dimension(
+        ("connection_types", "connection_status", "connection_match"),
+        CLIENTS.c.connection_types,
+        TallyDimension.CONNECTION,
+    ),
 }
-CONNECTION_FIELDS = ("connection_types", "connection_status", "connection_match")
+CONNECTION_FIELDS = DIMENSIONS["connection_types"].fields
+# dimensions of a few values each (at most 5 x 2 x 2 x 16 combinations): counted together
+FEW_VALUES = frozenset({"statuses", "has_parent", "blocked", "connection_types"})
 Counts = dict[Any, int]
 
 
@@ -113,6 +120,72 @@ def without(filter: ClientFilter | None, names: Iterable[str]) -> ClientFilter |
     if filter is None:
         return None
     return dataclasses.replace(filter, **dict.fromkeys(names))
+
+
+class GroupedCounts:
+    """Clients per value of a dimension among those a filter and the search select, counted
+    in the rows. The dimensions a request asks for over the same filter are counted in one
+    statement, a pass over the matching rows with one GROUP BY per dimension (GROUPING SETS,
+    on PostgreSQL; SQLite runs one statement per dimension). Besides DIMENSIONS' names,
+    `blocked`: blocked now or not."""
+
+    def __init__(self, db: Any, search: str | None, scope: FilterScope) -> None:
+        self.db, self.search, self.scope = db, search, scope
+        self.filters: dict[str, ClientFilter | None] = {}
+        self.loader: DataLoader[tuple[str, str], Counts] = DataLoader(self._load)
+
+    def load(self, filter: ClientFilter | None, name: str) -> "asyncio.Future[Counts]":
+        """The counts, asked for now (with whatever else is asked for before the next await)."""
+        key = repr(filter)  # a filter is a tree of plain values: its repr tells it apart
+        self.filters[key] = filter
+        return self.loader.load((key, name))
+
+    def value(self, name: str) -> ColumnElement[Any]:
+        if name == "blocked":
+            return is_blocked(self.scope.now)
+        return DIMENSIONS[name].value
+
+    async def _load(self, keys: list[tuple[str, str]]) -> list[Counts]:
+        names_by_filter: dict[str, list[str]] = {}
+        for key, name in keys:
+            names_by_filter.setdefault(key, []).append(name)
+        found: dict[tuple[str, str], Counts] = {}
+        for key, names in names_by_filter.items():
+            conditions = client_conditions(self.filters[key], self.search, self.scope)
+            counted = await self._count(conditions, names)
+            found.update({(key, name): counts for name, counts in counted.items()})
+        return [found[key] for key in keys]
+
+    async def _count(self, conditions: list[Any], names: list[str]) -> dict[str, Counts]:
+        # the values in a subquery, so GROUP BY names them (a bound moment repeated in the
+        # outer SELECT would be another parameter, which PostgreSQL cannot tell is the same)
+        values = select(*(self.value(name).label(f"v{i}") for i, name in enumerate(names)))
+        inner = values.select_from(CLIENTS).where(*conditions).subquery()
+        columns = [inner.c[f"v{i}"] for i in range(len(names))]
+        counted: dict[str, Counts] = {name: {} for name in names}
+        if len(names) == 1 or self.db.dialect_name != "postgresql":
+            for name, column in zip(names, columns, strict=True):
+                rows = await self.db.fetch_all(select(column, func.count()).group_by(column))
+                counted[name] = {v: int(n) for v, n in rows}
+            return counted
+        # the dimensions with a few values share a set (each summed from it here); every
+        # other set costs a hash table per row
+        few = [i for i, name in enumerate(names) if name in FEW_VALUES]
+        sets = [few] if few else []
+        sets += [[i] for i in range(len(names)) if i not in few]
+        groupings = [func.grouping(*(columns[i] for i in members)) for members in sets]
+        grouped_by = func.grouping_sets(
+            *(tuple_(*(columns[i] for i in members)) for members in sets)
+        )
+        statement = select(*columns, *groupings, func.count()).group_by(grouped_by)
+        width = len(names)
+        for row in await self.db.fetch_all(statement):
+            # GROUPING(...) is 0 in the rows of its own set (a NULL there is a value)
+            members = sets[next(n for n in range(len(sets)) if row[width + n] == 0)]
+            for i in members:
+                counts = counted[names[i]]
+                counts[row[i]] = counts.get(row[i], 0) + int(row[-1])
+        return counted
 
 
 @strawberry.type(
@@ -126,6 +199,7 @@ class ClientFacets:
     filter: strawberry.Private[ClientFilter | None]
     search: strawberry.Private[str | None]
     scope: strawberry.Private[FilterScope]
+    grouped: strawberry.Private[GroupedCounts]
 
     @strawberry.field(description="By status (`statuses`).")
     async def statuses(self, info: Info) -> list[StatusFacet]:
@@ -150,9 +224,9 @@ class ClientFacets:
     async def managers(self, info: Info) -> list[ManagerFacet]:
         entries = _ordered(await self._counts(info, "managers"), keep_none=True)
         staff: dict[Any, StaffUser | None] = {None: None}
-        if "manager" in selected_names(info):  # the managers in one statement, not a loader's
-            ids = [v for v, _ in entries if v is not None]  # thousand keys
-            rows = await info.context.db.rows(select_staff().where(STAFF.c.id.in_(ids)))
+        if "manager" in selected_names(info):  # the managers in one statement (the loader's
+            ids = [v for v, _ in entries if v is not None]  # own, not its thousand keys)
+            rows = await info.context.db.rows(STAFF_BY_ID, {"keys": ids})
             staff.update({row.id: StaffUser.from_row(row) for row in rows})
         else:
             staff.update({v: None for v, _ in entries})
@@ -167,71 +241,98 @@ class ClientFacets:
 
     @strawberry.field(description="Blocked now or not (`blocked`).")
     async def blocked(self, info: Info) -> list[BooleanFacet]:
-        db, scope = info.context.db, self.scope
         rest = without(self.filter, ("blocked",))
-        conditions = client_conditions(rest, self.search, scope)
-        # the blocked are few, and the index on the block's end holds what they are filtered by
-        counted = select(func.count()).select_from(CLIENTS).where(*conditions)
-        blocked = int(await db.scalar(counted.where(is_blocked(scope.now))) or 0)
-        tallied = await self._tallied(info, rest, "statuses")
-        total = sum(tallied.values()) if tallied is not None else int(await db.scalar(counted))
-        counts = {True: blocked, False: total - blocked}
+        tally = self._tally_statement(rest, "statuses")
+        if tally is None:
+            counts = await self.grouped.load(rest, "blocked")
+            counts = {True: counts.get(True, 0), False: counts.get(False, 0)}
+        else:
+            # the blocked are few, and the index on the block's end holds what they are
+            # filtered by; the rest are the tallies' total less them
+            if self.filter is not None and self.filter.blocked is not None:
+                # the other dimensions are counted among the blocked too: with them
+                counted = self.grouped.load(
+                    dataclasses.replace(rest or ClientFilter(), blocked=True), "statuses"
+                )
+                total = sum((await self._run_tally(info, tally, "statuses")).values())
+                blocked = sum((await counted).values())
+            else:
+                total = sum((await self._run_tally(info, tally, "statuses")).values())
+                conditions = [*client_conditions(rest, self.search, self.scope)]
+                conditions.append(is_blocked(self.scope.now))
+                statement = select(func.count()).select_from(CLIENTS).where(*conditions)
+                blocked = int(await info.context.db.scalar(statement) or 0)
+            counts = {True: blocked, False: total - blocked}
         return [BooleanFacet(value=v, count=n) for v, n in _ordered(counts)]
 
     @strawberry.field(description="By connection type (`connectionTypes`).")
     async def connection_types(self, info: Info) -> list[ConnectionTypeFacet]:
         rest = without(self.filter, CONNECTION_FIELDS)
         status = self.filter.connection_status if self.filter is not None else None
-        if status is None and (rest is None or rest.blocked is None):
-            tallied = await self._tallied(info, rest, "connection_types")
-            if tallied is not None:
-                return [
-                    ConnectionTypeFacet(type=ConnectionType(v), count=n)
-                    for v, n in _ordered(tallied)
-                ]
+        if status is None:  # the types alone: tallied, or the bits each client's row holds
+            counts = await self._counts(info, "connection_types")
+            return [
+                ConnectionTypeFacet(type=ConnectionType(v), count=n) for v, n in _ordered(counts)
+            ]
+        # in one status: counted in the connections
         conditions = client_conditions(rest, self.search, self.scope)
         statement = select(ClientConnection.type, func.count()).group_by(ClientConnection.type)
         if conditions:
             selected = select(CLIENTS.c.id).where(*conditions)
             statement = statement.where(ClientConnection.client_id.in_(selected))
-        if self.filter is not None and self.filter.connection_status is not None:
-            statement = statement.where(ClientConnection.status == self.filter.connection_status)
-        counts = {v: int(n) for v, n in await info.context.db.execute(statement)}
+        statement = statement.where(ClientConnection.status == status)
+        counts = {v: int(n) for v, n in await info.context.db.fetch_all(statement)}
         return [ConnectionTypeFacet(type=ConnectionType(v), count=n) for v, n in _ordered(counts)]
 
     async def _counts(self, info: Info, name: str) -> Counts:
         """Clients per value of a dimension, its own condition left out: from the tallies
         where they can tell (less the blocked, or only them, for a `blocked` filter), else
         counted in the rows."""
-        dimension = DIMENSIONS[name]
-        rest = without(self.filter, dimension.fields)
+        rest = without(self.filter, DIMENSIONS[name].fields)
         blocked = rest.blocked if rest is not None else None
         unblocked = without(rest, ("blocked",))
-        tallied = await self._tallied(info, unblocked, name)
-        if tallied is None:
-            return await self._grouped(info, rest, dimension)
+        tally = self._tally_statement(unblocked, name)
+        # what is counted in the rows is asked for before anything is awaited, so the
+        # dimensions over one filter share a statement (GroupedCounts)
+        if tally is None or blocked:
+            return await self._in_rows(rest, name)
         if blocked is None:
-            return tallied
-        among_blocked = await self._grouped(
-            info, dataclasses.replace(unblocked or ClientFilter(), blocked=True), dimension
+            return await self._run_tally(info, tally, name)
+        among_blocked = self._in_rows(  # unblocked: the tallies less the blocked
+            dataclasses.replace(unblocked or ClientFilter(), blocked=True), name
         )
-        if blocked:
-            return among_blocked
-        return {v: n - among_blocked.get(v, 0) for v, n in tallied.items()}
+        tallied = await self._run_tally(info, tally, name)
+        less = await among_blocked
+        return {v: n - less.get(v, 0) for v, n in tallied.items()}
 
-    async def _grouped(
-        self, info: Info, filter: ClientFilter | None, dimension: Dimension
-    ) -> Counts:
-        """Clients per value of `dimension` among those `filter` and the search select."""
-        conditions = client_conditions(filter, self.search, self.scope)
-        value = dimension.value
-        statement = select(value, func.count()).select_from(CLIENTS).where(*conditions)
-        found = await info.context.db.execute(statement.group_by(value))
-        return {v: int(n) for v, n in found}
+    def _in_rows(self, filter: ClientFilter | None, name: str) -> Awaitable[Counts]:
+        """Clients per value of the dimension `name` among those `filter` selects, counted in
+        the rows (connection types from their bits: a client counts in each of its types).
+        Asked for at once; the counts come when awaited."""
+        asked = self.grouped.load(filter, name)
+        if name != "connection_types":
+            return asked
 
-    async def _tallied(self, info: Info, filter: ClientFilter | None, name: str) -> Counts | None:
-        """Clients per value of the dimension `name` among those `filter` selects (no blocked
-        condition), from the tallies; None when they cannot tell."""
+        async def by_type() -> Counts:
+            counts = await asked
+            return {
+                kind: sum(n for bits, n in counts.items() if bits & bit)
+                for kind, bit in CONNECTION_BITS.items()
+            }
+
+        return by_type()
+
+    async def _run_tally(self, info: Info, statement: Any, name: str) -> Counts:
+        own = DIMENSIONS[name].tally
+        counts: Counts = {}
+        for value, n in await info.context.db.fetch_all(statement):
+            key = value if own is None else _tally_value(own, value)
+            counts[key] = counts.get(key, 0) + int(n)
+        return counts
+
+    def _tally_statement(self, filter: ClientFilter | None, name: str) -> Any:
+        """The sum of tallies that counts the dimension `name` among the clients `filter`
+        selects (no blocked condition), or None when the tallies cannot tell."""
         given = tallied_fields(filter, self.search)
         if given is None:
             return None
@@ -239,7 +340,7 @@ class ClientFacets:
         others = {TALLIED[field][0] for field in given}
         if len(others) > 1:
             return None
-        own = TallyDimension.CONNECTION if name == "connection_types" else DIMENSIONS[name].tally
+        own = DIMENSIONS[name].tally
         statement: Any
         tally: Any
         if not others:
@@ -270,12 +371,7 @@ class ClientFacets:
             tally = pair
         if statuses:
             statement = statement.where(tally.status.in_(statuses))
-        found = await info.context.db.execute(statement.group_by(grouped_by))
-        counts: Counts = {}
-        for value, n in found:
-            key = value if own is None else _tally_value(own, value)
-            counts[key] = counts.get(key, 0) + int(n)
-        return counts
+        return statement.group_by(grouped_by)
 
 
 def _ordered(counts: Counts, *, keep_none: bool = False) -> list[tuple[Any, int]]:
@@ -314,7 +410,8 @@ class FacetQuery:
         viewer = info.context.viewer
         assert viewer is not None  # the field requires a scope
         scope = FilterScope(viewer_id=viewer.staff_id, now=info.context.now)
-        return ClientFacets(filter=filter, search=search, scope=scope)
+        grouped = GroupedCounts(info.context.db, search, scope)
+        return ClientFacets(filter=filter, search=search, scope=scope, grouped=grouped)
 
 
 check_arguments("Query", "client_facets", filter_problems)

@@ -33,6 +33,7 @@ from strawberry.scalars import JSON
 from db.enums import TallyDimension
 from db.json_values import json_equals, json_is_text, json_text
 from db.models import (
+    CONNECTION_BITS,
     Client,
     ClientConnection,
     ClientTally,
@@ -279,11 +280,11 @@ def by_connections(
 ) -> ColumnElement[bool]:
     """Has a connection of one of `types` (any, when None) in `status` (any, when None);
     with ALL, none of those types in another status."""
+    if status is None:  # the types alone: the bits the triggers keep (CONNECTION_BITS)
+        return has_connection_types(types)
     of_types: list[ColumnElement[bool]] = [ClientConnection.client_id == Client.id]
     if types:
         of_types.append(ClientConnection.type.in_(types))
-    if status is None:
-        return exists(select(ClientConnection.id).where(*of_types))
     if match is ConnectionMatch.ALL:
         return and_(
             exists(select(ClientConnection.id).where(*of_types)),
@@ -294,9 +295,19 @@ def by_connections(
     return exists(select(ClientConnection.id).where(*of_types, ClientConnection.status == status))
 
 
+def has_connection_types(types: list[ConnectionType] | None) -> ColumnElement[bool]:
+    """Has a connection of one of `types` (of any type, when None), read from the client's
+    row: `clients.connection_types` holds a bit per type (CONNECTION_BITS)."""
+    bits = Client.__table__.c.connection_types
+    if not types:
+        return bits != 0
+    mask = sum(CONNECTION_BITS[ConnectionType(t).value] for t in set(types))
+    return bits.bitwise_and(mask) != 0
+
+
 def by_has_connections(value: bool, scope: FilterScope) -> ColumnElement[bool]:
-    some = exists(select(ClientConnection.id).where(ClientConnection.client_id == Client.id))
-    return some if value else ~some
+    bits = Client.__table__.c.connection_types
+    return bits != 0 if value else bits == 0
 
 
 def by_ids(values: list[strawberry.ID], scope: FilterScope) -> ColumnElement[bool]:

@@ -123,6 +123,9 @@ CASES: list[tuple[dict[str, Any], str | None]] = [
     ({"connectionTypes": ["HTTP"], "statuses": ["INACTIVE"], "blocked": False}, None),
     ({"connectionTypes": ["HTTP", "WEB"]}, None),  # two: counted in the rows
     ({"connectionTypes": ["SMTP"], "connectionStatus": "OFFLINE"}, None),
+    ({"blocked": True, "connectionTypes": ["SMPP", "WEB"]}, None),  # bits among the blocked
+    ({"hasConnections": False, "blocked": False, "countries": ["DE"]}, None),
+    ({"connectionTypes": ["WEB"], "connectionStatus": "ONLINE", "connectionMatch": "ALL"}, None),
     ({}, "acme"),
     ({"statuses": ["ACTIVE"]}, "example"),
     *((f, None) for f in FILTERS[::4]),
@@ -180,3 +183,17 @@ async def test_without_a_filter_the_client_dimensions_come_from_the_tallies(
 async def test_bad_filters_are_refused_before_counting(listing: Listing) -> None:
     errors = await listing.api.errors(FACETS, {"filter": {"countries": ["XX"]}})
     assert error_codes(errors) == ["BAD_USER_INPUT"]
+
+
+async def test_what_the_tallies_cannot_tell_is_counted_in_one_pass(listing: Listing) -> None:
+    # given a search, which the tallies know nothing of
+    listing.statements.clear()
+    data = await listing.api(FACETS, {"search": "example"})
+    assert "errors" not in data
+    grouped = [sql for sql, _ in listing.statements if "FROM clients" in sql]
+    if listing.engine.dialect.name == "postgresql":
+        # then one statement counts every dimension: a GROUP BY per dimension in one pass
+        assert len(grouped) == 1, grouped
+        assert "GROUPING SETS" in grouped[0]
+    else:  # SQLite has no GROUPING SETS: a statement per dimension
+        assert len(grouped) == 7, grouped
