@@ -102,10 +102,13 @@ class SortKey:
     column: ColumnElement[Any]
     descending: bool = False
     nullable: bool = False
-    # A key computed when asked (from the clock, so no index holds it): its few values in
-    # ascending order. Leading an ordering, a page seeks each value's rows apart by the
-    # keys after it (`Ordering.partitions`).
+    # Its few values in ascending order, where they are known (a status; a computed key's).
+    # Leading an ordering with keys after it, a page seeks each value's rows apart by those
+    # keys (`Ordering.partitions`): the index of the key after it, or the values' own index.
     values: tuple[Any, ...] = ()
+    # An expression computed when asked (from the clock): no index holds it, and a query
+    # selects it for the cursors.
+    computed: bool = False
 
     @property
     def field(self) -> str:
@@ -120,6 +123,15 @@ class SortKey:
                 raise ValueError("NULL in a column that holds none")
             return None
         return parse_column_value(self.column.type, value)
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """One part of a page's rows, apart from the others: its condition, and how many of the
+    ordering's first keys have one value in it (its rows are ordered by the keys after)."""
+
+    condition: ColumnElement[bool]
+    fixed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,33 +152,49 @@ class Ordering:
     @property
     def computed_columns(self) -> list[ColumnElement[Any]]:
         """The keys' columns that are expressions, which a query must select for cursors."""
-        return [key.column for key in self.keys if key.values]
+        return [key.column for key in self.keys if key.computed]
 
     @property
     def time_dependent(self) -> bool:
         """Whether a key is computed when asked: its SQL holds the moment of the request."""
         return bool(self.computed_columns)
 
+    @property
+    def partitioned(self) -> bool:
+        """Whether a page seeks each value of the first key apart (`partitions`): led by a
+        key of known values, computed or with keys after it (one index holds a stored key
+        with the id after it)."""
+        if not self.keys or not self.keys[0].values:
+            return False
+        return self.keys[0].computed or len(self.keys) > 1
+
     def partitions(
         self, values: Sequence[Any] | None, tiebreaker_value: Any, *, backwards: bool = False
-    ) -> list[ColumnElement[bool]] | None:
-        """For an ordering led by a computed key: per value of that key, in walking order, the
-        condition for its rows past the position (from the start when `values` is None) —
-        each seeks an index by the keys after it. None for other orderings."""
-        if not self.keys or not self.keys[0].values:
+    ) -> list["Branch"] | None:
+        """For a partitioned ordering: per value of the first key, in walking order, its rows
+        past the position (from the start when `values` is None) — each seeks an index by
+        the keys after it. None for other orderings."""
+        if not self.partitioned:
             return None
         key = self.keys[0]
         ascending = key.descending == backwards
         walk = list(key.values) if ascending else list(reversed(key.values))
         if values is None:
-            return [_equal(key.column, value) for value in walk]
-        rest = Ordering(self.keys[1:], self.tiebreaker, self.tiebreaker_descending)
+            return [Branch(_equal(key.column, value), 1) for value in walk]
+        rest = self.after_first(1)
         start = walk.index(values[0])
-        past = rest.after(values[1:], tiebreaker_value, backwards=backwards)
-        return [
-            and_(_equal(key.column, values[0]), past),
-            *(_equal(key.column, value) for value in walk[start + 1 :]),
+        within = rest.seek_branches(values[1:], tiebreaker_value, backwards=backwards) or [
+            Branch(rest.after(values[1:], tiebreaker_value, backwards=backwards))
         ]
+        here = _equal(key.column, values[0])
+        return [
+            *(Branch(and_(here, part.condition), 1 + part.fixed) for part in within),
+            *(Branch(_equal(key.column, value), 1) for value in walk[start + 1 :]),
+        ]
+
+    def after_first(self, count: int) -> "Ordering":
+        """The ordering of the keys after the first `count` (rows that share those)."""
+        return Ordering(self.keys[count:], self.tiebreaker, self.tiebreaker_descending)
 
     @property
     def tiebreaker_descending(self) -> bool:
@@ -193,26 +221,48 @@ class Ordering:
 
     def seek_branches(
         self, values: Sequence[Any], tiebreaker_value: Any, *, backwards: bool = False
-    ) -> list[ColumnElement[bool]] | None:
-        """`after` as disjoint conditions that each seek an index, or None if there are none.
+    ) -> list["Branch"] | None:
+        """`after` as disjoint branches that each seek an index, or None if there are none.
 
-        For one nullable key, "past (v, id)" is `(k, id) > (v, id) OR k IS NULL`, and an OR
-        stops PostgreSQL from seeking: it scans from the start of the index. As separate
-        branches (`UNION ALL`, each ordered and limited) every part is an index range scan.
+        For a nullable first key, "past (v, id)" is `(k, id) > (v, id) OR k IS NULL`, and an
+        OR stops PostgreSQL from seeking: it scans from the start of the index. As separate
+        branches (`UNION ALL`, each ordered and limited) every part is an index range scan;
+        the NULLs' branch is ordered by the keys after the first (their index, or the NULLs
+        sorted, whichever the database finds cheaper).
         """
-        if len(self.keys) != 1 or not self.keys[0].nullable:
+        if not self.keys or not self.keys[0].nullable:
             return None
         key, value = self.keys[0], values[0]
-        column, tie = key.column, self.tiebreaker
+        column = key.column
+        if len(self.keys) > 1:
+            rest = self.after_first(1)
+            if value is None:
+                # Forwards only NULLs follow (`after` seeks them); backwards every value too.
+                if not backwards:
+                    return None
+                nulls = and_(
+                    column.is_(None), rest.after(values[1:], tiebreaker_value, backwards=True)
+                )
+                return [Branch(nulls, 1), Branch(column.is_not(None))]
+            if backwards:
+                return None  # the NULLs are behind: `after` bounds the first key
+            bound = _bind(value, column)
+            later = column <= bound if key.descending else column >= bound
+            past = self.after(values, tiebreaker_value)
+            return [Branch(and_(later, past)), Branch(column.is_(None), 1)]
+        tie = self.tiebreaker
         bound = _bind(tiebreaker_value, tie)
         greater = key.descending == backwards
         if value is None:
             nulls_past = and_(column.is_(None), tie > bound if greater else tie < bound)
             # Forwards NULLs come last, so only later NULLs follow; backwards, every value does.
-            return [nulls_past, column.is_not(None)] if backwards else [nulls_past]
+            # (the one key's index holds the NULLs in the id's order: no key is fixed)
+            if backwards:
+                return [Branch(nulls_past), Branch(column.is_not(None))]
+            return [Branch(nulls_past)]
         pair, bounds = tuple_(column, tie), tuple_(_bind(value, column), bound)
         seek = pair > bounds if greater else pair < bounds  # leaves NULLs out by itself
-        return [seek] if backwards else [seek, column.is_(None)]
+        return [Branch(seek)] if backwards else [Branch(seek), Branch(column.is_(None))]
 
     def after(
         self,

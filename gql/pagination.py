@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, bindparam, func, literal_column, select, u
 from sqlalchemy.sql.elements import BindParameter, KeyedColumnElement
 
 from db.direct import Shaped, light_rows
-from db.keyset import Ordering, parse_id
+from db.keyset import Branch, Ordering, parse_id
 from db.queries import AnyRow, AnySelect
 from db.search import sqlite_search_page
 from db.session import SharedSession
@@ -194,9 +194,9 @@ def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySe
     no_bounds = page.after is None and page.before is None
     # the one bound, if any, on the side the walk starts from: the page is "past" it
     seeking = position is not None and (page.before is None) != page.backwards
-    if ordering.time_dependent and (no_bounds or seeking):
-        # each value of the computed key is a branch (an index ordered by the keys after
-        # it), merged here
+    if ordering.partitioned and (no_bounds or seeking):
+        # each value of the first key is a branch (an index ordered by the keys after it),
+        # merged here
         branches = ordering.partitions(
             position.values if position is not None else None,
             position.id if position is not None else None,
@@ -219,19 +219,19 @@ def _merged(
     query: AnySelect,
     ordering: Ordering,
     page: PageRequest,
-    branches: list[ColumnElement[bool]],
+    branches: list[Branch],
     limit: ColumnElement[int],
 ) -> AnySelect:
-    """The page from disjoint branches, each ordered and limited on its own (so each is an
-    index range scan), then merged."""
-    within = ordering
-    if ordering.time_dependent:  # the computed key is the same within a branch
-        within = Ordering(ordering.keys[1:], ordering.tiebreaker, ordering.tiebreaker_descending)
-    order = within.order_by(backwards=page.backwards)
+    """The page from disjoint branches, each ordered (by the keys that vary in it) and
+    limited on its own, so each is an index range scan; then merged."""
+
+    def part(branch: Branch) -> AnySelect:
+        order = ordering.after_first(branch.fixed).order_by(backwards=page.backwards)
+        return query.where(branch.condition).order_by(*order).limit(limit)
+
     if len(branches) == 1:
-        return query.where(branches[0]).order_by(*order).limit(limit)
-    parts = [select(query.where(b).order_by(*order).limit(limit).subquery()) for b in branches]
-    combined = union_all(*parts).subquery()
+        return part(branches[0])
+    combined = union_all(*(select(part(branch).subquery()) for branch in branches)).subquery()
     return (
         select(combined)
         .order_by(*ordering.order_by(backwards=page.backwards, source=combined))

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from sqlalchemy import Boolean, type_coerce
 
+from db.enums import ClientStatus
 from db.keyset import Ordering, SortKey
 from db.models import Client
 from gql.clients.filters import can_log_in
@@ -100,6 +101,8 @@ _COLUMNS: dict[ClientOrderField, tuple[Any, bool]] = {
     ClientOrderField.VALID_TILL: (Client.valid_till, True),
 }
 TIME_DEPENDENT = frozenset({ClientOrderField.CAN_LOGIN})
+# a status's values as stored, in the order the database sorts them
+STATUSES = tuple(sorted(ClientStatus))
 NEWEST_FIRST = [ClientOrder(field=ClientOrderField.CREATED_AT, direction=OrderDirection.DESC)]
 
 
@@ -132,11 +135,19 @@ def client_ordering(order_by: list[ClientOrder] | None, *, now: datetime | None)
                     column=column,
                     descending=descending,
                     values=(False, True),
+                    computed=True,
                 )
             )
             continue
         column, nullable = _COLUMNS[order.field]
+        values = STATUSES if order.field is ClientOrderField.STATUS else ()
         keys.append(
-            SortKey(name=order.field.value, column=column, descending=descending, nullable=nullable)
+            SortKey(
+                name=order.field.value,
+                column=column,
+                descending=descending,
+                nullable=nullable,
+                values=values,
+            )
         )
     return Ordering(keys=tuple(keys), tiebreaker=Client.__table__.c.id)

@@ -249,9 +249,9 @@ class ClientsField(RootField):
         width = len(self.statement.columns)
         for sort_key in ordering.keys:
             name = str(sort_key.column.key)
-            index = None if sort_key.values else self.statement.find(CLIENTS, name)
+            index = None if sort_key.computed else self.statement.find(CLIENTS, name)
             if index is None:
-                base = base.add_columns(sort_key.column if sort_key.values else CLIENTS.c[name])
+                base = base.add_columns(sort_key.column if sort_key.computed else CLIENTS.c[name])
                 index = width
                 width += 1
             sort_indexes.append(index)
