@@ -106,6 +106,9 @@ class SortKey:
     # Leading an ordering with keys after it, a page seeks each value's rows apart by those
     # keys (`Ordering.partitions`): the index of the key after it, or the values' own index.
     values: tuple[Any, ...] = ()
+    # Whether other values lie between the known ones (a block's end: its two infinities
+    # are known, the ends of blocks in force lie between them).
+    between: bool = False
     # An expression computed when asked (from the clock): no index holds it, and a query
     # selects it for the cursors.
     computed: bool = False
@@ -171,26 +174,53 @@ class Ordering:
     def partitions(
         self, values: Sequence[Any] | None, tiebreaker_value: Any, *, backwards: bool = False
     ) -> list["Branch"] | None:
-        """For a partitioned ordering: per value of the first key, in walking order, its rows
-        past the position (from the start when `values` is None) — each seeks an index by
-        the keys after it. None for other orderings."""
+        """For a partitioned ordering: per value of the first key (and per range between its
+        known values, if other values lie there), in walking order, its rows past the
+        position (from the start when `values` is None) — each seeks an index by the keys
+        after it (a range: by the first key's index). None for other orderings."""
         if not self.partitioned:
             return None
         key = self.keys[0]
+        column = key.column
         ascending = key.descending == backwards
-        walk = list(key.values) if ascending else list(reversed(key.values))
+        # the segments in walking order: ("value", v) or ("range", low, high)
+        segments: list[tuple[Any, ...]] = []
+        for index, value in enumerate(key.values):
+            if index and key.between:
+                segments.append(("range", key.values[index - 1], value))
+            segments.append(("value", value))
+        if not ascending:
+            segments.reverse()
+        branches = [self._segment(segment) for segment in segments]
         if values is None:
-            return [Branch(_equal(key.column, value), 1) for value in walk]
-        rest = self.after_first(1)
-        start = walk.index(values[0])
-        within = rest.seek_branches(values[1:], tiebreaker_value, backwards=backwards) or [
-            Branch(rest.after(values[1:], tiebreaker_value, backwards=backwards))
-        ]
-        here = _equal(key.column, values[0])
-        return [
-            *(Branch(and_(here, part.condition), 1 + part.fixed) for part in within),
-            *(Branch(_equal(key.column, value), 1) for value in walk[start + 1 :]),
-        ]
+            return branches
+        position = values[0]
+        start = next(
+            n
+            for n, segment in enumerate(segments)
+            if (segment[0] == "value" and segment[1] == position)
+            or (segment[0] == "range" and segment[1] < position < segment[2])
+        )
+        segment = segments[start]
+        if segment[0] == "range":  # the range's rows past the position, by the key's index
+            past = self.after(values, tiebreaker_value, backwards=backwards)
+            here = [Branch(and_(branches[start].condition, past))]
+        else:
+            rest = self.after_first(1)
+            within = rest.seek_branches(values[1:], tiebreaker_value, backwards=backwards) or [
+                Branch(rest.after(values[1:], tiebreaker_value, backwards=backwards))
+            ]
+            equal = _equal(column, position)
+            here = [Branch(and_(equal, part.condition), 1 + part.fixed) for part in within]
+        return [*here, *branches[start + 1 :]]
+
+    def _segment(self, segment: tuple[Any, ...]) -> "Branch":
+        """All rows of a segment of the first key's values (see `partitions`)."""
+        column = self.keys[0].column
+        if segment[0] == "value":
+            return Branch(_equal(column, segment[1]), 1)
+        low, high = _bind(segment[1], column), _bind(segment[2], column)
+        return Branch(and_(column > low, column < high))
 
     def after_first(self, count: int) -> "Ordering":
         """The ordering of the keys after the first `count` (rows that share those)."""

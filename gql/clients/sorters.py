@@ -10,7 +10,7 @@ from sqlalchemy import Boolean, type_coerce
 
 from db.enums import ClientStatus
 from db.keyset import Ordering, SortKey
-from db.models import Client
+from db.models import FAR_FUTURE, FAR_PAST, Client
 from gql.clients.filters import can_log_in
 from gql.errors import BadUserInput
 
@@ -101,8 +101,14 @@ _COLUMNS: dict[ClientOrderField, tuple[Any, bool]] = {
     ClientOrderField.VALID_TILL: (Client.valid_till, True),
 }
 TIME_DEPENDENT = frozenset({ClientOrderField.CAN_LOGIN})
-# a status's values as stored, in the order the database sorts them
-STATUSES = tuple(sorted(ClientStatus))
+# Columns whose values are known, in the order the database sorts them, and whether others
+# lie between them: a sort led by one seeks each value's rows apart (Ordering.partitions).
+# A status has two values; a block's end is one of its infinities (no block, or one without
+# an end) or, between them, the end of a block in force or over.
+KNOWN_VALUES: dict[ClientOrderField, tuple[tuple[Any, ...], bool]] = {
+    ClientOrderField.STATUS: (tuple(sorted(ClientStatus)), False),
+    ClientOrderField.BLOCKED: ((FAR_PAST, FAR_FUTURE), True),
+}
 NEWEST_FIRST = [ClientOrder(field=ClientOrderField.CREATED_AT, direction=OrderDirection.DESC)]
 
 
@@ -140,7 +146,7 @@ def client_ordering(order_by: list[ClientOrder] | None, *, now: datetime | None)
             )
             continue
         column, nullable = _COLUMNS[order.field]
-        values = STATUSES if order.field is ClientOrderField.STATUS else ()
+        values, between = KNOWN_VALUES.get(order.field, ((), False))
         keys.append(
             SortKey(
                 name=order.field.value,
@@ -148,6 +154,7 @@ def client_ordering(order_by: list[ClientOrder] | None, *, now: datetime | None)
                 descending=descending,
                 nullable=nullable,
                 values=values,
+                between=between,
             )
         )
     return Ordering(keys=tuple(keys), tiebreaker=Client.__table__.c.id)

@@ -3,6 +3,7 @@ yields exactly the full ordered result — no row lost, none repeated."""
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +82,25 @@ async def test_walking_pages_yields_the_whole_ordered_result(
     want = expected(listing, filter, order_by=order_by)
     assert await walk(listing, size=size, filter=filter, order_by=order_by) == want
     assert await walk(listing, size=size, filter=filter, order_by=order_by, backwards=True) == want
+
+
+# Orderings led by a key whose rows a page reads in branches (gql/pagination.py): a key of
+# known values (each value, and the range between a block's two infinities, apart), or a
+# nullable one (its values past the position, then its NULLs); pages of 7 cross from one
+# branch to the next many times.
+LEADS = ["STATUS", "BLOCKED", "CAN_LOGIN", "MANAGER", "LAST_ACTIVITY_AT", "VALID_TILL"]
+
+
+@pytest.mark.parametrize("second", ["LOGIN", "NAME"])
+@pytest.mark.parametrize("directions", [("ASC", "ASC"), ("DESC", "ASC"), ("DESC", "DESC")])
+@pytest.mark.parametrize("lead", LEADS)
+async def test_every_page_of_a_branched_ordering_both_ways(
+    listing: Listing, lead: str, directions: tuple[str, str], second: str
+) -> None:
+    order_by = [
+        {"field": lead, "direction": directions[0]},
+        {"field": second, "direction": directions[1]},
+    ]
+    want = expected(listing, {}, order_by=order_by)
+    assert await walk(listing, size=7, filter={}, order_by=order_by) == want
+    assert await walk(listing, size=7, filter={}, order_by=order_by, backwards=True) == want
