@@ -4,11 +4,13 @@ shops count), so each choice says how many clients it gives and no value without
 offered.
 
 Exact, and each dimension counted only when asked for. Where the rest of the filter is on
-status and at most one other tallied dimension (manager, country, currency, sub-account),
-without a search, a count is a sum of a few rows the triggers keep (db.models.ClientTally,
-ClientPairTally); a `blocked` condition subtracts (or keeps) the blocked clients, few and
-counted through the index on the block's end. Otherwise one GROUP BY over the clients the
-other conditions select. Connection types are counted in the connections.
+status and at most one other tallied dimension (manager, country, currency, sub-account, one
+connection type), without a search, a count is a sum of a few rows the triggers keep
+(db.models.ClientTally, ClientPairTally); a `blocked` condition subtracts (or keeps) the
+blocked clients, few and counted through the index on the block's end. Otherwise the clients
+the other conditions select are counted, every dimension asked for over the same rows in one
+statement (GroupedCounts). Connection types come from the bits each client's row keeps, but
+in one `connectionStatus`: then they are counted in the connections.
 """
 
 import asyncio
