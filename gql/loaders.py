@@ -7,13 +7,14 @@ its results in key order, with None (or an empty list) where a key found nothing
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.sql.elements import BindParameter, KeyedColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement, KeyedColumnElement
 
 from db.direct import Shaped, light_rows
 from db.keyset import Ordering
@@ -45,6 +46,8 @@ BatchFn = Callable[[list[Any]], Coroutine[Any, Any, list[Any]]]
 # (owner id, page arguments, ordering) -> (rows of that page, whether more follow)
 PageKey = tuple[int, PageRequest, Ordering]
 Page = tuple[Rows, bool]
+# A ledger's entries by kind and period: (kinds, sorted; from; to), the period [from, to)
+EntryFilter = tuple[tuple[str, ...], datetime | None, datetime | None]
 
 
 def now_or_later(loader: DataLoader[K, V], key: K, convert: Callable[[V], T]) -> Any:
@@ -118,6 +121,11 @@ class Loaders:
     sub_account_count_by_parent_id: DataLoader[int, int]
     credit_entries_page_by_client_id: DataLoader[PageKey, Page]
     credit_entry_count_by_client_id: DataLoader[int, int]
+    # the same, by kind and period: every client asking for one filter in one statement
+    filtered_entries_page_by_client_id: DataLoader[
+        tuple[int, PageRequest, Ordering, EntryFilter], Page
+    ]
+    filtered_entry_count_by_client_id: DataLoader[tuple[int, EntryFilter], int]
     credit_entry_by_id: DataLoader[int, AnyRow | None]
     reversal_by_entry_id: DataLoader[int, AnyRow | None]
     credit_note_lines_by_entry_id: DataLoader[int, Rows]
@@ -146,6 +154,19 @@ def _allowed(association: Table, model: type[Department] | type[Category]) -> Sh
         .where(association.c.client_id.in_(KEYS))
         .order_by(model.name)
     )
+
+
+def entry_filter(filter: EntryFilter) -> list[ColumnElement[bool]]:
+    """Ledger entries of the filter's kinds (any, if none) made in its period."""
+    kinds, start, end = filter
+    conditions: list[ColumnElement[bool]] = []
+    if kinds:
+        conditions.append(CreditEntry.__table__.c.kind.in_(kinds))
+    if start is not None:
+        conditions.append(CreditEntry.__table__.c.created_at >= start)
+    if end is not None:
+        conditions.append(CreditEntry.__table__.c.created_at < end)
+    return conditions
 
 
 def _count(column: KeyedColumnElement[Any]) -> Shaped:
@@ -250,6 +271,35 @@ def create_loaders(db: SharedSession) -> Loaders:
 
         return load
 
+    async def filtered_entries(
+        keys: Sequence[tuple[int, PageRequest, Ordering, EntryFilter]],
+    ) -> list[Page]:
+        by_request: dict[tuple[PageRequest, Ordering, EntryFilter], list[int]] = defaultdict(list)
+        for owner, page, ordering, filter in keys:
+            by_request[(page, ordering, filter)].append(owner)
+        found: dict[Any, Page] = {}
+        for (page, ordering, filter), owners in by_request.items():
+            query = CREDIT_ENTRIES.where(*entry_filter(filter))
+            fetched = await fetch_pages(db, query, _entries.client_id, owners, ordering, page)
+            for owner, result in fetched.items():
+                found[(owner, page, ordering, filter)] = result
+        return [found[key] for key in keys]
+
+    async def filtered_entry_counts(keys: Sequence[tuple[int, EntryFilter]]) -> list[int]:
+        by_filter: dict[EntryFilter, list[int]] = defaultdict(list)
+        for owner, filter in keys:
+            by_filter[filter].append(owner)
+        counts: dict[tuple[int, EntryFilter], int] = {}
+        for filter, owners in by_filter.items():
+            statement = (
+                select(_entries.client_id, func.count())
+                .where(_entries.client_id.in_(owners), *entry_filter(filter))
+                .group_by(_entries.client_id)
+            )
+            for owner, n in await db.fetch_all(statement):
+                counts[(owner, filter)] = int(n)
+        return [counts.get(key, 0) for key in keys]
+
     async def all_definitions(keys: Sequence[str]) -> list[Rows]:
         found = await db.fetch_all(CUSTOM_FIELD_DEFINITIONS)
         definitions = light_rows(CUSTOM_FIELD_DEFINITIONS.columns, found)
@@ -275,6 +325,8 @@ def create_loaders(db: SharedSession) -> Loaders:
         sub_account_count_by_parent_id=DataLoader(count_per_key(SUB_ACCOUNT_COUNTS)),
         credit_entries_page_by_client_id=DataLoader(pages(CREDIT_ENTRIES, _entries.client_id)),
         credit_entry_count_by_client_id=DataLoader(count_per_key(CREDIT_ENTRY_COUNTS)),
+        filtered_entries_page_by_client_id=DataLoader(filtered_entries),
+        filtered_entry_count_by_client_id=DataLoader(filtered_entry_counts),
         credit_entry_by_id=DataLoader(one_per_key(CREDIT_ENTRIES_BY_ID, "id")),
         reversal_by_entry_id=DataLoader(one_per_key(REVERSALS_BY_ENTRY, "reverses_id")),
         credit_note_lines_by_entry_id=DataLoader(

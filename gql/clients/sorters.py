@@ -3,6 +3,7 @@ once, id last; each key seeks an index at any depth."""
 
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 import strawberry
@@ -114,13 +115,26 @@ NEWEST_FIRST = [ClientOrder(field=ClientOrderField.CREATED_AT, direction=OrderDi
 
 def client_ordering(order_by: list[ClientOrder] | None, *, now: datetime | None) -> Ordering:
     """The keyset ordering for `orderBy` (default: newest first), the id breaking ties;
-    `now` for the keys that depend on the moment (CAN_LOGIN), which need one."""
+    `now` for the keys that depend on the moment (CAN_LOGIN), which need one. The same
+    arguments give the same Ordering object, so the loaders batch the sub-account pages of
+    every client of a list in one statement (their keys compare the orderings)."""
     orders = order_by or NEWEST_FIRST
     fields = [order.field for order in orders]
     if len(set(fields)) != len(fields):
         raise BadUserInput("Each field may appear in `orderBy` only once.", field="orderBy")
+    spec = tuple((order.field, order.direction) for order in orders)
+    time_dependent = any(field in TIME_DEPENDENT for field in fields)
+    return _ordering(spec, now if time_dependent else None)
+
+
+@lru_cache(maxsize=1024)
+def _ordering(
+    spec: tuple[tuple[ClientOrderField, OrderDirection], ...], now: datetime | None
+) -> Ordering:
+    fields = [field for field, _ in spec]
     keys = []
-    for index, order in enumerate(orders):
+    for index, (field, direction) in enumerate(spec):
+        order = ClientOrder(field=field, direction=direction)
         descending = order.direction is OrderDirection.DESC
         earlier = fields[:index]
         if order.field is ClientOrderField.BALANCE and ClientOrderField.CURRENCY not in earlier:

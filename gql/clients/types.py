@@ -16,13 +16,7 @@ from db.models import CreditEntry as CreditEntryModel
 from db.queries import AnyRow, select_clients
 from gql.clients.sorters import ClientOrder, client_ordering
 from gql.context import Info
-from gql.credits.statements import (
-    FromArg,
-    KindsArg,
-    ToArg,
-    entries_connection,
-    entry_conditions,
-)
+from gql.credits.statements import ENTRIES, FromArg, KindsArg, ToArg, entry_conditions
 from gql.credits.types import CreditEntry
 from gql.enums import ClientStatus, ConnectionStatus, ConnectionType, Scope
 from gql.loaders import now_or_later
@@ -332,10 +326,22 @@ class Client(Node):
         to: ToArg = None,
     ) -> Connection[CreditEntry]:
         page = page_request(NEWEST_ENTRY_FIRST, first=first, after=after, last=last, before=before)
-        if kinds or from_ is not None or to is not None:
-            conditions = entry_conditions(self.pk, kinds, from_, to)
-            return await entries_connection(info, self.pk, conditions, NEWEST_ENTRY_FIRST, page)
         loaders = info.context.loaders
+        if kinds or from_ is not None or to is not None:
+            # every client of a list asking for one filter: one statement (the loader)
+            filter = (tuple(sorted(kinds or ())), from_, to)
+            found = loaders.filtered_entries_page_by_client_id
+            rows, more = await found.load((self.pk, page, NEWEST_ENTRY_FIRST, filter))
+            return build_connection(
+                info.context.db,
+                lambda: select(ENTRIES).where(*entry_conditions(self.pk, kinds, from_, to)),
+                NEWEST_ENTRY_FIRST,
+                page,
+                rows,
+                more,
+                CreditEntry.from_row,
+                counter=lambda: loaders.filtered_entry_count_by_client_id.load((self.pk, filter)),
+            )
         key = (self.pk, page, NEWEST_ENTRY_FIRST)
         rows, more = await loaders.credit_entries_page_by_client_id.load(key)
         return build_connection(

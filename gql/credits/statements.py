@@ -16,6 +16,7 @@ from gql.arguments import Problem, check_arguments
 from gql.context import Info
 from gql.credits.types import CreditEntry
 from gql.enums import EntryKind, Scope
+from gql.loaders import entry_filter
 from gql.node import pk_of
 from gql.pagination import (
     AfterArg,
@@ -63,14 +64,8 @@ def entry_conditions(
     end: datetime | None = None,
 ) -> list[ColumnElement[bool]]:
     """A client's entries of `kinds` made in [start, end)."""
-    conditions = [ENTRIES.c.client_id == client_id]
-    if kinds:
-        conditions.append(ENTRIES.c.kind.in_(kinds))
-    if start is not None:
-        conditions.append(ENTRIES.c.created_at >= start)
-    if end is not None:
-        conditions.append(ENTRIES.c.created_at < end)
-    return conditions
+    filter = (tuple(sorted(kinds or ())), start, end)
+    return [ENTRIES.c.client_id == client_id, *entry_filter(filter)]
 
 
 async def entries_connection(

@@ -132,3 +132,57 @@ async def test_the_card_costs_the_same_statements_for_1_and_many_entries(
     assert entries[1] == 1
     assert entries[2] > max(entries[0], 1)
     assert counts == [CARD_STATEMENTS] * 3
+
+
+ARGUED = """
+query Argued($first: Int!, $filter: ClientFilter) {
+  clients(first: $first, filter: $filter) {
+    nodes {
+      id
+      subAccounts(first: 3, orderBy: [{field: CAN_LOGIN, direction: DESC}]) {
+        totalCount nodes { login canLogin }
+      }
+      creditEntries(first: 3, kinds: [PAYMENT, DEDUCTION]) {
+        totalCount pageInfo { hasNextPage } nodes { id kind }
+      }
+      recent: creditEntries(first: 2, from: "2020-01-01T00:00:00Z") { totalCount nodes { id } }
+    }
+  }
+}
+"""
+ONE = """
+query One($id: ID!) {
+  client(id: $id) {
+    id
+    subAccounts(first: 3, orderBy: [{field: CAN_LOGIN, direction: DESC}]) {
+      totalCount nodes { login canLogin }
+    }
+    creditEntries(first: 3, kinds: [PAYMENT, DEDUCTION]) {
+      totalCount pageInfo { hasNextPage } nodes { id kind }
+    }
+    recent: creditEntries(first: 2, from: "2020-01-01T00:00:00Z") { totalCount nodes { id } }
+  }
+}
+"""
+
+
+async def test_connections_with_arguments_cost_the_same_for_1_and_100_rows(
+    listing: Listing,
+) -> None:
+    # given nested connections with arguments: a computed sort, the ledger by kind and period
+    counts = []
+    for first, filter in ((1, {"login": RICH_LOGIN}), (100, None)):
+        await listing.api(ARGUED, {"first": 1})  # warm up
+        listing.statements.clear()
+        data = await listing.api(ARGUED, {"first": first, "filter": filter})
+        assert len(data["clients"]["nodes"]) == first
+        counts.append(len(selects(listing.statements)))
+    # then a page of 100 costs what a page of 1 does (a batch per connection and its count)
+    assert counts[0] == counts[1], counts
+    # and each client's connections are what asking for that client alone gives
+    nodes = data["clients"]["nodes"]
+    assert any(n["creditEntries"]["nodes"] for n in nodes)
+    assert any(n["subAccounts"]["nodes"] for n in nodes)
+    for node in nodes[::10]:
+        alone = await listing.api(ONE, {"id": node["id"]})
+        assert alone["client"] == node
