@@ -109,6 +109,12 @@ class SortKey:
     # Whether other values lie between the known ones (a block's end: its two infinities
     # are known, the ends of blocks in force lie between them).
     between: bool = False
+    # Whether one index holds this key, the next one and the id (currency, balance, id): a
+    # page seeks it by the row comparison, not by branches.
+    composite: bool = False
+    # Whether many rows share each value (a country, a credit limit): leading an ordering,
+    # the rows sharing the position's value are a branch of their own (`seek_branches`).
+    shared: bool = False
     # An expression computed when asked (from the clock): no index holds it, and a query
     # selects it for the cursors.
     computed: bool = False
@@ -250,36 +256,60 @@ class Ordering:
         return terms
 
     def seek_branches(
-        self, values: Sequence[Any], tiebreaker_value: Any, *, backwards: bool = False
+        self,
+        values: Sequence[Any],
+        tiebreaker_value: Any,
+        *,
+        backwards: bool = False,
+        nested: bool = False,
     ) -> list["Branch"] | None:
         """`after` as disjoint branches that each seek an index, or None if there are none.
 
-        For a nullable first key, "past (v, id)" is `(k, id) > (v, id) OR k IS NULL`, and an
-        OR stops PostgreSQL from seeking: it scans from the start of the index. As separate
-        branches (`UNION ALL`, each ordered and limited) every part is an index range scan;
-        the NULLs' branch is ordered by the keys after the first (their index, or the NULLs
-        sorted, whichever the database finds cheaper).
+        For one nullable key, "past (v, id)" is `(k, id) > (v, id) OR k IS NULL`, and an OR
+        stops PostgreSQL from seeking: it scans from the start of the index. As separate
+        branches (`UNION ALL`, each ordered and limited) every part is an index range scan.
+
+        For several keys, the rows that share the position's first value are a branch of
+        their own, ordered by the keys after it (their index, filtered by that value, or the
+        value's rows sorted: whichever the database finds cheaper), so a position deep in
+        a value many clients share costs what page 1 does; then the later values (the first
+        key's index, sorting each value's ties as it goes), then the NULLs if they follow.
+        Below the first key (`nested`) the keys after it are one branch.
         """
-        if not self.keys or not self.keys[0].nullable:
+        if not self.keys:
             return None
         key, value = self.keys[0], values[0]
         column = key.column
         if len(self.keys) > 1:
+            if nested or key.composite or not (key.shared or key.nullable):
+                return None
             rest = self.after_first(1)
+            parts = rest.seek_branches(
+                values[1:], tiebreaker_value, backwards=backwards, nested=True
+            ) or [Branch(rest.after(values[1:], tiebreaker_value, backwards=backwards))]
+
+            def sharing(condition: ColumnElement[bool]) -> list[Branch]:
+                return [Branch(and_(condition, p.condition), 1 + p.fixed) for p in parts]
+
             if value is None:
-                # Forwards only NULLs follow (`after` seeks them); backwards every value too.
-                if not backwards:
+                # Forwards only NULLs follow (`after` seeks them); backwards, every value too.
+                if not backwards and not key.shared:
                     return None
-                nulls = and_(
-                    column.is_(None), rest.after(values[1:], tiebreaker_value, backwards=True)
-                )
-                return [Branch(nulls, 1), Branch(column.is_not(None))]
-            if backwards:
+                nulls = sharing(column.is_(None))
+                return [*nulls, Branch(column.is_not(None))] if backwards else nulls
+            if backwards and not key.shared:
                 return None  # the NULLs are behind: `after` bounds the first key
             bound = _bind(value, column)
-            later = column <= bound if key.descending else column >= bound
-            past = self.after(values, tiebreaker_value)
-            return [Branch(and_(later, past)), Branch(column.is_(None), 1)]
+            greater = key.descending == backwards
+            nulls_after = [Branch(column.is_(None), 1)] if key.nullable and not backwards else []
+            if not key.shared:  # few share a value: the first key's index from the position
+                here = column >= bound if greater else column <= bound
+                past = self.after(values, tiebreaker_value, backwards=backwards)
+                return [Branch(and_(here, past)), *nulls_after]
+            later = Branch(column > bound if greater else column < bound)
+            return [*sharing(column == bound), later, *nulls_after]
+        if not key.nullable:
+            return None
         tie = self.tiebreaker
         bound = _bind(tiebreaker_value, tie)
         greater = key.descending == backwards

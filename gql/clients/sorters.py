@@ -106,6 +106,17 @@ TIME_DEPENDENT = frozenset({ClientOrderField.CAN_LOGIN})
 # lie between them: a sort led by one seeks each value's rows apart (Ordering.partitions).
 # A status has two values; a block's end is one of its infinities (no block, or one without
 # an end) or, between them, the end of a block in force or over.
+# Columns whose values many clients share (a few countries, credit limits of round numbers):
+# leading a sort, the clients sharing the position's value are read apart, by the next key.
+SHARED_VALUES = frozenset(
+    {
+        ClientOrderField.COUNTRY,
+        ClientOrderField.CURRENCY,
+        ClientOrderField.CREDIT_LIMIT,
+        ClientOrderField.CHATS,
+        ClientOrderField.SUPPORT_REQUESTS,
+    }
+)
 KNOWN_VALUES: dict[ClientOrderField, tuple[tuple[Any, ...], bool]] = {
     ClientOrderField.STATUS: (tuple(sorted(ClientStatus)), False),
     ClientOrderField.BLOCKED: ((FAR_PAST, FAR_FUTURE), True),
@@ -144,6 +155,7 @@ def _ordering(
                     name="BALANCE_CURRENCY",
                     column=Client.__table__.c.currency,
                     descending=descending,
+                    composite=True,
                 )
             )
         if order.field is ClientOrderField.CAN_LOGIN:
@@ -161,6 +173,7 @@ def _ordering(
             continue
         column, nullable = _COLUMNS[order.field]
         values, between = KNOWN_VALUES.get(order.field, ((), False))
+        shared = order.field in SHARED_VALUES
         keys.append(
             SortKey(
                 name=order.field.value,
@@ -169,6 +182,7 @@ def _ordering(
                 nullable=nullable,
                 values=values,
                 between=between,
+                shared=shared,
             )
         )
     return Ordering(keys=tuple(keys), tiebreaker=Client.__table__.c.id)

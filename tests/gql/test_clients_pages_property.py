@@ -84,11 +84,22 @@ async def test_walking_pages_yields_the_whole_ordered_result(
     assert await walk(listing, size=size, filter=filter, order_by=order_by, backwards=True) == want
 
 
-# Orderings led by a key whose rows a page reads in branches (gql/pagination.py): a key of
-# known values (each value, and the range between a block's two infinities, apart), or a
-# nullable one (its values past the position, then its NULLs); pages of 7 cross from one
-# branch to the next many times.
-LEADS = ["STATUS", "BLOCKED", "CAN_LOGIN", "MANAGER", "LAST_ACTIVITY_AT", "VALID_TILL"]
+# Orderings led by a key whose rows a page reads in branches (db/keyset.py): a key of known
+# values (each value, and the range between a block's two infinities, apart), a nullable one
+# (its values past the position, then its NULLs), one whose values many clients share (the
+# position's value, the later values, the NULLs); pages of 7 cross from one branch to the
+# next many times.
+LEADS = [
+    "STATUS",
+    "BLOCKED",
+    "CAN_LOGIN",
+    "MANAGER",
+    "LAST_ACTIVITY_AT",
+    "VALID_TILL",
+    "COUNTRY",
+    "CREDIT_LIMIT",
+    "CHATS",
+]
 
 
 @pytest.mark.parametrize("second", ["LOGIN", "NAME"])
