@@ -19,7 +19,7 @@ from tests.fuzzing import fuzz_report
 
 AUDIT = ROOT / "tools" / "graphql-http-audit"
 ST = str(Path(sys.executable).parent / "st")
-FUZZ_CASES = 5_000  # generated cases per database: 10,000 in a CI run, every operation on both
+FUZZ_CASES = 4_000  # generated cases per database: 8,000 in a CI run, every operation on both
 ST_WORKERS = 2  # schemathesis' threads: one generates while the server answers another
 ST_SHARDS = 2  # schemathesis runs side by side, each over its share of the operations
 

@@ -102,12 +102,13 @@ LEADS = [
 ]
 
 
-@pytest.mark.parametrize("second", ["LOGIN", "NAME"])
 @pytest.mark.parametrize("directions", [("ASC", "ASC"), ("DESC", "ASC"), ("DESC", "DESC")])
 @pytest.mark.parametrize("lead", LEADS)
 async def test_every_page_of_a_branched_ordering_both_ways(
-    listing: Listing, lead: str, directions: tuple[str, str], second: str
+    listing: Listing, lead: str, directions: tuple[str, str]
 ) -> None:
+    # the next key never empty (LOGIN) or sometimes (NAME: a branch of its own within)
+    second = "NAME" if LEADS.index(lead) % 2 else "LOGIN"
     order_by = [
         {"field": lead, "direction": directions[0]},
         {"field": second, "direction": directions[1]},
