@@ -170,7 +170,12 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set, new_defer_usages, *_ = self.collect_subfields(
             object_type, field_details_list
         )
-        if new_defer_usages:
+        deferred = any(
+            details.defer_usage is not None
+            for group in (field_details_list, *grouped_field_set.values())
+            for details in group
+        )
+        if new_defer_usages or deferred:  # graphql-core holds deferred fields back
             return None
         # (response name, plain reader) or (response name, None, object reader, its writer)
         steps: list[tuple[Any, ...]] = []

@@ -280,7 +280,9 @@ def create_loaders(db: SharedSession) -> Loaders:
         found: dict[Any, Page] = {}
         for (page, ordering, filter), owners in by_request.items():
             query = CREDIT_ENTRIES.where(*entry_filter(filter))
-            fetched = await fetch_pages(db, query, _entries.client_id, owners, ordering, page)
+            fetched = await fetch_pages(
+                db, query, _entries.client_id, owners, ordering, page, kept=False
+            )
             for owner, result in fetched.items():
                 found[(owner, page, ordering, filter)] = result
         return [found[key] for key in keys]

@@ -414,10 +414,13 @@ async def fetch_pages(
     owners: Sequence[Any],
     ordering: Ordering,
     page: PageRequest,
+    *,
+    kept: bool = True,
 ) -> dict[Any, tuple[list[AnyRow], bool]]:
     """The same page of a list for many owners at once (one statement, a window function):
-    per owner, its rows and whether more follow."""
-    if ordering.time_dependent:  # made for this request: nothing to keep
+    per owner, its rows and whether more follow. `kept`: `query` is built once and used
+    again (a first page's statement is then kept for it); False for one made per request."""
+    if ordering.time_dependent or not kept:  # made for this request: nothing to keep
         query = query.add_columns(*ordering.computed_columns)
         statement = pages_statement(query, partition, owners, ordering, page)
         found = await db.fetch_all(statement)

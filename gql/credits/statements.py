@@ -78,7 +78,9 @@ async def entries_connection(
     """A page of the entries that meet `conditions` (one statement; the count when asked)."""
     db = info.context.db
     query = select(ENTRIES).where(*conditions)
-    pages = await fetch_pages(db, query, ENTRIES.c.client_id, [client_id], ordering, page)
+    pages = await fetch_pages(
+        db, query, ENTRIES.c.client_id, [client_id], ordering, page, kept=False
+    )
     rows, more = pages[client_id]
 
     async def count() -> int:

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import pytest
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 
 from gql.execution import FastExecutionContext
 
@@ -230,3 +231,29 @@ def test_lists_of_plain_objects_are_answered_by_the_fast_path() -> None:
     assert found.errors is not None
     assert [e.path for e in found.errors] == [["teams", 3, "members", 0, "age"]]
     assert Counting.completed.count("Person") == 1  # the Pet; the other lists were written
+
+
+async def incremental(query: str, *, fast: bool) -> list[Any]:
+    """Every payload of a request on a schema with @defer and @stream."""
+    options: dict[str, Any] = {"execution_context_class": FastExecutionContext} if fast else {}
+    config = StrawberryConfig(enable_experimental_incremental_execution=True)
+    result = await strawberry.Schema(query=HolderQuery, config=config, **options).execute(query)
+    if not hasattr(result, "initial_result"):
+        return [(result.data, result.errors)]
+    payloads = [result.initial_result.formatted]
+    async for later in result.subsequent_results:
+        payloads.append(later.formatted)
+    return payloads
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ holders @stream(initialCount: 1) { name } }",
+        "{ holders { name ... @defer { spare { value } } } }",
+        "{ holders { name } ... @defer { holders { spare { value } } } }",
+        "{ holders { spare { value } } ... @defer { holders { spare { label } } } }",
+    ],
+)
+async def test_deferred_and_streamed_fields_come_when_graphql_core_sends_them(query: str) -> None:
+    assert await incremental(query, fast=True) == await incremental(query, fast=False)

@@ -38,7 +38,8 @@ def _rewrite(add: bool) -> None:
         return
     for name in FUNCTIONS:
         found = op.get_bind().execute(
-            sa.text("SELECT prosrc FROM pg_proc WHERE proname = :name"), {"name": name}
+            sa.text("SELECT prosrc FROM pg_proc WHERE oid = CAST(:name AS regproc)"),
+            {"name": name},
         )
         source = found.scalar_one()
         if add:
