@@ -23,8 +23,10 @@ from sqlalchemy import (
     String,
     and_,
     false,
+    func,
     literal,
     or_,
+    select,
     tuple_,
 )
 from sqlalchemy.sql.elements import KeyedColumnElement
@@ -262,6 +264,8 @@ class Ordering:
         *,
         backwards: bool = False,
         nested: bool = False,
+        where: Sequence[ColumnElement[bool]] | None = None,
+        most: int = 0,
     ) -> list["Branch"] | None:
         """`after` as disjoint branches that each seek an index, or None if there are none.
 
@@ -275,6 +279,12 @@ class Ordering:
         a value many clients share costs what page 1 does; then the later values (the first
         key's index, sorting each value's ties as it goes), then the NULLs if they follow.
         Below the first key (`nested`) the keys after it are one branch.
+
+        Given the query's conditions (`where`) and the most rows a page reads (`most`), the
+        value after the position's is found (one index step) and its clients are a branch
+        read by the next key too; the values after that are read only if that one has
+        fewer than `most` clients (a condition PostgreSQL tests before starting the branch),
+        so a page never sorts a whole value's clients it does not need.
         """
         if not self.keys:
             return None
@@ -306,8 +316,23 @@ class Ordering:
                 here = column >= bound if greater else column <= bound
                 past = self.after(values, tiebreaker_value, backwards=backwards)
                 return [Branch(and_(here, past)), *nulls_after]
-            later = Branch(column > bound if greater else column < bound)
-            return [*sharing(column == bound), later, *nulls_after]
+            past = column > bound if greater else column < bound
+            if where is None:
+                return [*sharing(column == bound), Branch(past), *nulls_after]
+            pick = func.min if greater else func.max
+            # the subqueries read the table anew: the query's conditions name its own rows
+            following = select(pick(column)).where(past, *where).correlate(None)
+            value_after = following.scalar_subquery()
+            its_clients = select(literal(1)).where(column == value_after, *where).limit(most)
+            counted = select(func.count()).select_from(its_clients.subquery()).correlate(None)
+            fills = counted.scalar_subquery() >= most
+            beyond = column > value_after if greater else column < value_after
+            return [
+                *sharing(column == bound),
+                Branch(column == value_after, 1),
+                Branch(and_(beyond, ~fills)),
+                *nulls_after,
+            ]
         if not key.nullable:
             return None
         tie = self.tiebreaker

@@ -207,7 +207,14 @@ def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySe
     branches = None
     if position is not None:
         # Walking forwards from `after`, or backwards from `before`, the seek is "past" it.
-        branches = ordering.seek_branches(position.values, position.id, backwards=page.backwards)
+        where = [query.whereclause] if query.whereclause is not None else []
+        branches = ordering.seek_branches(
+            position.values,
+            position.id,
+            backwards=page.backwards,
+            where=where,
+            most=int(page.size) + 1,
+        )
         if branches is not None and (page.before is None) == page.backwards:
             branches = None  # the one bound is on the far side: nothing to seek
     if branches is None:
