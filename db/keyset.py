@@ -20,6 +20,7 @@ from sqlalchemy import (
     Enum,
     FromClause,
     Integer,
+    Select,
     String,
     and_,
     false,
@@ -319,13 +320,7 @@ class Ordering:
             past = column > bound if greater else column < bound
             if where is None:
                 return [*sharing(column == bound), Branch(past), *nulls_after]
-            pick = func.min if greater else func.max
-            # the subqueries read the table anew: the query's conditions name its own rows
-            following = select(pick(column)).where(past, *where).correlate(None)
-            value_after = following.scalar_subquery()
-            its_clients = select(literal(1)).where(column == value_after, *where).limit(most)
-            counted = select(func.count()).select_from(its_clients.subquery()).correlate(None)
-            fills = counted.scalar_subquery() >= most
+            value_after, fills = _next_group(column, [past, *where], greater=greater, most=most)
             beyond = column > value_after if greater else column < value_after
             return [
                 *sharing(column == bound),
@@ -348,6 +343,28 @@ class Ordering:
         pair, bounds = tuple_(column, tie), tuple_(_bind(value, column), bound)
         seek = pair > bounds if greater else pair < bounds  # leaves NULLs out by itself
         return [Branch(seek)] if backwards else [Branch(seek), Branch(column.is_(None))]
+
+    def first_branches(
+        self, *, backwards: bool, where: Sequence[ColumnElement[bool]], most: int
+    ) -> list["Branch"] | None:
+        """The first page (no cursor, walking forwards) of an ordering led by a column many
+        clients share, as `seek_branches` reads the value after a position's: the first
+        value's clients by the next key, the values after it only if that one has fewer
+        than `most` clients, the NULLs only if all values together have. None otherwise."""
+        if len(self.keys) < 2 or backwards:
+            return None
+        key = self.keys[0]
+        if not key.shared or key.composite:
+            return None
+        column, greater = key.column, not key.descending
+        first, fills = _next_group(column, list(where), greater=greater, most=most)
+        beyond = column > first if greater else column < first
+        branches = [Branch(column == first, 1), Branch(and_(beyond, ~fills))]
+        if key.nullable:  # NULLs last: read only if the values cannot fill the page
+            valued = select(literal(1)).where(column.is_not(None), *where).limit(most)
+            enough = _count(valued) >= most
+            branches.append(Branch(and_(column.is_(None), ~enough), 1))
+        return branches
 
     def after(
         self,
@@ -389,6 +406,28 @@ class Ordering:
         # from the start of the first key's index; the bound on that key (implied by the
         # chain) starts the scan at the position.
         return or_(*clauses) if lead is None else and_(lead, or_(*clauses))
+
+
+def _count(rows: Select[Any]) -> ColumnElement[int]:
+    """How many rows `rows` gives, as a value (a subquery of its own: not correlated)."""
+    counted = select(func.count()).select_from(rows.subquery()).correlate(None)
+    return counted.scalar_subquery()
+
+
+def _next_group(
+    column: ColumnElement[Any],
+    conditions: list[ColumnElement[bool]],
+    *,
+    greater: bool,
+    most: int,
+) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+    """The first value of `column` in the walking order among the rows `conditions` select
+    (NULL if none), and whether at least `most` of those rows hold it. The subqueries read
+    the table anew (`correlate(None)`): the conditions name their own rows."""
+    pick = func.min if greater else func.max
+    value = select(pick(column)).where(*conditions).correlate(None).scalar_subquery()
+    holding = select(literal(1)).where(column == value, *conditions).limit(most)
+    return value, _count(holding) >= most
 
 
 def _bind(value: Any, column: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -204,16 +204,17 @@ def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySe
         )
         if branches is not None:
             return _merged(query, ordering, page, branches, limit)
+    where = [query.whereclause] if query.whereclause is not None else []
+    most = int(page.size) + 1
+    if no_bounds:
+        first = ordering.first_branches(backwards=page.backwards, where=where, most=most)
+        if first is not None:
+            return _merged(query, ordering, page, first, limit)
     branches = None
     if position is not None:
         # Walking forwards from `after`, or backwards from `before`, the seek is "past" it.
-        where = [query.whereclause] if query.whereclause is not None else []
         branches = ordering.seek_branches(
-            position.values,
-            position.id,
-            backwards=page.backwards,
-            where=where,
-            most=int(page.size) + 1,
+            position.values, position.id, backwards=page.backwards, where=where, most=most
         )
         if branches is not None and (page.before is None) == page.backwards:
             branches = None  # the one bound is on the far side: nothing to seek
