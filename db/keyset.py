@@ -320,14 +320,8 @@ class Ordering:
             past = column > bound if greater else column < bound
             if where is None:
                 return [*sharing(column == bound), Branch(past), *nulls_after]
-            value_after, fills = _next_group(column, [past, *where], greater=greater, most=most)
-            beyond = column > value_after if greater else column < value_after
-            return [
-                *sharing(column == bound),
-                Branch(column == value_after, 1),
-                Branch(and_(beyond, ~fills)),
-                *nulls_after,
-            ]
+            group = _next_group(column, [past, *where], greater=greater, most=most)
+            return [*sharing(column == bound), *group, *nulls_after]
         if not key.nullable:
             return None
         tie = self.tiebreaker
@@ -357,9 +351,7 @@ class Ordering:
         if not key.shared or key.composite:
             return None
         column, greater = key.column, not key.descending
-        first, fills = _next_group(column, list(where), greater=greater, most=most)
-        beyond = column > first if greater else column < first
-        branches = [Branch(column == first, 1), Branch(and_(beyond, ~fills))]
+        branches = _next_group(column, list(where), greater=greater, most=most)
         if key.nullable:  # NULLs last: read only if the values cannot fill the page
             valued = select(literal(1)).where(column.is_not(None), *where).limit(most)
             enough = _count(valued) >= most
@@ -414,20 +406,38 @@ def _count(rows: Select[Any]) -> ColumnElement[int]:
     return counted.scalar_subquery()
 
 
+# A value's clients are read by the next key's index (filtered by the value) when at least
+# this many hold it: then the filter skips at most (all clients / this) rows per row read.
+# Fewer, they are read by the value's own index and sorted.
+MANY = 2_000
+
+
 def _next_group(
     column: ColumnElement[Any],
     conditions: list[ColumnElement[bool]],
     *,
     greater: bool,
     most: int,
-) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
-    """The first value of `column` in the walking order among the rows `conditions` select
-    (NULL if none), and whether at least `most` of those rows hold it. The subqueries read
-    the table anew (`correlate(None)`): the conditions name their own rows."""
+) -> list["Branch"]:
+    """The rows `conditions` select from the first value of `column` on, in the walking
+    order, for a page of at most `most` rows: the first value's rows (by the next key's
+    index if many hold it, else by the value's own index, sorted), and the later values'
+    only if the first one's cannot fill the page. Which branches run is decided once, by
+    one-time filters (subqueries without the outer rows), before any of them starts: the
+    database never sorts or scans what the page does not need. The subqueries read the
+    table anew (`correlate(None)`): the conditions name their own rows."""
     pick = func.min if greater else func.max
     value = select(pick(column)).where(*conditions).correlate(None).scalar_subquery()
-    holding = select(literal(1)).where(column == value, *conditions).limit(most)
-    return value, _count(holding) >= most
+    holding = _count(select(literal(1)).where(column == value, *conditions).limit(MANY))
+    beyond = column > value if greater else column < value
+    # (the few as a range, not an equality: PostgreSQL would take the value for a constant
+    # and read the next key's index, which is what a rare value must not be read by)
+    few = and_(column >= value, column <= value)
+    return [
+        Branch(and_(column == value, holding >= MANY), 1),
+        Branch(and_(few, holding < MANY)),
+        Branch(and_(beyond, holding < most)),
+    ]
 
 
 def _bind(value: Any, column: ColumnElement[Any]) -> ColumnElement[Any]:

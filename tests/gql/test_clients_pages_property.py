@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from db import keyset
 from tests.gql.conftest import SEEDED_AT, Listing
 from tests.gql.test_clients_list import SORT_COLUMNS, expected, walk
 
@@ -138,3 +139,18 @@ async def test_every_page_of_a_shared_lead_with_a_filter(
     assert want  # the filter selects someone
     assert await walk(listing, size=4, filter=filter, order_by=order_by) == want
     assert await walk(listing, size=4, filter=filter, order_by=order_by, backwards=True) == want
+
+
+@pytest.mark.parametrize("many", [1, 3, 10_000])
+@pytest.mark.parametrize("lead", ["COUNTRY", "CREDIT_LIMIT"])
+async def test_a_shared_lead_gives_the_same_pages_whichever_index_reads_a_value(
+    listing: Listing, lead: str, many: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the threshold above which a value's clients are read by the next key's index
+    # (db.keyset.MANY: 2,000 clients) lowered so that the test's values cross it, or not
+    monkeypatch.setattr(keyset, "MANY", many)
+    for filter in ({}, SHARED_FILTERS[0]):
+        order_by = [{"field": lead, "direction": "ASC"}, {"field": "NAME", "direction": "DESC"}]
+        want = expected(listing, filter, order_by=order_by)
+        assert await walk(listing, size=5, filter=filter, order_by=order_by) == want
+        assert await walk(listing, size=5, filter=filter, order_by=order_by, backwards=True) == want
