@@ -112,7 +112,10 @@ class CreditStatement:
     )
     client_id: strawberry.Private[int]
 
-    @strawberry.field(description="The period's entries, oldest first.")
+    @strawberry.field(
+        description="The period's entries (`createdAt` at or after `from`, before `to`) in "
+        "the order they were posted: the ledger's own order, oldest first."
+    )
     async def entries(
         self,
         info: Info,
