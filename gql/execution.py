@@ -177,18 +177,21 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         )
         if new_defer_usages or deferred:  # graphql-core holds deferred fields back
             return None
-        # (response name, plain reader) or (response name, None, object reader, its writer)
-        steps: list[tuple[Any, ...]] = []
+        # per field: its response name, how to read it, how to answer its value (a scalar's
+        # coercion; an object's writer), and whether null is an error
+        steps: list[tuple[str, Callable[[Any], Any], Callable[[Any], Any], bool]] = []
         for response_name, details, reader, holder in self._plan(object_type, grouped_field_set):
             if reader is not None:
-                steps.append((response_name, reader))
+                read, coerce, non_null = reader
+                steps.append((response_name, read, coerce, non_null))
                 continue
             if holder is None:
                 return None
             inner = self._writer(holder[1], details)
             if inner is None:
                 return None
-            steps.append((response_name, None, holder, inner))
+            read_object, _, non_null = holder
+            steps.append((response_name, read_object, inner, non_null))
         # Strawberry's type check reads only the value (not the resolve info)
         check = object_type.is_type_of
         no_info = cast(Any, None)
@@ -197,35 +200,21 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if check is not None and check(value, no_info) is not True:
                 return Undefined
             answer: dict[str, Any] = {}
-            for step in steps:
-                reader = step[1]
+            for response_name, read, answer_of, non_null in steps:
                 try:
-                    if reader is None:
-                        read_object, _, non_null = step[2]
-                        inner_value = read_object(value)
-                        if inner_value is None:
-                            if non_null:
-                                return Undefined
-                            answer[step[0]] = None
-                            continue
-                        inner_answer = step[3](inner_value)
-                        if inner_answer is Undefined:
-                            return Undefined
-                        answer[step[0]] = inner_answer
-                        continue
-                    read, coerce, non_null = reader
                     field_value = read(value)
                     if field_value is None:
                         if non_null:
                             return Undefined
-                        answer[step[0]] = None
+                        answer[response_name] = None
                         continue
-                    coerced = coerce(field_value)
+                    answered = answer_of(field_value)
                 except Exception:
                     return Undefined
-                if coerced is None or coerced is Undefined:
+                # a coercion's None or Undefined, or an object that needs graphql-core
+                if answered is None or answered is Undefined:
                     return Undefined
-                answer[step[0]] = coerced
+                answer[response_name] = answered
             return answer
 
         return write

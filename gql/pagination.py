@@ -204,20 +204,19 @@ def page_query(query: AnySelect, ordering: Ordering, page: PageRequest) -> AnySe
         )
         if branches is not None:
             return _merged(query, ordering, page, branches, limit)
-    where = [query.whereclause] if query.whereclause is not None else []
+    condition = query.whereclause  # made anew on each read: read once
+    where = [condition] if condition is not None else []
     most = int(page.size) + 1
     if no_bounds:
         first = ordering.first_branches(backwards=page.backwards, where=where, most=most)
         if first is not None:
             return _merged(query, ordering, page, first, limit)
     branches = None
-    if position is not None:
-        # Walking forwards from `after`, or backwards from `before`, the seek is "past" it.
+    if seeking:  # (a bound on the far side only stops the walk: nothing to seek)
+        assert position is not None
         branches = ordering.seek_branches(
             position.values, position.id, backwards=page.backwards, where=where, most=most
         )
-        if branches is not None and (page.before is None) == page.backwards:
-            branches = None  # the one bound is on the far side: nothing to seek
     if branches is None:
         return bounded(query, ordering, page).order_by(*order).limit(limit)
     return _merged(query, ordering, page, branches, limit)
