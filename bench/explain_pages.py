@@ -67,6 +67,13 @@ ORDERS: list[list[tuple[ClientOrderField, OrderDirection]]] = [
     [(F.CAN_LOGIN, D.ASC)],
     [(F.CAN_LOGIN, D.DESC)],
     [(F.CAN_LOGIN, D.DESC), (F.NAME, D.ASC)],
+    [(F.COUNTRY, D.ASC), (F.CURRENCY, D.DESC)],
+    [(F.CURRENCY, D.ASC), (F.COUNTRY, D.DESC)],
+    [(F.BALANCE, D.ASC), (F.LOGIN, D.DESC)],
+    [(F.COUNTRY, D.ASC), (F.CAN_LOGIN, D.DESC)],
+    [(F.CAN_LOGIN, D.ASC), (F.STATUS, D.DESC)],
+    [(F.VALID_TILL, D.ASC), (F.LOGIN, D.DESC)],
+    [(F.LAST_ACTIVITY_AT, D.ASC), (F.UPDATED_AT, D.DESC)],
 ]
 # How asyncpg writes the block end's sentinels (db.models.FAR_PAST, FAR_FUTURE); as literals,
 # SQLAlchemy spells them as ordinary moments, which PostgreSQL's infinities are not.
@@ -112,16 +119,30 @@ def describe(plan: dict[str, Any]) -> tuple[float, int, bool]:
     return plan["Execution Time"], buffers, through_indexes
 
 
+def every_pair() -> list[list[tuple[ClientOrderField, OrderDirection]]]:
+    """Every two different fields, the first ascending and the second descending: orders
+    nobody named, pairs of correlated columns (a country and its currency) among them."""
+    return [[(a, D.ASC), (b, D.DESC)] for a in F for b in F if a is not b]
+
+
 async def plans_table(
-    database_url: str, depth: int, size: int, *, show_plans: bool = False
+    database_url: str,
+    depth: int,
+    size: int,
+    *,
+    show_plans: bool = False,
+    orders: list[list[tuple[ClientOrderField, OrderDirection]]] | None = None,
+    slower_than: float = 0.0,
 ) -> list[str]:
-    """The markdown table: page 1 and the page `depth` rows in, for each order."""
+    """The markdown table: page 1, the page `depth` rows in, and the page before that one
+    (walking backwards from the same cursor), for each order; with `slower_than`, only the
+    orders where one of them takes longer (ms)."""
     engine = create_engine(database_url)
     rows = []
     try:
         async with engine.connect() as connection:
             total = (await connection.execute(text("SELECT count(*) FROM clients"))).scalar_one()
-            for spec in ORDERS:
+            for spec in orders or ORDERS:
                 ordering = client_ordering(
                     [ClientOrder(field=f, direction=d) for f, d in spec], now=datetime.now(UTC)
                 )
@@ -132,11 +153,15 @@ async def plans_table(
                 found = (await connection.execute(locate)).one()
                 after = Position(tuple(found[:-1]), found[-1])
                 deep = page_query(clients, ordering, PageRequest(size, False, after, None))
-                for _ in range(2):  # the second run measures both with a warm cache
+                back = page_query(clients, ordering, PageRequest(size, True, None, after))
+                for _ in range(2):  # the second run measures them with a warm cache
                     plan_first = await explain(connection, first)
                     plan_deep = await explain(connection, deep)
+                    plan_back = await explain(connection, back)
                 label = ", ".join(f"{f.value} {d.value}" for f, d in spec)
-                rows.append((label, *describe(plan_first), *describe(plan_deep)))
+                measured = [describe(plan) for plan in (plan_first, plan_deep, plan_back)]
+                if max(m[0] for m in measured) >= slower_than:
+                    rows.append((label, *(value for m in measured for value in m)))
                 if show_plans:
                     print(f"-- {label}, page 1:\n{sql(first)}\n\n-- deep page:\n{sql(deep)}\n")
     finally:
@@ -145,12 +170,20 @@ async def plans_table(
         f"Keyset pages: {total:,} clients, {size} rows a page, the deep page {depth:,} rows in "
         "(EXPLAIN ANALYZE of the SQL the API runs, warm cache):",
         "",
-        "| orderBy | page 1 ms | buffers | indexes only | deep ms | buffers | indexes only |",
-        "|---|---:|---:|:---:|---:|---:|:---:|",
+        "| orderBy | page 1 ms | buffers | indexes only | deep ms | buffers | indexes only "
+        "| deep, backwards ms | buffers | indexes only |",
+        "|---|---:|---:|:---:|---:|---:|:---:|---:|---:|:---:|",
     ]
-    for label, t1, b1, i1, t2, b2, i2 in rows:
-        flag1, flag2 = ("yes" if flag else "NO" for flag in (i1, i2))
-        lines.append(f"| {label} | {t1:.3f} | {b1} | {flag1} | {t2:.3f} | {b2} | {flag2} |")
+    for label, *cells in rows:
+        written = [
+            f"{cell:.3f}"
+            if isinstance(cell, float)
+            else ("yes" if cell else "NO")
+            if isinstance(cell, bool)
+            else str(cell)
+            for cell in cells
+        ]
+        lines.append(f"| {label} | {' | '.join(written)} |")
     return lines
 
 
@@ -161,9 +194,22 @@ if __name__ == "__main__":
     parser.add_argument("--depth", type=int, default=500_000)
     parser.add_argument("--size", type=int, default=50)
     parser.add_argument("--plans", action="store_true", help="print the SQL too")
+    parser.add_argument(
+        "--pairs", action="store_true", help="every two fields instead of the named orders"
+    )
+    parser.add_argument(
+        "--slower-than", type=float, default=0.0, help="list only orders with a page over this (ms)"
+    )
     arguments = parser.parse_args()
     url = get_settings().database_url
     lines = asyncio.run(
-        plans_table(url, arguments.depth, arguments.size, show_plans=arguments.plans)
+        plans_table(
+            url,
+            arguments.depth,
+            arguments.size,
+            show_plans=arguments.plans,
+            orders=every_pair() if arguments.pairs else None,
+            slower_than=arguments.slower_than,
+        )
     )
     print("\n".join(lines))

@@ -181,13 +181,23 @@ class Ordering:
         return self.keys[0].computed or len(self.keys) > 1
 
     def partitions(
-        self, values: Sequence[Any] | None, tiebreaker_value: Any, *, backwards: bool = False
+        self,
+        values: Sequence[Any] | None,
+        tiebreaker_value: Any,
+        *,
+        backwards: bool = False,
+        nested: bool = False,
     ) -> list["Branch"] | None:
         """For a partitioned ordering: per value of the first key (and per range between its
         known values, if other values lie there), in walking order, its rows past the
         position (from the start when `values` is None) — each seeks an index by the keys
-        after it (a range: by the first key's index). None for other orderings."""
-        if not self.partitioned:
+        after it (a range: by the first key's index). None for other orderings. `nested`:
+        the keys after others (rows that share those): a key of known values alone is
+        partitioned too, for the database may know its value from the others' (a client
+        who can log in is ACTIVE) and then order by the id alone, where a position given
+        as both would not bound the id."""
+        known = nested and bool(self.keys) and bool(self.keys[0].values)
+        if not (self.partitioned or known):
             return None
         key = self.keys[0]
         column = key.column
@@ -215,10 +225,9 @@ class Ordering:
             past = self.after(values, tiebreaker_value, backwards=backwards)
             here = [Branch(and_(branches[start].condition, past))]
         else:
-            rest = self.after_first(1)
-            within = rest.seek_branches(values[1:], tiebreaker_value, backwards=backwards) or [
-                Branch(rest.after(values[1:], tiebreaker_value, backwards=backwards))
-            ]
+            within = self.after_first(1).past(
+                values[1:], tiebreaker_value, backwards=backwards, after_computed=key.computed
+            )
             equal = _equal(column, position)
             here = [Branch(and_(equal, part.condition), 1 + part.fixed) for part in within]
         return [*here, *branches[start + 1 :]]
@@ -230,6 +239,45 @@ class Ordering:
             return Branch(_equal(column, segment[1]), 1)
         low, high = _bind(segment[1], column), _bind(segment[2], column)
         return Branch(and_(column > low, column < high))
+
+    def past(
+        self,
+        values: Sequence[Any],
+        tiebreaker_value: Any,
+        *,
+        backwards: bool = False,
+        after_computed: bool = False,
+    ) -> list["Branch"]:
+        """The rows past a position among rows that share the keys before these: as branches
+        that each seek an index, or one condition (`after`). A branch per value of the first
+        key where it or the key before is computed (`partitions`): no index holds a computed
+        key, and rows sharing one may share a stored key's value the database infers from
+        its expression (who can log in is ACTIVE), which it then leaves out of the order."""
+        if self.keys and (self.keys[0].computed or after_computed):
+            partitions = self.partitions(values, tiebreaker_value, backwards=backwards, nested=True)
+            if partitions is not None:
+                return partitions
+        branches = self.seek_branches(values, tiebreaker_value, backwards=backwards, nested=True)
+        return branches or [Branch(self.after(values, tiebreaker_value, backwards=backwards))]
+
+    def expanded(self, branches: Sequence["Branch"], *, backwards: bool) -> list["Branch"]:
+        """Each branch whose rows are ordered by keys led by a computed one (CAN_LOGIN after
+        COUNTRY: each country's clients who can log in, then those who cannot) split in a
+        branch per value: each then ordered by the keys after it, which an index holds."""
+        found: list[Branch] = []
+        for branch in branches:
+            rest = self.after_first(branch.fixed)
+            parts = None
+            if branch.fixed and rest.keys and rest.keys[0].computed:
+                parts = rest.partitions(None, None, backwards=backwards)
+            if parts is None:
+                found.append(branch)
+                continue
+            found += [
+                Branch(and_(branch.condition, part.condition), branch.fixed + part.fixed)
+                for part in parts
+            ]
+        return found
 
     def after_first(self, count: int) -> "Ordering":
         """The ordering of the keys after the first `count` (rows that share those)."""
@@ -294,30 +342,44 @@ class Ordering:
         if len(self.keys) > 1:
             if nested or key.composite or not (key.shared or key.nullable):
                 return None
-            rest = self.after_first(1)
-            parts = rest.seek_branches(
-                values[1:], tiebreaker_value, backwards=backwards, nested=True
-            ) or [Branch(rest.after(values[1:], tiebreaker_value, backwards=backwards))]
+            parts = self.after_first(1).past(values[1:], tiebreaker_value, backwards=backwards)
 
             def sharing(condition: ColumnElement[bool]) -> list[Branch]:
                 return [Branch(and_(condition, p.condition), 1 + p.fixed) for p in parts]
 
             if value is None:
-                # Forwards only NULLs follow (`after` seeks them); backwards, every value too.
-                if not backwards and not key.shared:
-                    return None
+                # Forwards only NULLs follow; backwards, every value too. The NULLs are a
+                # value many clients may share (never active, no end of access): read by
+                # the next key, like any shared value, not all sorted.
                 nulls = sharing(column.is_(None))
-                return [*nulls, Branch(column.is_not(None))] if backwards else nulls
+                if not backwards:
+                    return nulls
+                valued = column.is_not(None)
+                if not key.shared or where is None:
+                    return [*nulls, Branch(valued)]
+                # the last value's clients by the next key, the values before it only if
+                # needed (as after a value: `_next_group`)
+                greater = key.descending == backwards
+                return [*nulls, *_next_group(column, [valued, *where], greater=greater, most=most)]
             if backwards and not key.shared:
                 return None  # the NULLs are behind: `after` bounds the first key
             bound = _bind(value, column)
             greater = key.descending == backwards
-            nulls_after = [Branch(column.is_(None), 1)] if key.nullable and not backwards else []
+            past = column > bound if greater else column < bound
+            nulls_after: list[Branch] = []
+            if key.nullable and not backwards:
+                # The NULLs follow every value: read (by the next key) only if the values
+                # strictly past the position cannot fill the page. (Where they may lie far
+                # along the next key's index: the never active among the recently updated.)
+                unset: ColumnElement[bool] = column.is_(None)
+                if where is not None:
+                    beyond = select(literal(1)).where(past, *where).limit(most)
+                    unset = and_(unset, _count(beyond) < most)
+                nulls_after = [Branch(unset, 1)]
             if not key.shared:  # few share a value: the first key's index from the position
                 here = column >= bound if greater else column <= bound
-                past = self.after(values, tiebreaker_value, backwards=backwards)
-                return [Branch(and_(here, past)), *nulls_after]
-            past = column > bound if greater else column < bound
+                after = self.after(values, tiebreaker_value, backwards=backwards)
+                return [Branch(and_(here, after)), *nulls_after]
             if where is None:
                 return [*sharing(column == bound), Branch(past), *nulls_after]
             group = _next_group(column, [past, *where], greater=greater, most=most)
@@ -393,7 +455,7 @@ class Ordering:
         else:
             last = tie <= bound if inclusive else tie < bound
         clauses.append(and_(*equal_so_far, last))
-        lead = _lead_bound(self.keys[0], values[0], backwards) if self.keys else None
+        lead = _lead_bound(self.keys, values, backwards) if self.keys else None
         # The OR-chain alone gives PostgreSQL nothing to seek by, so a deep page would scan
         # from the start of the first key's index; the bound on that key (implied by the
         # chain) starts the scan at the position.
@@ -449,11 +511,20 @@ def _equal(column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
     return column.is_(None) if value is None else column == _bind(value, column)
 
 
-def _lead_bound(key: SortKey, value: Any, backwards: bool) -> ColumnElement[bool] | None:
-    """A seekable condition on the first key that every row past a position with this value
-    meets (the position's own value included), or None where there is none: walking forwards
-    from a value of a nullable key, the NULLs after every value are past too."""
+def _lead_bound(
+    keys: Sequence[SortKey], values: Sequence[Any], backwards: bool
+) -> ColumnElement[bool] | None:
+    """A seekable condition on the first key that every row past a position with these
+    values meets (the position's own value included), or None where there is none: walking
+    forwards from a value of a nullable key, the NULLs after every value are past too. A
+    composite first key is bounded with the key after it, as its index holds them: the
+    scan starts at the position's amount, not at the start of its currency."""
+    key, value = keys[0], values[0]
     column = key.column
+    if key.composite and len(keys) > 1 and not keys[1].nullable:
+        pair = tuple_(column, keys[1].column)
+        bounds = tuple_(_bind(value, column), _bind(values[1], keys[1].column))
+        return pair >= bounds if key.descending == backwards else pair <= bounds
     if value is None:
         # Forwards, only NULLs follow a NULL; backwards, everything does.
         return None if backwards else column.is_(None)

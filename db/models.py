@@ -285,6 +285,18 @@ class Client(Base):
         Index(None, "updated_at", "id"),
         # BALANCE sorts by currency first: amounts in different currencies do not compare.
         Index(None, "currency", "balance", "id"),
+        # A client's currency follows its country: sorted by one then the other (or BALANCE),
+        # the rows of one value lie far apart in the other's index, so the pairs have their
+        # own (a page reads a value's clients from the position on; db/keyset.py).
+        Index(None, "country", "currency", "balance", "id"),
+        Index(None, "country", "currency", "id"),
+        Index(None, "currency", "country", "id"),
+        Index(
+            "ix_clients_currency_country_desc_id",
+            "currency",
+            text("country DESC NULLS LAST"),
+            text("id DESC"),
+        ).ddl_if(dialect="postgresql"),
         # SQLite: the list's default order with the search text (computed on read there), so a
         # common search walks the newest clients without reading the table (db/search.py).
         Index("ix_clients_created_at_id_search_text", "created_at", "id", "search_text").ddl_if(

@@ -232,6 +232,8 @@ def _merged(
     """The page from disjoint branches, each ordered (by the keys that vary in it) and
     limited on its own, so each is an index range scan; then merged."""
 
+    branches = ordering.expanded(branches, backwards=page.backwards)
+
     def part(branch: Branch) -> AnySelect:
         order = ordering.after_first(branch.fixed).order_by(backwards=page.backwards)
         return query.where(branch.condition).order_by(*order).limit(limit)

@@ -119,6 +119,29 @@ async def test_every_page_of_a_branched_ordering_both_ways(
     assert await walk(listing, size=7, filter={}, order_by=order_by, backwards=True) == want
 
 
+# A key of known values after the first (each country's clients who can log in, then those
+# who cannot: a branch per value), and BALANCE before another key (sought from the amount).
+@pytest.mark.parametrize(
+    "order",
+    [
+        [("COUNTRY", "ASC"), ("CAN_LOGIN", "DESC")],
+        [("VALID_TILL", "DESC"), ("STATUS", "ASC"), ("LOGIN", "DESC")],
+        [("CREDIT_LIMIT", "DESC"), ("BLOCKED", "ASC")],
+        [("EMAIL", "ASC"), ("CAN_LOGIN", "ASC")],
+        [("BALANCE", "ASC"), ("NAME", "DESC")],
+        [("LAST_ACTIVITY_AT", "ASC"), ("UPDATED_AT", "DESC")],
+    ],
+    ids=lambda order: ",".join(f"{f}:{d}" for f, d in order),
+)
+async def test_every_page_of_a_key_partitioned_within_groups(
+    listing: Listing, order: list[tuple[str, str]]
+) -> None:
+    order_by = [{"field": f, "direction": d} for f, d in order]
+    want = expected(listing, {}, order_by=order_by)
+    assert await walk(listing, size=7, filter={}, order_by=order_by) == want
+    assert await walk(listing, size=7, filter={}, order_by=order_by, backwards=True) == want
+
+
 # A column many clients share leading: the value after the position's is found among the
 # clients the filter selects (a subquery with the filter's conditions, some of them EXISTS
 # over other tables), so a filter must give the same pages as the Python model's.
