@@ -704,5 +704,10 @@ class MailMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # what the message is, where a client's page shows its state ("login_details")
+    kind: Mapped[str | None] = mapped_column(String(40))
 
-    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "client_id", "kind", "id"),
+    )

@@ -12,6 +12,7 @@ from db.enums import (
     ConnectionType,
     CustomFieldType,
     EntryKind,
+    MailStatus,
     PaymentMethod,
     Scope,
     StaffRole,
@@ -117,6 +118,16 @@ _register(
         PaymentMethod.OTHER: "Any other way (say which in the reference or comment).",
     },
 )
+_register(
+    MailStatus,
+    "Where an e-mail is on its way out.",
+    {
+        MailStatus.PENDING: "Waiting in the outbox, or retried after a failed attempt.",
+        MailStatus.SENT: "Accepted by the mail server.",
+        MailStatus.FAILED: "Given up after the last attempt (see `lastError`).",
+    },
+    name="MailDeliveryStatus",
+)
 # The GraphQL error enum is the domain's, under its API name.
 UserErrorCode = ErrorCode
 _register(
@@ -129,6 +140,7 @@ __all__ = [
     "ConnectionType",
     "CustomFieldType",
     "EntryKind",
+    "MailStatus",
     "PaymentMethod",
     "Scope",
     "StaffRole",

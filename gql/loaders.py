@@ -27,6 +27,7 @@ from db.models import (
     CustomFieldDefinition,
     CustomFieldValue,
     Department,
+    MailMessage,
     Package,
     PackagePrice,
     StaffUser,
@@ -36,6 +37,7 @@ from db.models import (
 from db.queries import AnyRow, AnySelect, select_clients, select_staff
 from db.session import SharedSession
 from gql.pagination import PageRequest, fetch_pages
+from services.login_details import KIND as LOGIN_DETAILS
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -129,6 +131,7 @@ class Loaders:
     credit_entry_by_id: DataLoader[int, AnyRow | None]
     reversal_by_entry_id: DataLoader[int, AnyRow | None]
     credit_note_lines_by_entry_id: DataLoader[int, Rows]
+    login_details_by_client_id: DataLoader[int, AnyRow | None]
 
     def clear_all(self) -> None:
         """Forget everything loaded so far (after a change)."""
@@ -223,6 +226,19 @@ REVERSALS_BY_ENTRY = _by(select(CreditEntry.__table__), _entries.reverses_id)
 CREDIT_NOTE_LINES_BY_ENTRY = _by(
     select(CreditNoteLine.__table__).order_by(CreditNoteLine.entry_id, CreditNoteLine.position),
     CreditNoteLine.__table__.c.entry_id,
+)
+
+
+# Each client's newest login e-mail (at creation, or sent again)
+_mail = MailMessage.__table__
+LOGIN_DETAILS_BY_CLIENT = Shaped(
+    select(_mail).where(
+        _mail.c.id.in_(
+            select(func.max(_mail.c.id))
+            .where(_mail.c.client_id.in_(KEYS), _mail.c.kind == LOGIN_DETAILS)
+            .group_by(_mail.c.client_id)
+        )
+    )
 )
 
 
@@ -334,4 +350,5 @@ def create_loaders(db: SharedSession) -> Loaders:
         credit_note_lines_by_entry_id=DataLoader(
             many_per_key(CREDIT_NOTE_LINES_BY_ENTRY, "entry_id")
         ),
+        login_details_by_client_id=DataLoader(one_per_key(LOGIN_DETAILS_BY_CLIENT, "client_id")),
     )

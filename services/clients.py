@@ -11,7 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,11 +20,13 @@ from db.models import (
     Category,
     Client,
     ClientConnection,
+    ClientPasswordToken,
     CreditEntry,
     CustomFieldDefinition,
     CustomFieldValue,
     DeletedClient,
     Department,
+    MailMessage,
     StaffUser,
     client_categories,
     client_departments,
@@ -37,6 +39,7 @@ from services.custom_fields import check_value
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied, ValidationFailed
 from services.languages import normalize_language
 from services.locks import lock_client, lock_client_row, lock_clients
+from services.login_details import KIND as LOGIN_DETAILS
 from services.login_details import send_login_details
 from services.money import check_amount, format_money
 from services.passwords import check_password_async
@@ -53,6 +56,9 @@ from services.validation import (
 )
 
 MAX_BULK = 500
+# One login e-mail to a client at a time: a second click within this while would send a second
+# link that makes the first one's useless.
+LOGIN_DETAILS_PAUSE = timedelta(seconds=60)
 PERCENT_LIMITS = (Decimal(-100), Decimal(1000))  # (exclusive, inclusive)
 # What create and update accept (create also takes password, parent_id, send_login_details).
 EDITABLE = frozenset(
@@ -733,3 +739,66 @@ async def delete_clients(
             await session.flush()
             await session.execute(delete(Client).where(Client.id == client.id))
     return [client.id for client in clients]
+
+
+async def resend_login_details(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client_id: int,
+    cabinet_base_url: str,
+    link_valid_for: timedelta,
+) -> Client:
+    """Send an existing client their login and a new set-password link; the links sent
+    before stop working. Refused for a client without an e-mail address, and within a
+    minute of the last login e-mail to the same client. Audited."""
+    now = actor.now
+    async with transaction(session):
+        client = await client_for_change(session, actor=actor, client_id=client_id)
+        if client.email is None:
+            raise DomainError(
+                ErrorCode.CONTACT_REQUIRED,
+                f"{client.login} has no e-mail address to send login details to",
+                ["id"],
+            )
+        last = await session.scalar(
+            select(func.max(MailMessage.created_at)).where(
+                MailMessage.client_id == client.id, MailMessage.kind == LOGIN_DETAILS
+            )
+        )
+        if last is not None and now - last < LOGIN_DETAILS_PAUSE:
+            wait = int((last + LOGIN_DETAILS_PAUSE - now).total_seconds()) + 1
+            raise DomainError(
+                ErrorCode.TOO_MANY_ATTEMPTS,
+                f"Login details were sent to {client.login} moments ago; "
+                f"try again in {wait} seconds",
+                ["id"],
+            )
+        # the links sent before stop working: only the newest e-mail's does
+        await session.execute(
+            update(ClientPasswordToken)
+            .where(
+                ClientPasswordToken.client_id == client.id,
+                ClientPasswordToken.used_at.is_(None),
+                ClientPasswordToken.expires_at > now,
+            )
+            .values(expires_at=now)
+        )
+        await send_login_details(
+            session,
+            client=client,
+            now=now,
+            cabinet_base_url=cabinet_base_url,
+            valid_for=link_valid_for,
+            again=True,
+        )
+        await audit.record(
+            session,
+            actor=actor,
+            action="client.login_details_send",
+            target_type="Client",
+            target_id=client.id,
+            target_label=client.login,
+            after={"email": client.email},
+        )
+    return client

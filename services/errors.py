@@ -94,7 +94,8 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         "The e-mail address or password is wrong, or the account is inactive."
     ),
     ErrorCode.TOO_MANY_ATTEMPTS: (
-        "Too many sign-in attempts; wait the number of seconds given in the message."
+        "Too many attempts (to sign in, or login e-mails to one client); wait the number of "
+        "seconds given in the message."
     ),
     ErrorCode.INVALID_SCOPE: (
         "A scope is unknown, not held by your token, or not allowed for the staff user's role."

@@ -1,4 +1,5 @@
-"""Telling a new client how to sign in: a one-time link to set their own password.
+"""Telling a client how to sign in: a one-time link to set their own password, at creation
+or sent again later (the newest link replaces the ones before it).
 
 The e-mail never carries a password: the link's token is stored as SHA-256 only, works once,
 and expires.
@@ -19,6 +20,8 @@ from services.errors import DomainError, ErrorCode
 from services.passwords import check_password_async
 
 SUBJECT = "Your new account"
+RESENT_SUBJECT = "How to sign in to your account"
+KIND = "login_details"  # the outbox messages a client's page shows (`Client.loginDetails`)
 
 
 async def send_login_details(
@@ -28,6 +31,7 @@ async def send_login_details(
     now: datetime,
     cabinet_base_url: str,
     valid_for: timedelta,
+    again: bool = False,
 ) -> None:
     """Queue the login e-mail with a fresh set-password link, in the caller's transaction."""
     assert client.email is not None
@@ -44,9 +48,12 @@ async def send_login_details(
     link = f"{cabinet_base_url.rstrip('/')}/set-password?{urlencode({'token': token})}"
     name = mail.one_line(client.name or "")
     greeting = f"Hello {name}," if name else "Hello,"
+    opening = (
+        "here is how to sign in to your account" if again else "an account has been opened for you"
+    )
     body = (
         f"{greeting}\n\n"
-        f"an account has been opened for you.\n\n"
+        f"{opening}.\n\n"
         f"Login: {client.login}\n\n"
         f"Choose your password here (the link works once, until "
         f"{expires_at:%Y-%m-%d %H:%M} UTC):\n{link}\n"
@@ -55,10 +62,11 @@ async def send_login_details(
         session,
         recipient=client.email,
         recipient_name=client.name,
-        subject=SUBJECT,
+        subject=RESENT_SUBJECT if again else SUBJECT,
         body=body,
         now=now,
         client_id=client.id,
+        kind=KIND,
     )
 
 

@@ -78,10 +78,12 @@ async def enqueue(
     now: datetime,
     client_id: int | None = None,
     recipient_name: str | None = None,
+    kind: str | None = None,
 ) -> MailMessage:
     """Put a message in the outbox, in the caller's transaction."""
     message = MailMessage(
         client_id=client_id,
+        kind=kind,
         recipient=mailbox(recipient, recipient_name),
         subject=one_line(subject),
         body=body,

@@ -11,7 +11,7 @@ from gql.clients.types import Client, client_from_row
 from gql.context import Info
 from gql.errors import UserError, attempt
 from gql.permissions import HasScope
-from services import blocking, cabinet, linking
+from services import blocking, cabinet, clients, linking
 
 IdArg = Annotated[strawberry.ID, strawberry.argument(description="The client's global ID.")]
 WRITE = [HasScope(Scope.CLIENTS_WRITE)]
@@ -89,6 +89,26 @@ class ClientActionMutation:
     ) -> ClientPayload:
         client, errors = await attempt(
             info, blocking.block, prefix=(), client_id=client_pk(id), reason=reason, until=until
+        )
+        return await client_payload(info, client.id if client else None, errors)
+
+    @strawberry.mutation(
+        description="Send a client their login and a new link to set their password (the "
+        "links sent before stop working), through the outbox; `Client.loginDetails` then "
+        "shows whether it went out. Refused for a client without an e-mail address "
+        "(CONTACT_REQUIRED) and within a minute of the last login e-mail to the same client "
+        "(TOO_MANY_ATTEMPTS). Audited.",
+        permission_classes=WRITE,
+    )
+    async def client_login_details_send(self, info: Info, id: IdArg) -> ClientPayload:
+        settings = info.context.settings
+        client, errors = await attempt(
+            info,
+            clients.resend_login_details,
+            prefix=(),
+            client_id=client_pk(id),
+            cabinet_base_url=settings.cabinet_base_url,
+            link_valid_for=timedelta(hours=settings.set_password_link_hours),
         )
         return await client_payload(info, client.id if client else None, errors)
 

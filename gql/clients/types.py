@@ -18,7 +18,7 @@ from gql.clients.sorters import ClientOrder, client_ordering
 from gql.context import Info
 from gql.credits.statements import ENTRIES, FromArg, KindsArg, ToArg, entry_conditions
 from gql.credits.types import CreditEntry
-from gql.enums import ClientStatus, ConnectionStatus, ConnectionType, Scope
+from gql.enums import ClientStatus, ConnectionStatus, ConnectionType, MailStatus, Scope
 from gql.loaders import now_or_later
 from gql.node import Node, register_node, to_global_id
 from gql.pagination import (
@@ -123,6 +123,44 @@ class ClientPermissions:
     )
     impersonate: bool = strawberry.field(description="clientImpersonate.")
     set_price_adjustment: bool = strawberry.field(description="clientPriceAdjustmentSet.")
+    send_login_details: bool = strawberry.field(
+        description="clientLoginDetailsSend (false for a client without an e-mail address)."
+    )
+
+
+@strawberry.type(
+    description="The newest login e-mail to a client (at creation or sent again with "
+    '`clientLoginDetailsSend`), and how its delivery went: the front end shows "sent" or '
+    '"failed".'
+)
+class LoginDetailsDelivery:
+    status: MailStatus = strawberry.field(description="Where the e-mail is.")
+    recipient: str = strawberry.field(description="The address it went to, as written.")
+    queued_at: datetime = strawberry.field(description="When it was put in the outbox.")
+    sent_at: datetime | None = strawberry.field(
+        description="When the mail server accepted it; null until then."
+    )
+    attempts: int = strawberry.field(description="Delivery attempts so far.")
+    next_attempt_at: datetime | None = strawberry.field(
+        description="When it is tried next, while PENDING; null otherwise."
+    )
+    last_error: str | None = strawberry.field(
+        description="What the mail server (or the network) said on the last failed attempt; "
+        "null once sent."
+    )
+
+    @classmethod
+    def from_row(cls, row: Any) -> "LoginDetailsDelivery":
+        pending = row.status == MailStatus.PENDING
+        return cls(
+            status=MailStatus(row.status),
+            recipient=row.recipient,
+            queued_at=row.created_at,
+            sent_at=row.sent_at,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at if pending else None,
+            last_error=row.last_error,
+        )
 
 
 # Each action of ClientPermissions: the mutation whose permission classes decide it.
@@ -135,6 +173,7 @@ ACTIONS = {
     "link": "clientLink",
     "impersonate": "clientImpersonate",
     "set_price_adjustment": "clientPriceAdjustmentSet",
+    "send_login_details": "clientLoginDetailsSend",
 }
 
 
@@ -272,7 +311,19 @@ class Client(Node):
         can = {name: allowed(operation) for name, operation in ACTIONS.items()}
         if not self.billing_mode:  # money is not moved (BILLING_MODE_OFF)
             can["add_credit"] = can["deduct_credit"] = False
+        if self.email is None:  # nowhere to send them (CONTACT_REQUIRED)
+            can["send_login_details"] = False
         return ClientPermissions(**can)
+
+    @strawberry.field(
+        description="The newest login e-mail sent to the client and its delivery; null if "
+        "none was ever sent."
+    )
+    def login_details(self, info: Info) -> LoginDetailsDelivery | None:
+        loader = info.context.loaders.login_details_by_client_id
+        return now_or_later(  # type: ignore[no-any-return]
+            loader, self.pk, lambda row: LoginDetailsDelivery.from_row(row) if row else None
+        )
 
     @strawberry.field(description="The client this one is a sub-account of, if any.")
     def parent(self, info: Info) -> "Client | None":

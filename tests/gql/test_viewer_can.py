@@ -15,7 +15,10 @@ from tests.gql.test_clients_list import gid
 VIEWER_CAN = """
 query($id: ID!) {
   client(id: $id) {
-    viewerCan { update delete addCredit deductCredit block link impersonate setPriceAdjustment }
+    viewerCan {
+      update delete addCredit deductCredit block link impersonate setPriceAdjustment
+      sendLoginDetails
+    }
   }
 }
 """
@@ -55,6 +58,11 @@ ACTIONS: dict[str, tuple[str, str]] = {
         'mutation($id: ID!) { r: clientBlock(id: $id, reason: "why") { userErrors { code } } }',
         "r",
     ),
+    "sendLoginDetails": (
+        "mutation($id: ID!) { r: clientLoginDetailsSend(id: $id) { userErrors { code } } }",
+        "r",
+    ),
+    # last: deleting (refused while the client has a balance) leaves nothing for the others
     "delete": (
         "mutation($id: ID!) { r: clientsDelete(ids: [$id], confirm: true) "
         "{ userErrors { code } } }",

@@ -450,3 +450,159 @@ async def add_expired_key(session: AsyncSession, factory: Factory, clock: FakeCl
             expires_at=clock() - timedelta(days=1),
         )
     )
+
+
+SEND = """mutation($id: ID!) {
+  clientLoginDetailsSend(id: $id) {
+    client {
+      login
+      loginDetails { status recipient queuedAt sentAt attempts nextAttemptAt lastError }
+      viewerCan { sendLoginDetails }
+    }
+    userErrors { code field message }
+  }
+}"""
+DELIVERY = """query($id: ID!) {
+  client(id: $id) { loginDetails { status sentAt attempts nextAttemptAt lastError } }
+}"""
+
+
+def link_token(message: Message) -> str:
+    body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    found = re.search(r"/cabinet/set-password\?token=([\w-]+)", body)
+    assert found is not None, body
+    return found.group(1)
+
+
+async def outbox_count(session: AsyncSession) -> int:
+    return len((await session.scalars(select(MailMessage))).all())
+
+
+async def test_login_details_sent_again_replace_the_link_before_and_show_their_delivery(
+    inbox: tuple[Inbox, int],
+    api: GraphQLClient,
+    http: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    from gql.node import to_global_id
+
+    handler, port = inbox
+    api.token = await factory.admin_token()
+    client = await factory.client(login="kite", name="Kite Ltd", email="kite@example.com")
+    await session.commit()
+    client_id = to_global_id("Client", client.id)
+    # never sent: nothing to show, and the action is offered
+    shown = await api(
+        "query($id: ID!) { client(id: $id) { loginDetails { status } "
+        "viewerCan { sendLoginDetails } } }",
+        {"id": client_id},
+    )
+    assert shown["client"] == {"loginDetails": None, "viewerCan": {"sendLoginDetails": True}}
+    # sent: waiting in the outbox
+    sent = (await api(SEND, {"id": client_id}))["clientLoginDetailsSend"]
+    assert sent["userErrors"] == []
+    assert sent["client"]["loginDetails"] == {
+        "status": "PENDING",
+        "recipient": "Kite Ltd <kite@example.com>",
+        "queuedAt": clock().isoformat(),
+        "sentAt": None,
+        "attempts": 0,
+        "nextAttemptAt": clock().isoformat(),
+        "lastError": None,
+    }
+    await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=3)
+    [first] = handler.messages
+    assert first["Subject"] == "How to sign in to your account"
+    assert "Login: kite" in first.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    delivered = (await api(DELIVERY, {"id": client_id}))["client"]["loginDetails"]
+    assert delivered == {
+        "status": "SENT",
+        "sentAt": clock().isoformat(),
+        "attempts": 1,
+        "nextAttemptAt": None,
+        "lastError": None,
+    }
+    # a second click within the minute sends nothing (its link would spoil the first's)
+    clock.advance(timedelta(seconds=30))
+    before = await outbox_count(session)
+    again = (await api(SEND, {"id": client_id}))["clientLoginDetailsSend"]
+    assert [e["code"] for e in again["userErrors"]] == ["TOO_MANY_ATTEMPTS"]
+    assert "31 seconds" in again["userErrors"][0]["message"]
+    assert await outbox_count(session) == before
+    # after it, a new e-mail; the first e-mail's link stops working, the new one works
+    clock.advance(timedelta(seconds=31))
+    assert (await api(SEND, {"id": client_id}))["clientLoginDetailsSend"]["userErrors"] == []
+    await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=3)
+    old, new = link_token(first), link_token(handler.messages[1])
+    assert old != new
+    refused = await http.post(
+        "/cabinet/set-password", json={"token": old, "password": NEW_PASSWORD}
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "INVALID")
+    done = await http.post("/cabinet/set-password", json={"token": new, "password": NEW_PASSWORD})
+    assert done.json() == {"login": "kite", "passwordSet": True}
+    # each sending is in the audit log
+    audit = await api(
+        'query { auditLog(filter: {actions: ["client.login_details_send"]}) { totalCount } }'
+    )
+    assert audit["auditLog"]["totalCount"] == 2
+
+
+async def test_login_details_that_cannot_be_delivered_show_the_error(
+    inbox: tuple[Inbox, int],
+    api: GraphQLClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    from gql.node import to_global_id
+
+    handler, port = inbox
+    handler.reply = "550 5.1.1 No such mailbox"
+    api.token = await factory.admin_token()
+    client = await factory.client(email="gone@example.com")
+    await session.commit()
+    client_id = to_global_id("Client", client.id)
+    assert (await api(SEND, {"id": client_id}))["clientLoginDetailsSend"]["userErrors"] == []
+    await mail.deliver_due(sessionmaker, smtp=smtp_at(port), now=clock(), max_attempts=1)
+    shown = (await api(DELIVERY, {"id": client_id}))["client"]["loginDetails"]
+    assert shown["status"] == "FAILED"
+    assert shown["sentAt"] is None
+    assert shown["nextAttemptAt"] is None
+    assert "550" in shown["lastError"]
+
+
+async def test_login_details_are_refused_without_an_address_or_for_anothers_client(
+    api: GraphQLClient, factory: Factory, session: AsyncSession
+) -> None:
+    from db.enums import StaffRole
+    from gql.node import to_global_id
+
+    manager = await factory.staff(role=StaffRole.MANAGER)
+    other = await factory.staff(role=StaffRole.MANAGER)
+    no_email = await factory.client(email=None, phone="+4915112345678", manager_id=manager.id)
+    theirs = await factory.client(email="theirs@example.com", manager_id=other.id)
+    mine = await factory.client(email="mine@example.com", manager_id=manager.id)
+    api.token = await factory.token(manager)
+    await session.commit()
+    refused = (await api(SEND, {"id": to_global_id("Client", no_email.id)}))[
+        "clientLoginDetailsSend"
+    ]
+    assert [(e["code"], e["field"]) for e in refused["userErrors"]] == [
+        ("CONTACT_REQUIRED", ["id"])
+    ]
+    assert refused["client"] is None
+    viewer_can = "query($id: ID!) { client(id: $id) { viewerCan { sendLoginDetails } } }"
+    no_email_can = await api(viewer_can, {"id": to_global_id("Client", no_email.id)})
+    assert no_email_can["client"]["viewerCan"]["sendLoginDetails"] is False
+    errors = await api.errors(SEND, {"id": to_global_id("Client", theirs.id)})
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+    assert await outbox_count(session) == 0
+    ok = (await api(SEND, {"id": to_global_id("Client", mine.id)}))["clientLoginDetailsSend"]
+    assert ok["userErrors"] == []
+    assert ok["client"]["loginDetails"]["status"] == "PENDING"
+    assert await outbox_count(session) == 1
