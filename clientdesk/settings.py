@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     set_password_link_hours: int = Field(
         default=72, description="How long a set-password link from a login e-mail works."
     )
+    deleted_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="How long a deleted client can be restored (clientsRestore) before it is "
+        "purged for good and its login is free again.",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_username: str | None = None

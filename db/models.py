@@ -585,6 +585,15 @@ class DeletedClient(Base):
         ForeignKey("staff_users.id", ondelete="SET NULL")
     )
     snapshot: Mapped[dict[str, Any]] = mapped_column(Json)
+    # kept apart from the snapshot (which the audit log copies), so a restored client signs in
+    # as before; None for clients deleted before restores existed
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        # a deleted client's login stays reserved until it is purged
+        Index(None, "login"),
+        Index(None, "deleted_at", "id"),
+    )
 
 
 NEXT_SQLITE_CLIENT_ID = "clientdesk_next_client_id"

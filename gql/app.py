@@ -47,7 +47,7 @@ from gql.guards import (
 from gql.limits import Limits
 from gql.scalars import encode_response
 from gql.schema import build_schema, schema
-from services import auth, idempotency, mail
+from services import auth, deletion, idempotency, mail
 from services.clock import Clock, system_clock
 from services.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
 
@@ -388,7 +388,8 @@ async def run_background_jobs(
     stop: asyncio.Event,
 ) -> None:
     """Every few seconds until `stop` is set: deliver the outbox (where this process sends
-    mail, CLIENTDESK_MAIL_SENDER), forget expired idempotency keys. Safe in every process at
+    mail, CLIENTDESK_MAIL_SENDER), forget expired idempotency keys, purge the deleted clients
+    whose retention period is over. Safe in every process at
     once (outbox rows are claimed with SKIP LOCKED)."""
     smtp = smtp_of(settings)
     while True:  # a pass first, then a wait, until stopped
@@ -399,6 +400,9 @@ async def run_background_jobs(
                 )
             async with sessions() as session, session.begin():
                 await idempotency.forget_expired(session, now=clock())
+            await deletion.purge_expired(
+                sessions, now=clock(), retention=timedelta(days=settings.deleted_retention_days)
+            )
         except Exception:  # the loop must outlive a bad pass; the error is logged
             log.exception("background_jobs_failed")
         with contextlib.suppress(TimeoutError):

@@ -11,6 +11,7 @@ from gql.audit.queries import AuditQuery
 from gql.audit.types import AuditEntry
 from gql.checks import DocumentChecks, ParseCache
 from gql.clients.actions import ClientActionMutation
+from gql.clients.deleted import DeletedClientMutation, DeletedClientQuery
 from gql.clients.facets import FacetQuery
 from gql.clients.mutations import ClientMutation
 from gql.clients.queries import ClientQuery, PasswordQuery
@@ -76,6 +77,7 @@ class Query(
     ReferenceQuery,
     PricingQuery,
     AuditQuery,
+    DeletedClientQuery,
     SystemSettingsQuery,
     StatementQuery,
 ):
@@ -91,6 +93,7 @@ class Mutation(
     TokenMutation,
     ClientMutation,
     ClientActionMutation,
+    DeletedClientMutation,
     CreditMutation,
     PricingMutation,
     CustomFieldMutation,

@@ -36,6 +36,7 @@ from services import audit
 from services.actors import Actor
 from services.auth import hash_password_async
 from services.custom_fields import check_value
+from services.deletion import login_reserved
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied, ValidationFailed
 from services.languages import normalize_language
 from services.locks import lock_client, lock_client_row, lock_clients
@@ -221,6 +222,13 @@ async def _clean(
         if login is not None and (current is None or login != current.login):
             if await session.scalar(select(Client.id).where(Client.login == login)):
                 checks.add(ErrorCode.LOGIN_TAKEN, f"The login {login!r} is taken", ["login"])
+            elif await login_reserved(session, login) is not None:
+                checks.add(
+                    ErrorCode.LOGIN_TAKEN,
+                    f"The login {login!r} belongs to a deleted client until it is purged "
+                    "(restore it with clientsRestore, or choose another)",
+                    ["login"],
+                )
         clean["login"] = login
     if "name" in values:
         clean["name"] = checks.run(
@@ -665,7 +673,8 @@ async def delete_clients(
         if not confirm:
             checks.add(
                 ErrorCode.CONFIRMATION_REQUIRED,
-                "Deleting cannot be undone: pass confirm: true",
+                "Deleting removes the clients from every list (restorable until they are "
+                "purged): pass confirm: true",
                 ["confirm"],
             )
         # Locked in id order: a payment, link or change of these clients waits for this
@@ -734,6 +743,7 @@ async def delete_clients(
                     deleted_at=actor.now,
                     deleted_by_id=actor.staff_id,
                     snapshot=audit.json_safe(snapshot),
+                    password_hash=client.password_hash,
                 )
             )
             await session.flush()

@@ -88,7 +88,8 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         "The value is taken: a custom field key, a package name, or a currency priced twice."
     ),
     ErrorCode.CONFIRMATION_REQUIRED: (
-        "This cannot be undone: repeat the request with `confirm: true`."
+        "This takes effect at once (deleting: restorable until purged): repeat the request "
+        "with `confirm: true`."
     ),
     ErrorCode.INVALID_CREDENTIALS: (
         "The e-mail address or password is wrong, or the account is inactive."

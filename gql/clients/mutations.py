@@ -186,10 +186,12 @@ class ClientMutation:
         )
 
     @strawberry.mutation(
-        description="Delete the selected clients: they leave every list, and their ids are "
-        "never given again; their ledger entries are kept (no longer reachable as live data). "
-        "Refused, naming each, while a client has a non-zero balance or sub-accounts; then "
-        "none is deleted. Each deletion keeps a full snapshot in the audit log.",
+        description="Delete the selected clients: they leave every list, search, count and "
+        "facet, cannot sign in, and their logins stay reserved; `clientsRestore` brings them "
+        "back until they are purged (CLIENTDESK_DELETED_RETENTION_DAYS, `deletedClients`). "
+        "Their ids are never given to another client; their ledger entries are kept. Refused, "
+        "naming each, while a client has a non-zero balance or sub-accounts; then none is "
+        "deleted. Each deletion keeps a full snapshot in the audit log.",
         permission_classes=[HasScope(Scope.CLIENTS_DELETE)],
     )
     async def clients_delete(
@@ -197,7 +199,11 @@ class ClientMutation:
         info: Info,
         ids: IdsArg,
         confirm: Annotated[
-            bool, strawberry.argument(description="Must be true: deleting cannot be undone.")
+            bool,
+            strawberry.argument(
+                description="Must be true: the clients leave every list at once (restorable "
+                "until purged)."
+            ),
         ],
     ) -> ClientsDeletePayload:
         deleted, errors = await attempt(
