@@ -602,17 +602,24 @@ NEXT_SQLITE_CLIENT_ID = "clientdesk_next_client_id"
 @event.listens_for(Client, "before_insert")
 def _client_id_past_deleted_ones(_mapper: Any, connection: Connection, client: Client) -> None:
     # SQLite gives a new row the highest rowid + 1, so the id of the newest client, once it is
-    # deleted, would be given again (its ledger entries keep it). Under the write lock the
-    # insert holds, a new client gets an id past every client's and deleted client's (and
-    # past those given earlier in the same transaction, whose rows a flush inserts after this
-    # hook ran for each). PostgreSQL's identity never reuses one.
+    # deleted, would be given again (its ledger entries and audit entries keep it). Under the
+    # write lock the insert holds, a new client gets an id past every client's, deleted
+    # client's and purged client's (each has the audit entry of its deletion; and past those
+    # given earlier in the same transaction, whose rows a flush inserts after this hook ran
+    # for each). PostgreSQL's identity never reuses one.
     if connection.dialect.name != "sqlite" or client.id is not None:
         return
+    audited = (
+        select(func.coalesce(func.max(AuditEntry.target_id), 0))
+        .where(AuditEntry.target_type == "Client")
+        .scalar_subquery()
+    )
     highest = connection.scalar(
         select(
             func.max(
                 select(func.coalesce(func.max(Client.id), 0)).scalar_subquery(),
                 select(func.coalesce(func.max(DeletedClient.id), 0)).scalar_subquery(),
+                audited,
             )
         )
     )

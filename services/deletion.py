@@ -38,6 +38,7 @@ from db.models import (
 from db.session import transaction
 from services import audit
 from services.actors import Actor
+from services.custom_fields import check_value
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 from services.validation import Checks
 
@@ -162,13 +163,26 @@ async def _restore_one(session: AsyncSession, actor: Actor, row: DeletedClient) 
         values["blocked_by_id"] = None
     parent_id = values.get("parent_id")
     if parent_id is not None:
-        parent = await session.scalar(
-            select(Client.currency).where(Client.id == parent_id).with_for_update()
+        # the link's rules, on the parent's locked row: a top-level client in the same
+        # currency, which a manager may change (clientLink's)
+        parent = (
+            await session.execute(
+                select(Client.currency, Client.parent_id, Client.manager_id)
+                .where(Client.id == parent_id)
+                .with_for_update()
+            )
+        ).one_or_none()
+        linkable = (
+            parent is not None
+            and parent.currency == values["currency"]
+            and parent.parent_id is None
+            and (actor.is_admin or parent.manager_id == actor.staff_id)
         )
-        if parent != values["currency"]:
+        if not linkable:
             values["parent_id"] = None
             notes.append(
-                f"its parent {parent_id} is gone or in another currency: restored unlinked"
+                f"its parent {parent_id} is gone, a sub-account now, in another currency or "
+                "not the restorer's: restored top-level"
             )
     balance = await session.scalar(
         select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
@@ -187,9 +201,15 @@ async def _restore_one(session: AsyncSession, actor: Actor, row: DeletedClient) 
                     **values,
                 )
             )
-    except IntegrityError:  # a client took the login meanwhile
+    except IntegrityError:
+        taken = await session.scalar(select(Client.id).where(Client.login == row.login))
+        if taken is not None:  # a client took the login meanwhile
+            raise DomainError(
+                ErrorCode.LOGIN_TAKEN, f"Another client has the login {row.login} now", ["ids"]
+            ) from None
+        # what the row points at changed meanwhile (a staff user removed): run it again
         raise DomainError(
-            ErrorCode.LOGIN_TAKEN, f"Another client has the login {row.login} now", ["ids"]
+            ErrorCode.CONFLICT, f"{row.login} could not be restored just now: try again", ["ids"]
         ) from None
     departments = set(snapshot.get("department_ids") or [])
     if departments:
@@ -205,19 +225,23 @@ async def _restore_one(session: AsyncSession, actor: Actor, row: DeletedClient) 
             await session.execute(insert(client_categories), rows)
     custom = snapshot.get("custom_fields") or {}
     if custom:
-        found_definitions = await session.execute(
-            select(CustomFieldDefinition.key, CustomFieldDefinition.id).where(
-                CustomFieldDefinition.key.in_(custom)
+        definitions = {
+            definition.key: definition
+            for definition in await session.scalars(
+                select(CustomFieldDefinition).where(CustomFieldDefinition.key.in_(custom))
             )
-        )
-        definitions = {key: pk for key, pk in found_definitions}
+        }
         for key, value in custom.items():
-            if key in definitions:
-                session.add(
-                    CustomFieldValue(client_id=row.id, definition_id=definitions[key], value=value)
-                )
-            else:
+            definition = definitions.get(key)
+            if definition is None:
                 notes.append(f"custom field {key} is no longer defined: its value is left out")
+                continue
+            try:  # the field may have changed since (its type, its options)
+                kept = check_value(definition, value, field=["ids"])
+            except DomainError:
+                notes.append(f"custom field {key} no longer takes {value!r}: left out")
+                continue
+            session.add(CustomFieldValue(client_id=row.id, definition_id=definition.id, value=kept))
     for connection in snapshot.get("connections") or []:
         session.add(
             ClientConnection(

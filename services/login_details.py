@@ -92,7 +92,12 @@ async def set_password_with_token(
     async with transaction(session):
         spent = await session.execute(
             update(ClientPasswordToken)
-            .where(ClientPasswordToken.id == row.id, ClientPasswordToken.used_at.is_(None))
+            .where(
+                ClientPasswordToken.id == row.id,
+                ClientPasswordToken.used_at.is_(None),
+                # a newer link sent meanwhile (while the password was hashed) ended this one
+                ClientPasswordToken.expires_at > now,
+            )
             .values(used_at=now)
         )
         if spent.rowcount != 1:  # type: ignore[attr-defined]  # a concurrent use won

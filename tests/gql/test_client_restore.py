@@ -11,7 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.enums import ConnectionStatus, ConnectionType, CustomFieldType, StaffRole
-from db.models import Client, ClientConnection, CustomFieldDefinition, DeletedClient, Department
+from db.models import (
+    NEXT_SQLITE_CLIENT_ID,
+    Client,
+    ClientConnection,
+    CustomFieldDefinition,
+    DeletedClient,
+    Department,
+)
 from services import deletion
 from tests.api import GraphQLClient
 from tests.conftest import FakeClock
@@ -237,3 +244,66 @@ async def test_a_restored_client_keeps_its_money_straight(
     assert paid["creditAdd"]["client"]["balance"]["amount"] == "5.00"
     assert Decimal(paid["creditAdd"]["client"]["balance"]["amount"]) == Decimal("5.00")
     assert STRONG  # (the shared password of created clients; restored hashes are compared above)
+
+
+async def test_a_purged_clients_id_is_never_given_again(
+    api: GraphQLClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    api.token = await factory.admin_token()
+    # given the newest client, with a ledger, deleted and then purged
+    made = await create(api, login="newest")
+    newest = await session.scalar(select(Client.id).where(Client.login == "newest"))
+    assert newest is not None
+    assert made["userErrors"] == []
+    assert (await api(MONEY, {"id": gid("Client", newest)}))["paid"]["userErrors"] == []
+    assert (await api(DELETE, {"ids": [gid("Client", newest)], "confirm": True}))["clientsDelete"][
+        "userErrors"
+    ] == []
+    clock.advance(timedelta(days=30))
+    assert await deletion.purge_expired(sessionmaker, now=clock(), retention=timedelta(30)) == 1
+    # when a client is created on another connection (the ids given in one transaction are
+    # remembered on its connection; a new one knows only the tables: SQLite would give the
+    # highest id + 1)
+    connection = await session.connection()
+    connection.sync_connection.info.pop(NEXT_SQLITE_CLIENT_ID, None)  # type: ignore[union-attr]
+    assert (await create(api, login="later"))["userErrors"] == []
+    later = await session.scalar(select(Client.id).where(Client.login == "later"))
+    # then it gets a new id, and none of the purged client's ledger
+    assert later is not None
+    assert later > newest
+    shown = await card(api, later)
+    assert shown is not None
+    assert shown["creditEntries"]["totalCount"] == 0
+
+
+async def test_a_sub_account_whose_parent_moved_comes_back_top_level(
+    api: GraphQLClient, factory: Factory, session: AsyncSession
+) -> None:
+    api.token = await factory.admin_token()
+    top = await factory.client(login="top")
+    parent = await factory.client(login="parent")
+    child = await factory.client(login="child", parent_id=parent.id)
+    await session.commit()
+    assert (await api(DELETE, {"ids": [gid("Client", child.id)], "confirm": True}))[
+        "clientsDelete"
+    ]["userErrors"] == []
+    # the parent is itself a sub-account now (allowed: it has no sub-accounts left)
+    linked = await api(
+        "mutation($p: ID!, $c: ID!) { clientLink(parentId: $p, childId: $c) "
+        "{ userErrors { code } } }",
+        {"p": gid("Client", top.id), "c": gid("Client", parent.id)},
+    )
+    assert linked["clientLink"]["userErrors"] == []
+    restored = (await api(RESTORE, {"ids": [gid("Client", child.id)]}))["clientsRestore"]
+    assert restored["userErrors"] == []
+    # one level deep, as everywhere: the child comes back on its own, and the audit says why
+    assert restored["clients"] == [{"login": "child", "parent": None}]
+    audit = await api(
+        'query { auditLog(filter: {actions: ["client.restore"]}) { nodes { after } } }'
+    )
+    [entry] = audit["auditLog"]["nodes"]
+    assert "restored top-level" in entry["after"]["notes"][0]
