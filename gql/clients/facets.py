@@ -181,12 +181,17 @@ class GroupedCounts:
         )
         statement = select(*columns, *groupings, func.count()).group_by(grouped_by)
         width = len(names)
+        # GROUPING(...) is 0 in the rows of its own set (a NULL there is a value): the row's
+        # groupings tell its set, and so which values it counts
+        by_groupings = {
+            tuple(n == own for n in range(len(sets))): [(i, counted[names[i]]) for i in sets[own]]
+            for own in range(len(sets))
+        }
         for row in await self.db.fetch_all(statement):
-            # GROUPING(...) is 0 in the rows of its own set (a NULL there is a value)
-            members = sets[next(n for n in range(len(sets)) if row[width + n] == 0)]
-            for i in members:
-                counts = counted[names[i]]
-                counts[row[i]] = counts.get(row[i], 0) + int(row[-1])
+            n = int(row[-1])
+            for i, counts in by_groupings[tuple(g == 0 for g in row[width:-1])]:
+                value = row[i]
+                counts[value] = counts.get(value, 0) + n
         return counted
 
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 
 import strawberry
 from sqlalchemy import select
@@ -23,17 +24,20 @@ class StaffUser(Node):
 
     @classmethod
     def from_row(cls, row: AnyRow) -> "StaffUser":
-        return cls(
-            id=to_global_id("StaffUser", row.id),
-            email=row.email,
-            name=row.name,
-            role=row.role,
-            created_at=row.created_at,
-        )
+        # the same row gives the same (never changed) object: a thousand managers in a
+        # filter panel are built once per process, not once per request
+        return _staff_user(row.id, row.email, row.name, row.role, row.created_at)
 
     @classmethod
     def from_optional_row(cls, row: AnyRow | None) -> "StaffUser | None":
         return cls.from_row(row) if row is not None else None
+
+
+@lru_cache(maxsize=4096)
+def _staff_user(pk: int, email: str, name: str, role: StaffRole, created_at: datetime) -> StaffUser:
+    return StaffUser(
+        id=to_global_id("StaffUser", pk), email=email, name=name, role=role, created_at=created_at
+    )
 
 
 async def fetch_staff_users(info: Info, ids: Sequence[int]) -> list[StaffUser | None]:
