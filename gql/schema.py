@@ -11,6 +11,7 @@ from gql.audit.queries import AuditQuery
 from gql.audit.types import AuditEntry
 from gql.checks import DocumentChecks, ParseCache
 from gql.clients.actions import ClientActionMutation
+from gql.clients.bulk import BulkMutation
 from gql.clients.deleted import DeletedClientMutation, DeletedClientQuery
 from gql.clients.facets import FacetQuery
 from gql.clients.mutations import ClientMutation
@@ -93,6 +94,7 @@ class Mutation(
     TokenMutation,
     ClientMutation,
     ClientActionMutation,
+    BulkMutation,
     DeletedClientMutation,
     CreditMutation,
     PricingMutation,

@@ -660,6 +660,51 @@ async def set_status(
     return clients
 
 
+async def archive_client(session: AsyncSession, *, actor: Actor, client: Client) -> None:
+    """Move a client the caller has locked (and found deletable) to `deleted_clients`, with
+    its snapshot, in the caller's transaction; sub-accounts go before their parents."""
+    ledger = (
+        await session.execute(
+            select(
+                func.count().label("entries"),
+                func.coalesce(func.sum(CreditEntry.amount), 0).label("sum"),
+            ).where(CreditEntry.client_id == client.id)
+        )
+    ).one()
+    snapshot = {
+        **audit.client_snapshot(client),
+        **await _related(session, client.id),
+        "connections": [
+            {"type": c.type, "status": c.status}
+            for c in await session.scalars(
+                select(ClientConnection).where(ClientConnection.client_id == client.id)
+            )
+        ],
+        "ledger": ledger._asdict(),
+    }
+    await audit.record(
+        session,
+        actor=actor,
+        action="client.delete",
+        target_type="Client",
+        target_id=client.id,
+        target_label=client.login,
+        before=snapshot,
+    )
+    session.add(
+        DeletedClient(
+            id=client.id,
+            login=client.login,
+            deleted_at=actor.now,
+            deleted_by_id=actor.staff_id,
+            snapshot=audit.json_safe(snapshot),
+            password_hash=client.password_hash,
+        )
+    )
+    await session.flush()
+    await session.execute(delete(Client).where(Client.id == client.id))
+
+
 async def delete_clients(
     session: AsyncSession, *, actor: Actor, ids: Sequence[int], confirm: bool
 ) -> list[int]:
@@ -708,46 +753,7 @@ async def delete_clients(
         checks.raise_if_any()
         # sub-accounts before their parents
         for client in sorted(clients, key=lambda c: c.parent_id is None):
-            ledger = (
-                await session.execute(
-                    select(
-                        func.count().label("entries"),
-                        func.coalesce(func.sum(CreditEntry.amount), 0).label("sum"),
-                    ).where(CreditEntry.client_id == client.id)
-                )
-            ).one()
-            snapshot = {
-                **audit.client_snapshot(client),
-                **await _related(session, client.id),
-                "connections": [
-                    {"type": c.type, "status": c.status}
-                    for c in await session.scalars(
-                        select(ClientConnection).where(ClientConnection.client_id == client.id)
-                    )
-                ],
-                "ledger": ledger._asdict(),
-            }
-            await audit.record(
-                session,
-                actor=actor,
-                action="client.delete",
-                target_type="Client",
-                target_id=client.id,
-                target_label=client.login,
-                before=snapshot,
-            )
-            session.add(
-                DeletedClient(
-                    id=client.id,
-                    login=client.login,
-                    deleted_at=actor.now,
-                    deleted_by_id=actor.staff_id,
-                    snapshot=audit.json_safe(snapshot),
-                    password_hash=client.password_hash,
-                )
-            )
-            await session.flush()
-            await session.execute(delete(Client).where(Client.id == client.id))
+            await archive_client(session, actor=actor, client=client)
     return [client.id for client in clients]
 
 

@@ -64,6 +64,7 @@ class ErrorCode(StrEnum):
     SESSION_ENDED = "SESSION_ENDED"
     CONFLICT = "CONFLICT"
     BILLING_MODE_OFF = "BILLING_MODE_OFF"
+    SELECTION_CHANGED = "SELECTION_CHANGED"
 
 
 # What each code means, for the people who read the API's documentation.
@@ -186,6 +187,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.BILLING_MODE_OFF: (
         "Billing Mode is off (`systemSettings`): balances and credits are not used, so money "
         "is not moved."
+    ),
+    ErrorCode.SELECTION_CHANGED: (
+        "The clients a bulk action selects are not those its preview showed (its "
+        "`fingerprint`): preview again and confirm what it shows."
     ),
     ErrorCode.CONFLICT: (
         "Concurrent changes to the same records kept clashing; try the request again."
