@@ -250,6 +250,14 @@ async def run(
     async with transaction(session):
         action = await _check_action(session, actor, action)
         wanted, clients = await _selected(session, ids=ids, conditions=conditions, lock=True)
+        if conditions is not None and wanted:
+            # decided on the locked rows: a client changed between the read and its lock so
+            # that the filter no longer selects it is not the selection previewed
+            still = await session.scalars(
+                select(Client.id).where(Client.id.in_(wanted), *conditions)
+            )
+            if set(still) != set(wanted):
+                wanted = []  # (refused just below)
         if fingerprint(action, wanted) != expected:
             raise DomainError(
                 ErrorCode.SELECTION_CHANGED,
