@@ -168,15 +168,23 @@ async def _judge(
 ) -> list[Verdict]:
     found = {client.id: client for client in clients}
     allowed = dict(zip(found, await may_change(session, actor, clients), strict=True))
-    leaving = set(found)
     subs: dict[int, int] = {}
     if action.kind == "delete" and clients:
-        rows = await session.execute(
-            select(Client.parent_id, func.count())
-            .where(Client.parent_id.in_(leaving), Client.id.not_in(leaving))
-            .group_by(Client.parent_id)
-        )
-        subs = {parent: n for parent, n in rows if parent is not None}
+        # the clients that leave: allowed and without a balance, less those whose
+        # sub-accounts stay, until none more drops out (a parent whose refused sub-account
+        # stays cannot go either)
+        leaving = {pk for pk, client in found.items() if allowed[pk] and client.balance == 0}
+        while True:
+            rows = await session.execute(
+                select(Client.parent_id, func.count())
+                .where(Client.parent_id.in_(leaving), Client.id.not_in(leaving))
+                .group_by(Client.parent_id)
+            )
+            staying = {parent: n for parent, n in rows if parent is not None}
+            if not staying:
+                break
+            subs.update(staying)
+            leaving -= set(staying)
     verdicts = []
     for pk in wanted:
         client = found.get(pk)
@@ -189,6 +197,18 @@ async def _judge(
                     ErrorCode.NOT_ALLOWED,
                     f"Managers change only their own clients and their sub-accounts: not "
                     f"{client.login}",
+                )
+            )
+        elif (
+            action.kind == "assign_manager"
+            and not actor.is_admin
+            and client.manager_id not in (None, actor.staff_id)
+        ):
+            verdicts.append(
+                Verdict(
+                    pk,
+                    ErrorCode.NOT_ALLOWED,
+                    f"{client.login} has its own manager: only an admin reassigns it",
                 )
             )
         elif action.kind == "delete" and client.balance != 0:

@@ -147,11 +147,13 @@ def _action(info: Info, action: ClientBulkAction) -> bulk.Action | UserError:
         )
     kind = given[0]
     viewer = info.context.viewer
-    if kind == "delete" and viewer is not None and not viewer.has_scope(Scope.CLIENTS_DELETE):
+    # the scope the single action needs (clientsDelete; clientUpdate's managerId)
+    needed = {"delete": Scope.CLIENTS_DELETE, "assign_manager": Scope.STAFF_ADMIN}.get(kind)
+    if needed is not None and viewer is not None and not viewer.has_scope(needed):
         raise Forbidden(
-            "This token lacks the `clients:delete` scope.",
+            f"This token lacks the `{needed.value}` scope.",
             Denial.MISSING_SCOPE,
-            scope=Scope.CLIENTS_DELETE.value,
+            scope=needed.value,
         )
     if kind == "block":
         assert action.block is not None

@@ -140,12 +140,32 @@ async def test_a_managers_bulk_skips_the_clients_they_may_not_change(
     ]
     reasons = dict((await session.execute(select(Client.login, Client.block_reason))).all())
     assert reasons == {"mine": "unpaid invoices", "mine.sub": "unpaid invoices", "theirs": None}
-    # a manager gives clients to themselves only
+    # assigning clients to staff is staff administration, as in clientUpdate
     to_bob = {"assignManager": {"managerId": gid("StaffUser", bob.id)}}
-    refused = await preview(api, selection, to_bob)
-    assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
-        (["action", "assignManager", "managerId"], "NOT_ALLOWED")
-    ]
+    errors = await api.errors(PREVIEW, {"selection": selection, "action": to_bob})
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+    assert errors[0]["extensions"]["scope"] == "staff:admin"
+
+
+async def test_a_parent_whose_refused_sub_account_stays_is_refused_too(
+    api: GraphQLClient, factory: Factory, session: AsyncSession
+) -> None:
+    api.token = await factory.admin_token()
+    parent = await factory.client(login="papa")
+    sub = await factory.client(
+        login="papa.sub", parent_id=parent.id, balance=Decimal("5"), credit_limit=Decimal(0)
+    )
+    await session.commit()
+    selection = {"ids": [gid("Client", parent.id), gid("Client", sub.id)]}
+    shown = (await preview(api, selection, {"delete": True}))["preview"]
+    assert (shown["willChange"], shown["refused"]) == (0, 2)
+    done = await run(api, selection, {"delete": True}, shown["fingerprint"])
+    assert done["changedIds"] == []
+    assert {(r["clientId"], r["code"]) for r in done["refusals"]} == {
+        (gid("Client", parent.id), "HAS_SUB_ACCOUNTS"),
+        (gid("Client", sub.id), "HAS_BALANCE"),
+    }
+    assert set(await session.scalars(select(Client.login))) >= {"papa", "papa.sub"}
 
 
 @pytest.mark.parametrize(
