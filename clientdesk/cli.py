@@ -308,6 +308,46 @@ def send_mail(once: bool) -> None:
     asyncio.run(run())
 
 
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Jobs this process works on at once.",
+)
+def worker(concurrency: int) -> None:
+    """Work the job queue (bulk jobs) until SIGTERM or Ctrl-C; run as many as wanted, on
+    as many machines (PostgreSQL only: on SQLite, `clientdesk serve` works its jobs)."""
+    from clientdesk.logs import configure_logging
+    from db.session import is_sqlite
+    from services.jobs import Jobs
+
+    settings = get_settings()
+    if is_sqlite(settings.database_url):
+        raise click.ClickException(
+            "On SQLite the job queue is in the server's memory: `clientdesk serve` works its "
+            "jobs. Workers of their own need PostgreSQL (CLIENTDESK_DATABASE_URL)."
+        )
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, pool_size=concurrency + 1)
+        jobs = Jobs(
+            create_sessionmaker(engine),
+            system_clock,
+            database_url=settings.database_url,
+            chunk=settings.bulk_job_chunk,
+        )
+        try:
+            await jobs.run_worker(concurrency=concurrency)
+        finally:
+            await jobs.close()
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 @main.command("export-matrix")
 @click.option(
     "--readme",

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         description="How long a deleted client can be restored (clientsRestore) before it is "
         "purged for good and its login is free again.",
     )
+    jobs_in_process: bool | None = Field(
+        default=None,
+        description="Run the job worker inside `clientdesk serve` (default: on SQLite only, "
+        "whose queue is in memory; on PostgreSQL run `clientdesk worker`).",
+    )
+    bulk_job_chunk: int = Field(
+        default=500, ge=1, le=5_000, description="Clients a bulk job changes per transaction."
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_username: str | None = None

@@ -61,6 +61,21 @@ class MailStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class BulkJobStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+class BulkItemState(StrEnum):
+    PENDING = "PENDING"
+    CHANGED = "CHANGED"
+    UNCHANGED = "UNCHANGED"
+    REFUSED = "REFUSED"
+
+
 class Scope(StrEnum):
     CLIENTS_READ = "clients:read"
     CLIENTS_WRITE = "clients:write"

@@ -19,6 +19,8 @@ def for_dialect(dialect: str) -> Callable[..., bool]:
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and name is not None and name.startswith("client_search"):
             return False  # SQLite's full-text index and its shadow tables (migration 0008)
+        if type_ == "table" and name is not None and name.startswith("procrastinate_"):
+            return False  # the job queue's tables (migration 0022), its own schema
         condition = getattr(obj, "_ddl_if", None)
         return condition is None or condition.dialect in (None, dialect)
 

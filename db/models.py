@@ -35,6 +35,8 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from db.base import Amount, Base, BigId, ExactDecimal, Json, UTCDateTime
 from db.enums import (
+    BulkItemState,
+    BulkJobStatus,
     ClientStatus,
     ConnectionStatus,
     ConnectionType,
@@ -594,6 +596,62 @@ class DeletedClient(Base):
         Index(None, "login"),
         Index(None, "deleted_at", "id"),
     )
+
+
+class BulkJob(Base):
+    """A bulk action on a selection larger than a request runs (services/bulk_jobs.py): the
+    clients it was started on are its items, worked through in chunks by the job workers."""
+
+    __tablename__ = "bulk_jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    action: Mapped[dict[str, Any]] = mapped_column(Json)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[BulkJobStatus] = mapped_column(
+        enum_type(BulkJobStatus, "status"), server_default=BulkJobStatus.QUEUED.value
+    )
+    total: Mapped[int] = mapped_column(Integer)
+    changed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    unchanged: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    refused: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    failure: Mapped[str | None] = mapped_column(String(500))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index(None, "created_by_id", "id"),
+        Index(None, "status", "id"),
+    )
+
+
+class BulkJobItem(Base):
+    """One client of a bulk job: pending until its chunk commits, then what was done to it
+    (in the transaction that did it, so a client is never done twice nor skipped)."""
+
+    __tablename__ = "bulk_job_items"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    # sub-accounts (0) before top-level clients (1): a deletion takes a parent's selected
+    # sub-accounts first. No foreign key: the client may be deleted since.
+    rank: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    client_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    state: Mapped[BulkItemState] = mapped_column(
+        enum_type(BulkItemState, "state"), server_default=BulkItemState.PENDING.value
+    )
+    code: Mapped[str | None] = mapped_column(String(40))
+    message: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index(None, "job_id", "state", "rank", "client_id"),)
 
 
 NEXT_SQLITE_CLIENT_ID = "clientdesk_next_client_id"

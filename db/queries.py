@@ -4,17 +4,23 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TypeAlias
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
     ColumnElement,
     Row,
     Select,
+    String,
+    any_,
+    bindparam,
     func,
+    literal_column,
     select,
     true,
     type_coerce,
 )
+from sqlalchemy.dialects import postgresql
 
 from db.base import ExactDecimal
 from db.json_values import json_equals
@@ -29,6 +35,20 @@ CLIENT_COLUMNS = tuple(
     c for c in Client.__table__.c if c.name not in ("password_hash", "search_text")
 )
 STAFF_COLUMNS = tuple(c for c in StaffUser.__table__.c if c.name != "password_hash")
+
+
+def among(dialect: str, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN ids` for any number of ids, as one parameter (a statement holds at most
+    32,767 parameters on PostgreSQL, and about as many on SQLite): an array on PostgreSQL, a
+    JSON array read by json_each on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(  # type: ignore[no-any-return]
+            bindparam(None, list(ids), type_=postgresql.ARRAY(BigInteger))
+        )
+    listed: AnySelect = select(literal_column("value")).select_from(
+        func.json_each(bindparam(None, orjson.dumps(list(ids)).decode(), type_=String))
+    )
+    return column.in_(listed)  # type: ignore[no-any-return]
 
 
 def billing_mode_column() -> ColumnElement[bool]:

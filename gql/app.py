@@ -32,10 +32,11 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from clientdesk import metrics, tracing
 from clientdesk.settings import Settings, get_settings
-from db.session import SharedSession, create_engine, create_sessionmaker
+from db.session import SharedSession, create_engine, create_sessionmaker, is_sqlite
 from gql.cabinet import session_info, set_password
 from gql.compiled import CompiledOperations
 from gql.context import Context
+from gql.export import clients_csv, ledger_csv
 from gql.guards import (
     BodyLimit,
     BodyTooLarge,
@@ -49,6 +50,8 @@ from gql.scalars import encode_response
 from gql.schema import build_schema, schema
 from services import auth, deletion, idempotency, mail
 from services.clock import Clock, system_clock
+from services.jobs import Jobs
+from services.jobs import background as background_worker
 from services.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
 
 log = structlog.get_logger("clientdesk.http")
@@ -273,6 +276,7 @@ async def build_context(request: Request, db: SharedSession, state: Any) -> Cont
         limits=state.limits,
         rate_limiter=state.rate_limiter.bound(db.exclusive),
         client_address=request.client.host if request.client else "unknown",
+        jobs=state.jobs,
     )
 
 
@@ -436,9 +440,10 @@ def create_app(
     clock: Clock = system_clock,
     rate_limiter: RateLimiter | None = None,
     tracer_provider: TracerProvider | None = None,
+    jobs: Jobs | None = None,
 ) -> Starlette:
-    """The application; tests pass their own engine, sessionmaker, clock, rate limiter and
-    tracer provider."""
+    """The application; tests pass their own engine, sessionmaker, clock, rate limiter,
+    tracer provider and job queue."""
     settings = settings or get_settings()
     owns_engine = engine is None
     engine = engine or create_engine(
@@ -458,10 +463,20 @@ def create_app(
             run_background_jobs(app.state.sessionmaker, settings, clock, stop)
         )
         lag = asyncio.create_task(metrics.watch_event_loop()) if settings.metrics_enabled else None
+        queue: Jobs = app.state.jobs
+        in_process = settings.jobs_in_process
+        if in_process is None:
+            in_process = queue.in_memory
+        worker = background_worker(queue) if in_process else None
         settle_heap()
         yield
         stop.set()
         await jobs
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        await queue.close()
         if lag is not None:
             lag.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -484,6 +499,8 @@ def create_app(
                 else []
             ),
             Route("/cabinet/set-password", set_password, methods=["POST"]),
+            Route("/export/clients.csv", clients_csv, methods=["GET", "POST"]),
+            Route("/export/clients/{client_id}/ledger.csv", ledger_csv, methods=["GET"]),
             Route("/cabinet/session", session_info, methods=["GET"]),
         ],
         lifespan=lifespan,
@@ -516,6 +533,12 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker or create_sessionmaker(engine)
     app.state.clock = clock
+    app.state.jobs = jobs or Jobs(
+        app.state.sessionmaker,
+        clock,
+        database_url=None if is_sqlite(settings.database_url) else settings.database_url,
+        chunk=settings.bulk_job_chunk,
+    )
     app.state.token_cache = auth.TokenCache(timedelta(seconds=settings.token_cache_seconds))
     app.state.limits = Limits(
         max_tokens=settings.max_query_tokens,

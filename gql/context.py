@@ -13,6 +13,7 @@ from gql.limits import Limits
 from gql.loaders import Loaders, create_loaders
 from services.auth import TokenRefusal, Viewer
 from services.clock import Clock
+from services.jobs import Jobs
 from services.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Context:
     rate_limiter: RateLimiter
     client_address: str
     token_refusal: TokenRefusal | None = None  # why the token sent stands for no viewer
+    jobs: "Jobs | None" = None  # the job queue (services/jobs.py)
     cost: "Cost | None" = None  # set before execution (gql/throttling.py)
     retry_after: float | None = None  # set when the rate limit refused the request
     request_error: bool = False  # set when nothing ran because the request was malformed

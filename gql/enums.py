@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from db.enums import (
+    BulkJobStatus,
     ClientStatus,
     ConnectionStatus,
     ConnectionType,
@@ -128,6 +129,17 @@ _register(
     },
     name="MailDeliveryStatus",
 )
+_register(
+    BulkJobStatus,
+    "Where a bulk job is.",
+    {
+        BulkJobStatus.QUEUED: "Waiting for a worker.",
+        BulkJobStatus.RUNNING: "Being worked through, a chunk of clients per transaction.",
+        BulkJobStatus.FINISHED: "Every client was changed, left as it was, or refused.",
+        BulkJobStatus.CANCELLED: "Stopped by `bulkJobCancel`: the clients done before stay done.",
+        BulkJobStatus.FAILED: "Stopped by the system (`failure` says why).",
+    },
+)
 # The GraphQL error enum is the domain's, under its API name.
 UserErrorCode = ErrorCode
 _register(
@@ -135,6 +147,7 @@ _register(
 )
 
 __all__ = [
+    "BulkJobStatus",
     "ClientStatus",
     "ConnectionStatus",
     "ConnectionType",

@@ -14,6 +14,7 @@ from gql.clients.actions import ClientActionMutation
 from gql.clients.bulk import BulkMutation
 from gql.clients.deleted import DeletedClientMutation, DeletedClientQuery
 from gql.clients.facets import FacetQuery
+from gql.clients.jobs import BulkJobMutation, BulkJobQuery
 from gql.clients.mutations import ClientMutation
 from gql.clients.queries import ClientQuery, PasswordQuery
 from gql.clients.types import Client
@@ -79,6 +80,7 @@ class Query(
     PricingQuery,
     AuditQuery,
     DeletedClientQuery,
+    BulkJobQuery,
     SystemSettingsQuery,
     StatementQuery,
 ):
@@ -95,6 +97,7 @@ class Mutation(
     ClientMutation,
     ClientActionMutation,
     BulkMutation,
+    BulkJobMutation,
     DeletedClientMutation,
     CreditMutation,
     PricingMutation,

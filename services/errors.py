@@ -65,6 +65,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "CONFLICT"
     BILLING_MODE_OFF = "BILLING_MODE_OFF"
     SELECTION_CHANGED = "SELECTION_CHANGED"
+    ALREADY_FINISHED = "ALREADY_FINISHED"
 
 
 # What each code means, for the people who read the API's documentation.
@@ -191,6 +192,9 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.SELECTION_CHANGED: (
         "The clients a bulk action selects are not those its preview showed (its "
         "`fingerprint`): preview again and confirm what it shows."
+    ),
+    ErrorCode.ALREADY_FINISHED: (
+        "The job has finished already (done, cancelled or failed): there is nothing to stop."
     ),
     ErrorCode.CONFLICT: (
         "Concurrent changes to the same records kept clashing; try the request again."

@@ -152,6 +152,7 @@ def settings() -> Settings:
         database_url="sqlite+aiosqlite:///:memory:",
         log_format="console",
         rate_limit_points_per_minute=0,
+        jobs_in_process=False,  # tests drain the queue themselves (app.state.jobs.drain())
     )
 
 

@@ -238,3 +238,10 @@ def test_numbers_out_of_range_are_refused_before_anything_runs(
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_worker_of_its_own_needs_postgresql(tmp_path: Path) -> None:
+    done = clientdesk(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}", "worker")
+    assert done.returncode == 1
+    assert "clientdesk serve" in done.stderr
+    assert "Traceback" not in done.stderr

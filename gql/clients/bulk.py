@@ -7,7 +7,9 @@ from typing import Annotated, Any
 import strawberry
 
 from db.enums import ClientStatus, Scope
-from gql.clients.filters import ClientFilter, FilterScope, client_conditions
+from gql.arguments import Problem, check_arguments
+from gql.clients.filters import ClientFilter, FilterScope, client_conditions, filter_problems
+from gql.clients.jobs import BulkJob, load_bulk_job
 from gql.clients.mutations import client_pk
 from gql.clients.types import Client, client_from_row
 from gql.context import Info
@@ -21,7 +23,8 @@ from services.errors import Denial
 
 @strawberry.input(
     description="Which clients: `ids`, or the list's `filter` and `search` (as `clients` "
-    "takes them; the selection is what the list would show the viewer). At most 1,000."
+    "takes them; the selection is what the list would show the viewer). Up to 1,000 clients "
+    "a run changes them in the request; up to 1,000,000 it starts a bulk job."
 )
 class ClientSelection:
     ids: list[strawberry.ID] | None = strawberry.field(
@@ -98,6 +101,10 @@ class ClientBulkPreview:
         description="Names this selection and action: pass it to `clientsBulkRun`, which "
         "refuses (SELECTION_CHANGED) if the selection is no longer the same clients."
     )
+    runs_as_job: bool = strawberry.field(
+        description="Whether a run would be a bulk job (more than 1,000 clients): its "
+        "clients are then judged again, as they are, when their chunk runs."
+    )
 
 
 @strawberry.type(description="The result of `clientsBulkPreview`.")
@@ -115,6 +122,10 @@ class ClientBulkRefusal:
 
 @strawberry.type(description="The result of `clientsBulkRun`.")
 class ClientsBulkRunPayload:
+    job: BulkJob | None = strawberry.field(
+        description="The bulk job doing it, for a selection of more than 1,000 clients "
+        "(then the lists below are empty: follow the job); null otherwise."
+    )
     changed_ids: list[strawberry.ID] = strawberry.field(
         description="The clients changed (each audited as the single action is)."
     )
@@ -179,7 +190,11 @@ def _selection(info: Info, selection: ClientSelection) -> tuple[list[int] | None
 
 
 # where a checked argument of an action is, in the mutation's arguments
-ACTION_PATHS = {"reason": ["action", "block", "reason"], "until": ["action", "block", "until"]}
+ACTION_PATHS = {
+    "reason": ["action", "block", "reason"],
+    "until": ["action", "block", "until"],
+    "idempotency_key": ["idempotencyKey"],
+}
 SelectionArg = Annotated[ClientSelection, strawberry.argument(description="Which clients.")]
 ActionArg = Annotated[ClientBulkAction, strawberry.argument(description="What to do.")]
 ONE_WAY = UserError(
@@ -237,15 +252,18 @@ class BulkMutation:
             refused=len(outcome.refused),
             refusals=groups,
             fingerprint=outcome.fingerprint,
+            runs_as_job=outcome.as_job,
         )
         return ClientsBulkPreviewPayload(preview=preview, user_errors=[])
 
     @strawberry.mutation(
         description="Run a bulk action previewed with `clientsBulkPreview` (its "
-        "`fingerprint`): every selected client that may be changed is, in one transaction, "
-        "each audited as the single action is; the others are reported by id and reason. "
-        "Refused as a whole (SELECTION_CHANGED) if the selection is no longer the clients "
-        "the preview showed.",
+        "`fingerprint`): every selected client that may be changed is, each audited as the "
+        "single action is; the others are reported by id and reason. Up to 1,000 clients in "
+        "one transaction, answered at once; more start a bulk job (`job`: follow it with "
+        "`bulkJob`, stop it with `bulkJobCancel`). Refused as a whole (SELECTION_CHANGED) if "
+        "the selection is no longer the clients the preview showed. With an "
+        "`idempotencyKey`, a retry answers as the first run did (the same job).",
         permission_classes=[HasScope(Scope.CLIENTS_WRITE)],
     )
     async def clients_bulk_run(
@@ -254,9 +272,17 @@ class BulkMutation:
         selection: SelectionArg,
         action: ActionArg,
         fingerprint: Annotated[str, strawberry.argument(description="The preview's fingerprint.")],
+        idempotency_key: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Makes a retry safe: the same key with the same selection and "
+                "action answers as the first run did (for 24 hours); with another, "
+                "IDEMPOTENCY_KEY_REUSED."
+            ),
+        ] = None,
     ) -> ClientsBulkRunPayload:
         nothing = ClientsBulkRunPayload(
-            changed_ids=[], unchanged_ids=[], refusals=[], user_errors=[]
+            job=None, changed_ids=[], unchanged_ids=[], refusals=[], user_errors=[]
         )
         chosen = _action(info, action)
         if isinstance(chosen, UserError):
@@ -275,11 +301,19 @@ class BulkMutation:
             expected=fingerprint[:100],
             ids=ids,
             conditions=conditions,
+            idempotency_key=idempotency_key,
         )
         if outcome is None:
             nothing.user_errors = errors
             return nothing
+        if isinstance(outcome, bulk.JobStarted):
+            jobs = info.context.jobs
+            assert jobs is not None
+            await jobs.defer_bulk_job(outcome.job_id)
+            nothing.job = await load_bulk_job(info, outcome.job_id)
+            return nothing
         return ClientsBulkRunPayload(
+            job=None,
             changed_ids=[to_global_id("Client", pk) for pk in outcome.changing],
             unchanged_ids=[to_global_id("Client", pk) for pk in outcome.unchanged],
             refusals=[
@@ -293,3 +327,17 @@ class BulkMutation:
             ],
             user_errors=[],
         )
+
+
+def selection_problems(arguments: dict[str, Any]) -> list[Problem]:
+    """The problems `clients` reports for a selection's filter and search, under `selection`
+    (userErrors of the payload, like the other argument checks of a mutation)."""
+    selection = arguments.get("selection")
+    if not isinstance(selection, ClientSelection):
+        return []
+    found = filter_problems({"filter": selection.filter, "search": selection.search})
+    return [Problem(["selection", *p.path], p.code, p.message) for p in found]
+
+
+check_arguments("Mutation", "clients_bulk_preview", selection_problems)
+check_arguments("Mutation", "clients_bulk_run", selection_problems)

@@ -1,0 +1,223 @@
+"""Bulk jobs on PostgreSQL with real `clientdesk worker` processes: a worker killed (SIGKILL)
+in the middle of a chunk loses that chunk whole, and the next worker finishes the job with
+every client done exactly once — none twice, none skipped.
+
+The kill lands mid-chunk deterministically: the test holds a lock on one client, the worker's
+chunk that reaches it waits for it (seen in pg_stat_activity), and the worker is killed
+there, its earlier chunks committed and that one not."""
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, insert, select, text
+
+from db.enums import BulkItemState, BulkJobStatus, ClientStatus, StaffRole
+from db.models import AuditEntry, BulkJob, BulkJobItem, Client, StaffUser
+from db.session import create_engine, create_sessionmaker
+from services import bulk
+from services.actors import Actor
+from tests.conftest import POSTGRES_URL, ScratchDatabases, backends_until
+from tests.gql.test_bulk_jobs import RUN
+from tests.gql.test_client_bulk import PREVIEW
+from tests.servers import CLEAN_EXIT, CLIENTDESK, seed_admin_and_client, start_server
+
+needs_postgresql = pytest.mark.skipif(
+    POSTGRES_URL is None, reason="needs PostgreSQL (TEST_DATABASE_URL)"
+)
+
+CLIENTS = 1_200
+CHUNK = 100
+HELD = 700  # the 700th client: chunks 1-6 commit, the 7th waits for it
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
+    environment = os.environ | {
+        "CLIENTDESK_DATABASE_URL": url,
+        "CLIENTDESK_BULK_JOB_CHUNK": str(CHUNK),
+        "CLIENTDESK_LOG_FORMAT": "json",
+    }
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [CLIENTDESK, "worker", "--concurrency", "1"],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@needs_postgresql
+async def test_a_worker_killed_mid_chunk_leaves_every_client_done_exactly_once(
+    tmp_path: Path,
+) -> None:
+    scratch = ScratchDatabases("postgresql", tmp_path)
+    url = await scratch.create()
+    engine = create_engine(url)
+    sessions = create_sessionmaker(engine)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        async with sessions() as session:
+            admin = StaffUser(email="ops@example.com", name="Ops", role=StaffRole.ADMIN)
+            session.add(admin)
+            await session.flush()
+            await session.execute(
+                insert(Client),
+                [
+                    {
+                        "login": f"client{n:05}",
+                        "password_hash": "x",
+                        "email": f"client{n}@example.com",
+                        "currency": "EUR",
+                        "balance": Decimal(0),
+                        "credit_limit": Decimal(0),
+                        "status": ClientStatus.INACTIVE,
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for n in range(CLIENTS)
+                ],
+            )
+            ids = list(await session.scalars(select(Client.id).order_by(Client.id)))
+            await session.commit()
+            actor = Actor(admin.id, admin.email, admin.role, NOW)
+            action = bulk.Action(kind="set_status", status=ClientStatus.ACTIVE)
+            shown = await bulk.preview(session, actor=actor, action=action, ids=ids)
+            assert shown.as_job
+            started = await bulk.run(
+                session, actor=actor, action=action, expected=shown.fingerprint, ids=ids
+            )
+            assert isinstance(started, bulk.JobStarted)
+        job_id = started.job_id
+
+        async with engine.connect() as holder, engine.connect() as watcher:
+            await holder.execute(
+                text("SELECT 1 FROM clients WHERE id = :id FOR UPDATE"), {"id": ids[HELD - 1]}
+            )
+            workers.append(start_worker(url, tmp_path / "worker1.log"))
+            waiting = await backends_until(
+                watcher,
+                "application_name = 'clientdesk' AND wait_event_type = 'Lock'",
+                lambda n: n >= 1,
+            )
+            assert waiting == 1, (tmp_path / "worker1.log").read_text()
+            # killed in the middle of its 7th chunk: six committed, the seventh not
+            workers[0].send_signal(signal.SIGKILL)
+            assert workers[0].wait() == -signal.SIGKILL
+            async with sessions() as session:
+                job = await session.get(BulkJob, job_id)
+                assert job is not None
+                assert (job.status, job.changed) == (
+                    BulkJobStatus.RUNNING,
+                    (HELD - 1) // CHUNK * CHUNK,
+                )
+            await holder.rollback()
+
+        workers.append(start_worker(url, tmp_path / "worker2.log"))
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            async with sessions() as session:
+                status = await session.scalar(select(BulkJob.status).where(BulkJob.id == job_id))
+            if status is BulkJobStatus.FINISHED:
+                break
+            await asyncio.sleep(0.05)  # a worker's chunks: soon
+        async with sessions() as session:
+            job = await session.get(BulkJob, job_id)
+            assert job is not None
+            assert (job.status, job.changed, job.refused) == (BulkJobStatus.FINISHED, CLIENTS, 0)
+            statuses = Counter(await session.scalars(select(Client.status)))
+            assert statuses == Counter({ClientStatus.ACTIVE: CLIENTS})
+            audited = Counter(
+                await session.scalars(
+                    select(AuditEntry.target_id).where(AuditEntry.action == "client.status_change")
+                )
+            )
+            assert audited == Counter(dict.fromkeys(ids, 1))  # each exactly once
+            states = await session.execute(
+                select(BulkJobItem.state, func.count())
+                .where(BulkJobItem.job_id == job_id)
+                .group_by(BulkJobItem.state)
+            )
+            assert dict(states.all()) == {BulkItemState.CHANGED: CLIENTS}
+        workers[1].send_signal(signal.SIGTERM)
+        assert workers[1].wait(timeout=30) in (0, -signal.SIGTERM)
+        log = (tmp_path / "worker2.log").read_text()
+        assert "Traceback" not in log, log
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        await engine.dispose()
+        await scratch.drop_all()
+
+
+JOB_STATE = """
+query($id: ID!) { bulkJob(id: $id) { status changed unchanged finishedAt } }
+"""
+
+
+async def test_a_server_works_its_jobs_itself_when_told_or_on_sqlite(
+    backend: str, scratch_url: str
+) -> None:
+    """`make run` (SQLite: the queue in the server's memory) and a single machine on
+    PostgreSQL (CLIENTDESK_JOBS_IN_PROCESS=true): the server process works the job."""
+    seeded = await seed_admin_and_client(scratch_url)
+    engine = create_engine(scratch_url)
+    async with create_sessionmaker(engine)() as session:
+        await session.execute(
+            insert(Client),
+            [
+                {
+                    "login": f"many{n:05}",
+                    "password_hash": "x",
+                    "email": f"many{n}@example.com",
+                    "currency": "EUR",
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for n in range(bulk.SYNC_LIMIT)
+            ],
+        )
+        await session.commit()
+    await engine.dispose()
+    environment = {"CLIENTDESK_JOBS_IN_PROCESS": "true"} if backend == "postgresql" else {}
+    server = await asyncio.to_thread(start_server, scratch_url, environment)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            headers = {"Authorization": f"Bearer {seeded.tokens[0]}"}
+
+            async def call(query: str, variables: dict[str, Any]) -> Any:
+                response = await http.post(
+                    "/graphql", json={"query": query, "variables": variables}, headers=headers
+                )
+                body = response.json()
+                assert "errors" not in body, body
+                return body["data"]
+
+            action = {"setStatus": "INACTIVE"}
+            shown = await call(PREVIEW, {"selection": {"filter": {}}, "action": action})
+            fingerprint = shown["clientsBulkPreview"]["preview"]["fingerprint"]
+            started = await call(
+                RUN, {"selection": {"filter": {}}, "action": action, "fingerprint": fingerprint}
+            )
+            job_id = started["clientsBulkRun"]["job"]["id"]
+            deadline = asyncio.get_running_loop().time() + 60
+            while asyncio.get_running_loop().time() < deadline:
+                job = (await call(JOB_STATE, {"id": job_id}))["bulkJob"]
+                if job["finishedAt"] is not None:
+                    break
+                await asyncio.sleep(0.05)  # the server's worker: soon
+            assert (job["status"], job["changed"]) == ("FINISHED", bulk.SYNC_LIMIT + 1)
+    finally:
+        status = await asyncio.to_thread(server.stop)
+    assert status in CLEAN_EXIT
+    assert server.failures() == []
