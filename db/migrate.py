@@ -1,13 +1,14 @@
 """Run the Alembic migrations from code (the CLI and the tests use this, not alembic.ini)."""
 
+import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -19,8 +20,12 @@ def for_dialect(dialect: str) -> Callable[..., bool]:
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and name is not None and name.startswith("client_search"):
             return False  # SQLite's full-text index and its shadow tables (migration 0008)
-        if type_ == "table" and name is not None and name.startswith("procrastinate_"):
-            return False  # the job queue's tables (migration 0022), its own schema
+        if (
+            type_ == "table"
+            and name is not None
+            and (name.startswith("procrastinate_") or name == QUEUE_VERSION_TABLE)
+        ):
+            return False  # the job queue's tables: its own schema (`queue_schema`)
         condition = getattr(obj, "_ddl_if", None)
         return condition is None or condition.dialect in (None, dialect)
 
@@ -37,9 +42,74 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database of `engine` up to `revision`."""
+    """Bring the database of `engine` up to `revision` (at head on PostgreSQL, the job
+    queue's schema too: `queue_schema`)."""
     async with engine.begin() as connection:
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+    if engine.dialect.name == "postgresql" and revision == "head":
+        await queue_schema(engine)
+
+
+# The job queue's tables and functions are procrastinate's (services/jobs.py): its schema as
+# the installed version ships it, the first time; later, its migrations between the version
+# whose schema is in place (kept here) and the one installed, in order, each in its own
+# transaction, as procrastinate's upgrade notes ask.
+QUEUE_VERSION_TABLE = "queue_schema_version"
+QUEUE_LOCK = 0x636C6471  # an advisory lock: two processes migrating at once take turns
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3])
+
+
+def queue_migrations(applied: str, installed: str) -> list[Path]:
+    """procrastinate's migration files after version `applied`, up to `installed`."""
+    from procrastinate.schema import SchemaManager
+
+    folder = Path(SchemaManager.get_migrations_path())
+    low, high = _version(applied), _version(installed)
+    return [
+        path
+        for path in sorted(folder.glob("*.sql"))
+        if low < _version(path.name.split("_")[0]) <= high
+    ]
+
+
+async def _run_script(connection: AsyncConnection, script: str) -> None:
+    """SQL of many statements (function bodies and all) as one simple query: a prepared
+    statement cannot hold them."""
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(script)  # type: ignore[union-attr]
+
+
+async def queue_schema(engine: AsyncEngine) -> None:
+    """Bring the job queue's schema to the installed procrastinate's (PostgreSQL)."""
+    from procrastinate.schema import SchemaManager
+
+    installed = importlib.metadata.version("procrastinate")
+    async with engine.begin() as connection:
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK})
+        await connection.execute(
+            text(f"CREATE TABLE IF NOT EXISTS {QUEUE_VERSION_TABLE} (version text NOT NULL)")
+        )
+        applied = await connection.scalar(text(f"SELECT version FROM {QUEUE_VERSION_TABLE}"))
+        if applied is None:
+            if not await connection.scalar(text("SELECT to_regclass('procrastinate_jobs')")):
+                await _run_script(connection, SchemaManager.get_schema())
+            await connection.execute(
+                text(f"INSERT INTO {QUEUE_VERSION_TABLE} VALUES (:version)"),
+                {"version": installed},
+            )
+            return
+    if _version(applied) >= _version(installed):
+        return
+    for path in queue_migrations(applied, installed):
+        async with engine.begin() as connection:
+            await _run_script(connection, path.read_text())
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(f"UPDATE {QUEUE_VERSION_TABLE} SET version = :version"), {"version": installed}
+        )
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

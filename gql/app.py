@@ -473,9 +473,13 @@ def create_app(
         stop.set()
         await jobs
         if worker is not None:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            queue.stop(worker)  # a running job stops after its chunk
+            try:
                 await worker
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # (the rest of the shutdown still runs)
+                log.exception("job_worker_failed")
         await queue.close()
         if lag is not None:
             lag.cancel()

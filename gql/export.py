@@ -32,9 +32,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from strawberry.types.arguments import convert_argument
 
 from db.enums import Scope
+from db.keyset import Ordering
 from db.models import Client as ClientModel
 from db.models import CreditEntry, StaffUser
-from db.queries import select_clients
+from db.queries import AnySelect, select_clients
 from db.session import SharedSession
 from gql.arguments import argument_walkers, find_problems
 from gql.clients.filters import ClientFilter, FilterScope, client_conditions, filter_problems
@@ -197,7 +198,7 @@ def read_list_arguments(
     columns = raw.get("columns", list(DEFAULT_COLUMNS))
     if not isinstance(columns, list) or not columns or len(columns) > len(COLUMNS):
         raise _bad(f"`columns` lists 1 to {len(COLUMNS)} of {', '.join(COLUMNS)}.")
-    wrong = [str(c)[:40] for c in columns if c not in COLUMNS]
+    wrong = [str(c)[:40] for c in columns if not isinstance(c, str) or c not in COLUMNS]
     if wrong:
         raise _bad(f"Unknown columns: {', '.join(wrong)}; choose from {', '.join(COLUMNS)}.")
     columns = list(dict.fromkeys(columns))
@@ -265,9 +266,15 @@ async def clients_csv(request: Request) -> Response:
     finally:
         await db.finish()
     scope = FilterScope(viewer_id=context.viewer.staff_id, now=context.now)
+    try:  # (refused here, before the response starts, as `clients` refuses them)
+        ordering = client_ordering(order_by, now=scope.now)
+        conditions = client_conditions(filter, search, scope)
+    except GraphQLError as error:
+        return _bad(error.message).response()
+    query = select_clients().add_columns(*ordering.computed_columns).where(*conditions)
     stamp = context.now.strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        _client_rows(request, filter, search, order_by, columns, scope),
+        _client_rows(request, query, ordering, columns),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="clients-{stamp}.csv"',
@@ -277,20 +284,9 @@ async def clients_csv(request: Request) -> Response:
 
 
 async def _client_rows(
-    request: Request,
-    filter: ClientFilter | None,
-    search: str | None,
-    order_by: list[ClientOrder] | None,
-    columns: list[str],
-    scope: FilterScope,
+    request: Request, query: AnySelect, ordering: Ordering, columns: list[str]
 ) -> AsyncIterator[bytes]:
     sessions = request.app.state.sessionmaker
-    ordering = client_ordering(order_by, now=scope.now)
-    query = (
-        select_clients()
-        .add_columns(*ordering.computed_columns)
-        .where(*client_conditions(filter, search, scope))
-    )
     readers = [COLUMNS[name][1] for name in columns]
     staff: dict[int, str] = {}
     yield "\ufeff".encode() + _line([COLUMNS[name][0] for name in columns])  # BOM: Excel
@@ -317,6 +313,8 @@ async def _client_rows(
         )
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 LEDGER_HEADER = (
     "id",
     "created_at",
@@ -342,6 +340,13 @@ def _instant(params: Any, name: str) -> datetime | None:
         raise _bad(f"`{name}` is not an ISO 8601 date-time.") from None
     if value.tzinfo is None:
         raise _bad(f"`{name}` needs a time zone (Z, or an offset).")
+    out_of_range = _bad(f"`{name}` is out of range (years 1900 to 9999).")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise out_of_range from None
+    if not EARLIEST <= value <= LATEST:
+        raise out_of_range
     return value
 
 
@@ -363,6 +368,8 @@ async def ledger_csv(request: Request) -> Response:
             raise ExportError(404, "NOT_FOUND", ["No such client."])
     except ExportError as error:
         return error.response()
+    except GraphQLError as error:  # a malformed ID
+        return _bad(error.message).response()
     finally:
         await db.finish()
     assert pk is not None

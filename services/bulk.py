@@ -122,7 +122,7 @@ def fingerprint(action: Action, ids: Sequence[int]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-async def _check_action(session: AsyncSession, actor: Actor, action: Action) -> Action:
+async def check_action(session: AsyncSession, actor: Actor, action: Action) -> Action:
     """The action with its arguments checked (ValidationFailed/DomainError if not)."""
     if action.kind not in KINDS:
         raise DomainError(ErrorCode.REQUIRED, "Choose exactly one action", ["action"])
@@ -292,7 +292,7 @@ async def preview(
     conditions: Sequence[ColumnElement[bool]] | None = None,
 ) -> Outcome:
     """What a run would do now, changing nothing."""
-    action = await _check_action(session, actor, action)
+    action = await check_action(session, actor, action)
     wanted = await _wanted(session, ids=ids, conditions=conditions)
     verdicts = await _judge(session, actor, action, wanted, await _read(session, wanted))
     await session.rollback()  # (only reads: the share-locks of `may_change` go)
@@ -325,6 +325,8 @@ async def run(
     the job workers (services/bulk_jobs.py). Refused as a whole if the selection is not the
     one previewed (`expected`, its fingerprint). With an idempotency key, a retry answers as
     the first run did (the same outcome, or the same job)."""
+    if idempotency_key is not None:
+        idempotency_key = idempotency.check_key(idempotency_key, field=["idempotency_key"])
     async with transaction(session):
         if idempotency_key is not None:
             request = {"fingerprint": expected, "action": action.key()}
@@ -338,7 +340,7 @@ async def run(
             )
             if earlier is not None:
                 return _replayed(expected, earlier)
-        action = await _check_action(session, actor, action)
+        action = await check_action(session, actor, action)
         wanted = await _wanted(session, ids=ids, conditions=conditions)
         if len(wanted) > SYNC_LIMIT:
             if fingerprint(action, wanted) != expected:

@@ -10,7 +10,7 @@ again, so none is done twice and none is skipped. Cancelling takes the job's row
 returns, no chunk starts and none is in flight.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -24,7 +24,7 @@ from db.session import begin_write, transaction, write_turn
 from services import audit, bulk
 from services.actors import Actor
 from services.clock import Clock
-from services.errors import DomainError, ErrorCode
+from services.errors import DomainError, ErrorCode, ValidationFailed
 from services.locks import lock_clients
 
 CHUNK = 500
@@ -37,73 +37,111 @@ async def work(
     *,
     now: Clock,
     chunk: int = CHUNK,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Work through the job until it is finished, cancelled or failed."""
-    while await work_chunk(sessions, job_id, now=now(), size=chunk):
+    """Work through the job until it is finished, cancelled or failed, another worker holds
+    it, or `stopping` says so (the worker is shutting down: the job stays RUNNING and is
+    taken up again, from the chunk after the last one committed)."""
+    while not stopping() and await work_chunk(sessions, job_id, now=now(), size=chunk):
         pass
 
 
 async def work_chunk(
     sessions: async_sessionmaker[AsyncSession], job_id: int, *, now: datetime, size: int = CHUNK
 ) -> bool:
-    """One chunk of the job, in one transaction; whether there may be more to do."""
+    """One chunk of the job, in one transaction; whether there may be more to do. False too
+    when another worker holds the job's row (a chunk of its own in flight): that worker goes
+    on with it, so this one leaves it."""
     async with sessions() as session, write_turn(session), transaction(session):
         await begin_write(session)  # SQLite: the write lock, before the job is read
         job = await session.scalar(
             select(BulkJob)
             .where(BulkJob.id == job_id)
-            .with_for_update()
+            .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)
         )
         if job is None or job.status in FINAL:
             return False
         staff = await session.get(StaffUser, job.created_by_id) if job.created_by_id else None
         if staff is None or not staff.is_active:
-            job.status = BulkJobStatus.FAILED
-            job.failure = "The staff user who started it is no longer active"
-            job.finished_at = now
+            _fail(job, now, "The staff user who started it is no longer active")
             return False
         actor = Actor(staff.id, staff.email, staff.role, now, job.request_id)
+        try:  # the action as it may be done now: its end in the future, its manager active,
+            # the starter's role still allowing it
+            action = await bulk.check_action(session, actor, bulk.Action.of_key(job.action))
+        except DomainError as error:
+            _fail(job, now, f"It can no longer be done: {error.message}")
+            return False
+        except ValidationFailed as failed:
+            _fail(job, now, f"It can no longer be done: {failed}")
+            return False
         if job.status is BulkJobStatus.QUEUED:
             job.status = BulkJobStatus.RUNNING
             job.started_at = now
-        wanted = list(
-            await session.scalars(
-                select(BulkJobItem.client_id)
+        pending = (
+            await session.execute(
+                select(BulkJobItem.rank, BulkJobItem.client_id)
                 .where(BulkJobItem.job_id == job_id, BulkJobItem.state == BulkItemState.PENDING)
                 .order_by(BulkJobItem.rank, BulkJobItem.client_id)
                 .limit(size)
             )
-        )
-        if not wanted:
+        ).all()
+        if not pending:
             job.status = BulkJobStatus.FINISHED
             job.finished_at = now
             return False
-        action = bulk.Action.of_key(job.action)
+        wanted = [client_id for _, client_id in pending]
         found = await lock_clients(session, wanted)
         clients = [found[pk] for pk in wanted if pk in found]
         verdicts = await bulk._judge(session, actor, action, wanted, clients)
         await bulk.apply(session, actor, action, found, verdicts)
-        await _mark(session, job_id, verdicts)
+        await _mark(session, job_id, {pk: rank for rank, pk in pending}, verdicts)
         job.changed += sum(1 for v in verdicts if v.code is None and not v.unchanged)
         job.unchanged += sum(1 for v in verdicts if v.code is None and v.unchanged)
         job.refused += sum(1 for v in verdicts if v.code is not None)
         return True
 
 
-async def _mark(session: AsyncSession, job_id: int, verdicts: Sequence[bulk.Verdict]) -> None:
-    """The items of a chunk, marked with what was done (in the chunk's transaction)."""
+def _fail(job: BulkJob, now: datetime, why: str) -> None:
+    job.status = BulkJobStatus.FAILED
+    job.failure = why[:500]
+    job.finished_at = now
+
+
+async def fail(
+    sessions: async_sessionmaker[AsyncSession], job_id: int, *, now: datetime, why: str
+) -> None:
+    """Mark the job FAILED (its worker gave up on it), unless it has ended already."""
+    async with sessions() as session, write_turn(session), transaction(session):
+        await begin_write(session)
+        job = await session.scalar(select(BulkJob).where(BulkJob.id == job_id).with_for_update())
+        if job is not None and job.status not in FINAL:
+            _fail(job, now, why)
+
+
+async def _mark(
+    session: AsyncSession,
+    job_id: int,
+    ranks: dict[int, int],
+    verdicts: Sequence[bulk.Verdict],
+) -> None:
+    """The items of a chunk, marked with what was done (in the chunk's transaction), each
+    found by its whole key (job, rank, client)."""
     items = cast(Table, BulkJobItem.__table__)
     for state, chosen in (
         (BulkItemState.CHANGED, [v for v in verdicts if v.code is None and not v.unchanged]),
         (BulkItemState.UNCHANGED, [v for v in verdicts if v.code is None and v.unchanged]),
     ):
-        if chosen:
+        for rank in sorted({ranks[v.client_id] for v in chosen}):
             await session.execute(
                 update(items)
                 .where(
                     items.c.job_id == job_id,
-                    items.c.client_id.in_([v.client_id for v in chosen]),
+                    items.c.rank == rank,
+                    items.c.client_id.in_(
+                        [v.client_id for v in chosen if ranks[v.client_id] == rank]
+                    ),
                 )
                 .values(state=state)
             )
@@ -111,10 +149,19 @@ async def _mark(session: AsyncSession, job_id: int, verdicts: Sequence[bulk.Verd
     if refused:
         await session.execute(
             update(items)
-            .where(items.c.job_id == job_id, items.c.client_id == bindparam("pk"))
+            .where(
+                items.c.job_id == job_id,
+                items.c.rank == bindparam("item_rank"),
+                items.c.client_id == bindparam("pk"),
+            )
             .values(state=BulkItemState.REFUSED, code=bindparam("code"), message=bindparam("text")),
             [
-                {"pk": v.client_id, "code": v.code.value if v.code else None, "text": v.message}
+                {
+                    "item_rank": ranks[v.client_id],
+                    "pk": v.client_id,
+                    "code": v.code.value if v.code else None,
+                    "text": v.message[:500],
+                }
                 for v in refused
             ],
         )

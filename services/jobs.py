@@ -14,12 +14,14 @@ jobs left unfinished by a stopped server are taken up when it starts again.
 
 import asyncio
 import contextlib
-from typing import Any
+import signal
+from typing import Any, cast
 
 import procrastinate
 import structlog
 from procrastinate import testing
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.job_context import JobContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,12 +33,25 @@ log = structlog.get_logger("clientdesk.jobs")
 QUEUE = "bulk"
 # a chunk that fails (a lost race, a database restart) is tried again, later each time
 RETRY = procrastinate.RetryStrategy(max_attempts=10, exponential_wait=2)
+SHUTDOWN_GRACE_SECONDS = 60  # a chunk in flight finishes; past this, it is rolled back
+RESTART_PAUSE_SECONDS = 5
+
+
+# asyncpg's URL options that libpq spells otherwise, or has not
+LIBPQ_OPTIONS = {"ssl": "sslmode"}
+ASYNCPG_ONLY = {"prepared_statement_cache_size", "prepared_statement_name_func", "timeout"}
 
 
 def libpq_url(database_url: str) -> str:
-    """SQLAlchemy's URL of a PostgreSQL database as libpq (psycopg) takes it."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    """SQLAlchemy's URL of a PostgreSQL database as libpq (psycopg) takes it: `ssl=require`
+    becomes `sslmode=require`; options of asyncpg alone are left out."""
+    url = make_url(database_url)
+    query = {
+        LIBPQ_OPTIONS.get(key, key): value
+        for key, value in url.query.items()
+        if key not in ASYNCPG_ONLY
+    }
+    return url.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
 
 
 class Jobs:
@@ -65,10 +80,29 @@ class Jobs:
         )
         self.app = procrastinate.App(connector=connector)
         self._opened = False
+        self.stopping = False  # set when the worker shuts down: a job stops after its chunk
 
-        @self.app.task(name="bulk_job", queue=QUEUE, retry=RETRY)
-        async def bulk_job(job_id: int) -> None:
-            await bulk_jobs.work(self.sessions, job_id, now=self.clock, chunk=self.chunk)
+        @self.app.task(name="bulk_job", queue=QUEUE, retry=RETRY, pass_context=True)
+        async def bulk_job(context: JobContext, job_id: int) -> None:
+            try:
+                await bulk_jobs.work(
+                    self.sessions,
+                    job_id,
+                    now=self.clock,
+                    chunk=self.chunk,
+                    stopping=lambda: self.stopping,
+                )
+            except Exception:
+                if context.job.attempts + 1 >= (RETRY.max_attempts or 1):  # the last try
+                    log.exception("bulk_job_failed", job_id=job_id)
+                    await bulk_jobs.fail(
+                        self.sessions,
+                        job_id,
+                        now=self.clock(),
+                        why="An error stopped it (the worker's log says which); the clients "
+                        "done before stay done",
+                    )
+                raise
 
         @self.app.periodic(cron="* * * * *", periodic_id="resume")
         @self.app.task(name="resume", queue=QUEUE, queueing_lock="resume")
@@ -98,11 +132,16 @@ class Jobs:
     async def resume(self) -> None:
         """Take up the jobs left unfinished: procrastinate's jobs whose worker stopped
         beating (killed), retried; and every bulk job queued or running, queued again (its
-        chunks lock its row: two workers on one job take turns, never the same clients)."""
-        if not self.in_memory:
+        chunks lock its row: a second worker on a job leaves it to the one holding it)."""
+        if self.in_memory:
+            self._forget_memory()
+        else:
             manager = self.app.job_manager
             for job in await manager.get_stalled_jobs():
-                await manager.retry_job(job)
+                try:
+                    await manager.retry_job(job)
+                except Exception:  # retried by another worker meanwhile, or queued again
+                    log.info("stalled_job_not_retried", job_id=job.id)
         async with self.sessions() as session:
             ids = await bulk_jobs.unfinished(session)
         for job_id in ids:
@@ -110,26 +149,78 @@ class Jobs:
         if ids:
             log.info("bulk_jobs_resumed", jobs=ids)
 
+    def _forget_memory(self) -> None:
+        """The in-memory queue keeps every query it ran and every finished job's events (it
+        is made for tests): dropped, so a long-running server does not grow."""
+        connector = cast(testing.InMemoryConnector, self.app.connector)
+        connector.queries.clear()
+        for job_id in [key for key in connector.events if key not in connector.jobs]:
+            del connector.events[job_id]
+
     async def run_worker(self, *, concurrency: int = 1, in_process: bool = False) -> None:
-        """Work until cancelled (in-process) or stopped by a signal (`clientdesk worker`)."""
+        """Work until cancelled (in-process: `stop` first) or stopped by SIGTERM or SIGINT
+        (`clientdesk worker`): a running bulk job stops after its chunk, RUNNING, and is
+        taken up again by the next worker to start."""
         await self.open()
-        await self.resume()
-        await self.app.run_worker_async(
-            queues=[QUEUE],
-            concurrency=concurrency,
-            install_signal_handlers=not in_process,
-            wait=True,
-            name="clientdesk",
+        self.stopping = False
+        try:
+            await self.resume()
+        except Exception:  # the worker runs anyway; the next minute's pass tries again
+            log.exception("jobs_resume_failed")
+        worker = asyncio.create_task(
+            self.app.run_worker_async(
+                queues=[QUEUE],
+                concurrency=concurrency,
+                install_signal_handlers=False,
+                wait=True,
+                name="clientdesk",
+                delete_jobs="successful",  # (what a bulk job did stays in bulk_jobs)
+                shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+            )
         )
+        if not in_process:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.stop, worker)
+        try:
+            await worker
+        except asyncio.CancelledError:
+            if in_process and not worker.cancelled():
+                worker.cancel()
+            if in_process:
+                raise
+
+    def stop(self, worker: "asyncio.Task[None] | None" = None) -> None:
+        """Shut the worker down: jobs stop after their chunk in flight."""
+        self.stopping = True
+        if worker is not None:
+            worker.cancel()
 
     async def drain(self) -> None:
         """Run every job queued now, and return (tests, and the embedded worker's start)."""
         await self.open()
         await self.app.run_worker_async(
-            queues=[QUEUE], wait=False, install_signal_handlers=False, listen_notify=False
+            queues=[QUEUE],
+            wait=False,
+            install_signal_handlers=False,
+            listen_notify=False,
+            delete_jobs="successful",
         )
 
 
+async def _supervised(jobs: Jobs) -> None:
+    """The in-process worker, started again (after a pause) if it fails."""
+    while True:
+        try:
+            await jobs.run_worker(in_process=True)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job_worker_failed")
+            await asyncio.sleep(RESTART_PAUSE_SECONDS)
+
+
 def background(jobs: Jobs) -> "asyncio.Task[None]":
-    """The in-process worker, as a task of the running loop (cancel it to stop)."""
-    return asyncio.create_task(jobs.run_worker(in_process=True))
+    """The in-process worker, as a task of the running loop (`jobs.stop(task)` stops it)."""
+    return asyncio.create_task(_supervised(jobs))

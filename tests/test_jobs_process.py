@@ -109,6 +109,13 @@ async def test_a_worker_killed_mid_chunk_leaves_every_client_done_exactly_once(
                 lambda n: n >= 1,
             )
             assert waiting == 1, (tmp_path / "worker1.log").read_text()
+            chunk_pid = await watcher.scalar(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'clientdesk' "
+                    "AND wait_event_type = 'Lock'"
+                )
+            )
+            await watcher.commit()
             # killed in the middle of its 7th chunk: six committed, the seventh not
             workers[0].send_signal(signal.SIGKILL)
             assert workers[0].wait() == -signal.SIGKILL
@@ -120,6 +127,11 @@ async def test_a_worker_killed_mid_chunk_leaves_every_client_done_exactly_once(
                     (HELD - 1) // CHUNK * CHUNK,
                 )
             await holder.rollback()
+            # the killed worker's connections end once the lock it waited for is free (its
+            # chunk rolled back); a second worker finding the job's row still locked would
+            # leave the job to its holder
+            left = await backends_until(watcher, f"pid = {chunk_pid}", lambda n: n == 0)
+            assert left == 0
 
         workers.append(start_worker(url, tmp_path / "worker2.log"))
         deadline = asyncio.get_running_loop().time() + 60

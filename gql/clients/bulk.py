@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
+import structlog
 
 from db.enums import ClientStatus, Scope
 from gql.arguments import Problem, check_arguments
@@ -19,6 +20,8 @@ from gql.node import pk_of, to_global_id
 from gql.permissions import HasScope
 from services import bulk
 from services.errors import Denial
+
+log = structlog.get_logger("clientdesk.bulk")
 
 
 @strawberry.input(
@@ -309,7 +312,10 @@ class BulkMutation:
         if isinstance(outcome, bulk.JobStarted):
             jobs = info.context.jobs
             assert jobs is not None
-            await jobs.defer_bulk_job(outcome.job_id)
+            try:
+                await jobs.defer_bulk_job(outcome.job_id)
+            except Exception:  # the job is committed: the workers' minutely pass queues it
+                log.exception("bulk_job_not_queued", job_id=outcome.job_id)
             nothing.job = await load_bulk_job(info, outcome.job_id)
             return nothing
         return ClientsBulkRunPayload(

@@ -7,6 +7,7 @@ job of a handful of clients crosses several chunks; the queue is procrastinate's
 one, drained in-process (the worker processes on PostgreSQL: tests/test_jobs_process.py)."""
 
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -348,3 +349,34 @@ async def test_the_preview_says_when_a_run_would_be_a_job(
         }
         shown = (await api(query, variables))["clientsBulkPreview"]["preview"]
         assert shown["runsAsJob"] is as_job
+
+
+async def test_a_block_whose_end_passed_before_its_chunk_ran_fails_the_job(
+    api: GraphQLClient, app: Any, factory: Factory, session: AsyncSession, clock: FakeClock
+) -> None:
+    api.token = await factory.admin_token()
+    clients = [await factory.client() for _ in range(4)]
+    await session.commit()
+    until = (clock() + timedelta(hours=1)).isoformat()
+    selection = {"ids": [gid("Client", c.id) for c in clients]}
+    action = {"block": {"reason": "Audit", "until": until}}
+    shown = (await preview(api, selection, action))["preview"]
+    job = (await start(api, selection, action, shown["fingerprint"]))["job"]
+    clock.advance(timedelta(hours=2))  # the job waited in the queue past the block's end
+    await drain(app)
+    seen = await job_view(api, job["id"])
+    assert (seen["status"], seen["done"]) == ("FAILED", 0)
+    assert "no longer be done" in seen["failure"]
+    blocked = await session.scalars(select(Client.blocked_at).where(Client.blocked_at.is_not(None)))
+    assert list(blocked) == []
+
+
+async def test_an_idempotency_key_is_checked(api: GraphQLClient, factory: Factory) -> None:
+    api.token = await factory.admin_token()
+    client = await factory.client()
+    selection = {"ids": [gid("Client", client.id)]}
+    for key, code in (("k" * 201, "TOO_LONG"), ("", "INVALID")):
+        refused = await start(api, selection, {"unblock": True}, "x", key=key)
+        assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
+            (["idempotencyKey"], code)
+        ]

@@ -220,3 +220,51 @@ async def test_the_ledger_statement_sums_to_the_balance(
         headers=headers,
     )
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"columns": [["LOGIN"]]},
+        {"columns": "LOGIN"},
+        {"orderBy": [{"field": "LOGIN"}, {"field": "LOGIN", "direction": "DESC"}]},
+        {"search": "x" * 5_000},
+    ],
+)
+async def test_odd_arguments_are_a_400_before_the_download_starts(
+    http: httpx.AsyncClient, factory: Factory, arguments: dict[str, Any]
+) -> None:
+    token = await factory.admin_token()
+    response = await export_clients(http, token, arguments)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize(
+    ("client_id", "params"),
+    [
+        ("not-an-id", {}),
+        (None, {"from": "0001-01-01T00:00:00+14:00"}),
+        (None, {"to": "9999-12-31T23:59:59-10:00"}),
+        (None, {"from": "2026-01-01T00:00:00"}),
+        (None, {"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}),
+    ],
+)
+async def test_a_bad_ledger_request_is_a_400(
+    http: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    client_id: str | None,
+    params: dict[str, str],
+) -> None:
+    token = await factory.admin_token()
+    client = await factory.client()
+    await session.commit()
+    wanted = client_id or gid("Client", client.id)
+    response = await http.get(
+        f"/export/clients/{wanted}/ledger.csv",
+        params=params,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -1,6 +1,6 @@
 """Bulk jobs: a bulk action on a selection too large for one request, worked through by the
-job workers in chunks (bulk_jobs, bulk_job_items); on PostgreSQL, the job queue's own tables
-and functions (procrastinate's schema, as the pinned version ships it).
+job workers in chunks (bulk_jobs, bulk_job_items). The job queue's own tables (procrastinate's,
+on PostgreSQL) follow the installed version: db/migrate.py `queue_schema`.
 
 Revision ID: 0022
 Revises: 0021
@@ -11,9 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from procrastinate.schema import SchemaManager
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.util import await_only
 
 revision: str = "0022"
 down_revision: str | None = "0021"
@@ -91,31 +89,8 @@ def upgrade() -> None:
         "bulk_job_items",
         ["job_id", "state", "rank", "client_id"],
     )
-    if op.get_context().dialect.name == "postgresql":
-        # procrastinate's schema is many statements (functions with bodies), which a prepared
-        # statement cannot hold: sent as one simple query on the migration's connection
-        driver = op.get_bind().connection.dbapi_connection
-        assert driver is not None
-        await_only(driver.driver_connection.execute(SchemaManager.get_schema()))
-
-
-PROCRASTINATE_DROP = """
-DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs,
-    procrastinate_workers CASCADE;
-DO $$ DECLARE f record; BEGIN
-    FOR f IN SELECT oid::regprocedure AS sig FROM pg_proc
-        WHERE proname LIKE 'procrastinate%' AND pronamespace = 'public'::regnamespace
-    LOOP EXECUTE 'DROP FUNCTION IF EXISTS ' || f.sig || ' CASCADE'; END LOOP;
-END $$;
-DROP TYPE IF EXISTS procrastinate_job_status, procrastinate_job_event_type,
-    procrastinate_job_to_defer_v1 CASCADE;
-"""
 
 
 def downgrade() -> None:
-    if op.get_context().dialect.name == "postgresql":
-        driver = op.get_bind().connection.dbapi_connection
-        assert driver is not None
-        await_only(driver.driver_connection.execute(PROCRASTINATE_DROP))
     op.drop_table("bulk_job_items")
     op.drop_table("bulk_jobs")
