@@ -338,6 +338,7 @@ def worker(concurrency: int) -> None:
             system_clock,
             database_url=settings.database_url,
             chunk=settings.bulk_job_chunk,
+            parallel=settings.bulk_job_parallel,
         )
         try:
             await jobs.run_worker(concurrency=concurrency)

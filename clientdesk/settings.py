@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     bulk_job_chunk: int = Field(
         default=500, ge=1, le=5_000, description="Clients a bulk job changes per transaction."
     )
+    bulk_job_parallel: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Chunks of one bulk job in flight at once, across the workers (a "
+        "deletion goes one chunk at a time).",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_username: str | None = None

@@ -542,6 +542,7 @@ def create_app(
         clock,
         database_url=None if is_sqlite(settings.database_url) else settings.database_url,
         chunk=settings.bulk_job_chunk,
+        parallel=settings.bulk_job_parallel,
     )
     app.state.token_cache = auth.TokenCache(timedelta(seconds=settings.token_cache_seconds))
     app.state.limits = Limits(

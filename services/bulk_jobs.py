@@ -1,13 +1,15 @@
 """Bulk jobs: a bulk action on more clients than one request changes (services/bulk.py
 starts them), worked through by the job workers (services/jobs.py) a chunk at a time.
 
-Each chunk is one transaction: it locks the job's row (so the chunks of a job run one after
-another, whichever worker runs them), takes the next pending clients (sub-accounts first, by
-id), locks them, judges each by the single action's rules as they are now, applies the action
-to those it may change (audited per client), and marks those items done with what happened.
-A worker killed mid-chunk rolls its chunk back whole: the next worker takes the same clients
-again, so none is done twice and none is skipped. Cancelling takes the job's row too: once it
-returns, no chunk starts and none is in flight.
+Each chunk is one transaction: it takes the next pending clients (sub-accounts first, by id)
+that no other chunk holds (their items locked, SKIP LOCKED: several workers work one job at
+once), locks them, judges each by the single action's rules as they are now, applies the
+action to those it may change (audited per client), marks those items done with what
+happened, and adds to the job's counts — only while the job still runs: a chunk that finds it
+cancelled by then rolls back whole. A deletion goes one chunk at a time (the job's row
+locked), so a parent's selected sub-accounts are gone before it is judged. A worker killed
+mid-chunk rolls its chunk back whole: the next worker takes the same clients again, so none is
+done twice and none is skipped.
 """
 
 from collections.abc import Callable, Sequence
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.enums import BulkItemState, BulkJobStatus
@@ -49,47 +51,49 @@ async def work(
 async def work_chunk(
     sessions: async_sessionmaker[AsyncSession], job_id: int, *, now: datetime, size: int = CHUNK
 ) -> bool:
-    """One chunk of the job, in one transaction; whether there may be more to do. False too
-    when another worker holds the job's row (a chunk of its own in flight): that worker goes
-    on with it, so this one leaves it."""
+    """One chunk of the job, in one transaction; whether there may be more to do (False too
+    when the pending clients left are all in other workers' chunks: they finish the job)."""
     async with sessions() as session, write_turn(session), transaction(session):
         await begin_write(session)  # SQLite: the write lock, before the job is read
         job = await session.scalar(
-            select(BulkJob)
-            .where(BulkJob.id == job_id)
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
+            select(BulkJob).where(BulkJob.id == job_id).execution_options(populate_existing=True)
         )
         if job is None or job.status in FINAL:
             return False
+        if job.action.get("kind") == "delete":
+            # one chunk at a time, in order: a parent's selected sub-accounts go first
+            await session.execute(select(BulkJob.id).where(BulkJob.id == job_id).with_for_update())
         staff = await session.get(StaffUser, job.created_by_id) if job.created_by_id else None
         if staff is None or not staff.is_active:
-            _fail(job, now, "The staff user who started it is no longer active")
+            await _end(session, job_id, BulkJobStatus.FAILED, now, INACTIVE_STARTER)
             return False
         actor = Actor(staff.id, staff.email, staff.role, now, job.request_id)
         try:  # the action as it may be done now: its end in the future, its manager active,
             # the starter's role still allowing it
             action = await bulk.check_action(session, actor, bulk.Action.of_key(job.action))
-        except DomainError as error:
-            _fail(job, now, f"It can no longer be done: {error.message}")
+        except (DomainError, ValidationFailed) as error:
+            why = error.message if isinstance(error, DomainError) else str(error)
+            await _end(
+                session, job_id, BulkJobStatus.FAILED, now, f"It can no longer be done: {why}"
+            )
             return False
-        except ValidationFailed as failed:
-            _fail(job, now, f"It can no longer be done: {failed}")
-            return False
-        if job.status is BulkJobStatus.QUEUED:
-            job.status = BulkJobStatus.RUNNING
-            job.started_at = now
         pending = (
             await session.execute(
                 select(BulkJobItem.rank, BulkJobItem.client_id)
                 .where(BulkJobItem.job_id == job_id, BulkJobItem.state == BulkItemState.PENDING)
                 .order_by(BulkJobItem.rank, BulkJobItem.client_id)
                 .limit(size)
+                .with_for_update(skip_locked=True)  # (another worker's chunk holds its own)
             )
         ).all()
         if not pending:
-            job.status = BulkJobStatus.FINISHED
-            job.finished_at = now
+            left = await session.scalar(
+                select(BulkJobItem.client_id)
+                .where(BulkJobItem.job_id == job_id, BulkJobItem.state == BulkItemState.PENDING)
+                .limit(1)
+            )
+            if left is None:
+                await _end(session, job_id, BulkJobStatus.FINISHED, now)
             return False
         wanted = [client_id for _, client_id in pending]
         found = await lock_clients(session, wanted)
@@ -97,16 +101,52 @@ async def work_chunk(
         verdicts = await bulk._judge(session, actor, action, wanted, clients)
         await bulk.apply(session, actor, action, found, verdicts)
         await _mark(session, job_id, {pk: rank for rank, pk in pending}, verdicts)
-        job.changed += sum(1 for v in verdicts if v.code is None and not v.unchanged)
-        job.unchanged += sum(1 for v in verdicts if v.code is None and v.unchanged)
-        job.refused += sum(1 for v in verdicts if v.code is not None)
+        # the counts, and the check that the job still runs: a cancel committed meanwhile
+        # (it waits for no chunk but the one holding this row) leaves this chunk undone
+        counted = await session.execute(
+            update(BulkJob)
+            .where(BulkJob.id == job_id, BulkJob.status.in_(RUNNABLE))
+            .values(
+                status=BulkJobStatus.RUNNING,
+                started_at=func.coalesce(BulkJob.started_at, now),
+                changed=BulkJob.changed
+                + sum(1 for v in verdicts if v.code is None and not v.unchanged),
+                unchanged=BulkJob.unchanged
+                + sum(1 for v in verdicts if v.code is None and v.unchanged),
+                refused=BulkJob.refused + sum(1 for v in verdicts if v.code is not None),
+            )
+            .returning(BulkJob.id)
+            .execution_options(synchronize_session=False)
+        )
+        if counted.first() is None:
+            await session.rollback()
+            return False
         return True
 
 
-def _fail(job: BulkJob, now: datetime, why: str) -> None:
-    job.status = BulkJobStatus.FAILED
-    job.failure = why[:500]
-    job.finished_at = now
+INACTIVE_STARTER = "The staff user who started it is no longer active"
+RUNNABLE = (BulkJobStatus.QUEUED, BulkJobStatus.RUNNING)
+
+
+async def _end(
+    session: AsyncSession,
+    job_id: int,
+    status: BulkJobStatus,
+    now: datetime,
+    why: str | None = None,
+) -> None:
+    """The job FINISHED or FAILED (`why`), unless it has ended already."""
+    await session.execute(
+        update(BulkJob)
+        .where(BulkJob.id == job_id, BulkJob.status.in_(RUNNABLE))
+        .values(
+            status=status,
+            finished_at=now,
+            started_at=func.coalesce(BulkJob.started_at, now),
+            failure=why[:500] if why else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def fail(
@@ -115,9 +155,7 @@ async def fail(
     """Mark the job FAILED (its worker gave up on it), unless it has ended already."""
     async with sessions() as session, write_turn(session), transaction(session):
         await begin_write(session)
-        job = await session.scalar(select(BulkJob).where(BulkJob.id == job_id).with_for_update())
-        if job is not None and job.status not in FINAL:
-            _fail(job, now, why)
+        await _end(session, job_id, BulkJobStatus.FAILED, now, why)
 
 
 async def _mark(
@@ -134,14 +172,16 @@ async def _mark(
         (BulkItemState.UNCHANGED, [v for v in verdicts if v.code is None and v.unchanged]),
     ):
         for rank in sorted({ranks[v.client_id] for v in chosen}):
+            ids = [v.client_id for v in chosen if ranks[v.client_id] == rank]
             await session.execute(
                 update(items)
                 .where(
                     items.c.job_id == job_id,
                     items.c.rank == rank,
-                    items.c.client_id.in_(
-                        [v.client_id for v in chosen if ranks[v.client_id] == rank]
-                    ),
+                    # the range bounds the index scan whatever the planner guesses of a
+                    # table whose statistics lag a large job's insert
+                    items.c.client_id.between(min(ids), max(ids)),
+                    items.c.client_id.in_(ids),
                 )
                 .values(state=state)
             )
@@ -211,11 +251,9 @@ async def cancel(session: AsyncSession, *, actor: Actor, job_id: int) -> BulkJob
         return job
 
 
-async def unfinished(session: AsyncSession) -> list[int]:
-    """The jobs queued or running (a worker starting takes them up again)."""
-    rows = await session.scalars(
-        select(BulkJob.id)
-        .where(BulkJob.status.in_([BulkJobStatus.QUEUED, BulkJobStatus.RUNNING]))
-        .order_by(BulkJob.id)
+async def unfinished(session: AsyncSession) -> list[tuple[int, str]]:
+    """The jobs queued or running, and their actions (a worker starting takes them up)."""
+    rows = await session.execute(
+        select(BulkJob.id, BulkJob.action).where(BulkJob.status.in_(RUNNABLE)).order_by(BulkJob.id)
     )
-    return list(rows)
+    return [(job_id, str(action.get("kind"))) for job_id, action in rows]

@@ -64,12 +64,14 @@ class Jobs:
         *,
         database_url: str | None = None,
         chunk: int = bulk_jobs.CHUNK,
+        parallel: int = 2,
     ) -> None:
         """With `database_url` (PostgreSQL), the queue is in that database; without, in this
         process's memory."""
         self.sessions = sessions
         self.clock = clock
         self.chunk = chunk
+        self.parallel = parallel  # a job's chunks in flight at once (a deletion: one)
         self.in_memory = database_url is None
         connector: Any = (
             testing.InMemoryConnector()
@@ -121,18 +123,20 @@ class Jobs:
             await self.app.close_async()
             self._opened = False
 
-    async def defer_bulk_job(self, job_id: int) -> None:
-        """Queue the work of a bulk job (once: a job queued already is not queued again)."""
+    async def defer_bulk_job(self, job_id: int, kind: str) -> None:
+        """Queue the work of a bulk job: `parallel` tasks, each working chunks until none is
+        left (a deletion: one). A task queued already is not queued again."""
         await self.open()
-        with contextlib.suppress(AlreadyEnqueued):
-            await self._bulk_job.configure(queueing_lock=f"bulk_job:{job_id}").defer_async(
-                job_id=job_id
-            )
+        for lane in range(1 if kind == "delete" else self.parallel):
+            with contextlib.suppress(AlreadyEnqueued):
+                await self._bulk_job.configure(
+                    queueing_lock=f"bulk_job:{job_id}:{lane}"
+                ).defer_async(job_id=job_id)
 
     async def resume(self) -> None:
         """Take up the jobs left unfinished: procrastinate's jobs whose worker stopped
         beating (killed), retried; and every bulk job queued or running, queued again (its
-        chunks lock its row: a second worker on a job leaves it to the one holding it)."""
+        chunks take the clients no other chunk holds, so extra tasks on a job do no harm)."""
         if self.in_memory:
             self._forget_memory()
         else:
@@ -143,11 +147,11 @@ class Jobs:
                 except Exception:  # retried by another worker meanwhile, or queued again
                     log.info("stalled_job_not_retried", job_id=job.id)
         async with self.sessions() as session:
-            ids = await bulk_jobs.unfinished(session)
-        for job_id in ids:
-            await self.defer_bulk_job(job_id)
-        if ids:
-            log.info("bulk_jobs_resumed", jobs=ids)
+            jobs = await bulk_jobs.unfinished(session)
+        for job_id, kind in jobs:
+            await self.defer_bulk_job(job_id, kind)
+        if jobs:
+            log.info("bulk_jobs_resumed", jobs=[job_id for job_id, _ in jobs])
 
     def _forget_memory(self) -> None:
         """The in-memory queue keeps every query it ran and every finished job's events (it

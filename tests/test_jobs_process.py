@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select, text
 from db.enums import BulkItemState, BulkJobStatus, ClientStatus, StaffRole
 from db.models import AuditEntry, BulkJob, BulkJobItem, Client, StaffUser
 from db.session import create_engine, create_sessionmaker
-from services import bulk
+from services import bulk, bulk_jobs
 from services.actors import Actor
 from tests.conftest import POSTGRES_URL, ScratchDatabases, backends_until
 from tests.gql.test_bulk_jobs import RUN
@@ -233,3 +233,79 @@ async def test_a_server_works_its_jobs_itself_when_told_or_on_sqlite(
         status = await asyncio.to_thread(server.stop)
     assert status in CLEAN_EXIT
     assert server.failures() == []
+
+
+@needs_postgresql
+@pytest.mark.parametrize("action", ["set_status", "block"])
+async def test_chunks_of_one_job_in_parallel_do_each_client_once(
+    tmp_path: Path, action: str
+) -> None:
+    """Three workers' tasks on one job at once, on PostgreSQL (chunks claim their clients with
+    SKIP LOCKED): every client changed and audited exactly once, the counts add up."""
+    scratch = ScratchDatabases("postgresql", tmp_path)
+    url = await scratch.create()
+    engines = [create_engine(url) for _ in range(3)]
+    try:
+        async with create_sessionmaker(engines[0])() as session:
+            admin = StaffUser(email="ops@example.com", name="Ops", role=StaffRole.ADMIN)
+            session.add(admin)
+            await session.flush()
+            await session.execute(
+                insert(Client),
+                [
+                    {
+                        "login": f"par{n:05}",
+                        "password_hash": "x",
+                        "email": f"par{n}@example.com",
+                        "currency": "EUR",
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for n in range(bulk.SYNC_LIMIT + 200)
+                ],
+            )
+            await session.commit()
+            ids = list(await session.scalars(select(Client.id).order_by(Client.id)))
+            actor = Actor(admin.id, admin.email, admin.role, datetime.now(UTC))
+            chosen = (
+                bulk.Action(kind="set_status", status=ClientStatus.INACTIVE)
+                if action == "set_status"
+                else bulk.Action(kind="block", reason="Audit")
+            )
+            shown = await bulk.preview(session, actor=actor, action=chosen, ids=ids)
+            started = await bulk.run(
+                session, actor=actor, action=chosen, expected=shown.fingerprint, ids=ids
+            )
+            assert isinstance(started, bulk.JobStarted)
+        await asyncio.gather(
+            *(
+                bulk_jobs.work(
+                    create_sessionmaker(engine),
+                    started.job_id,
+                    now=lambda: datetime.now(UTC),
+                    chunk=37,
+                )
+                for engine in engines
+            )
+        )
+        async with create_sessionmaker(engines[0])() as session:
+            job = await session.get(BulkJob, started.job_id)
+            assert job is not None
+            assert (job.status, job.changed, job.unchanged, job.refused) == (
+                BulkJobStatus.FINISHED,
+                len(ids),
+                0,
+                0,
+            )
+            audited = Counter(
+                await session.scalars(
+                    select(AuditEntry.target_id).where(
+                        AuditEntry.action.in_(["client.status_change", "client.block"])
+                    )
+                )
+            )
+            assert audited == Counter(dict.fromkeys(ids, 1))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+        await scratch.drop_all()

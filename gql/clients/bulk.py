@@ -313,7 +313,7 @@ class BulkMutation:
             jobs = info.context.jobs
             assert jobs is not None
             try:
-                await jobs.defer_bulk_job(outcome.job_id)
+                await jobs.defer_bulk_job(outcome.job_id, chosen.kind)
             except Exception:  # the job is committed: the workers' minutely pass queues it
                 log.exception("bulk_job_not_queued", job_id=outcome.job_id)
             nothing.job = await load_bulk_job(info, outcome.job_id)
