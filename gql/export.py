@@ -17,7 +17,7 @@ in UTC.
 import csv
 import functools
 import io
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -116,8 +116,12 @@ def cell(value: Any) -> str:
 
 
 def _line(values: Sequence[str]) -> bytes:
+    return _lines([values])
+
+
+def _lines(rows: Iterable[Sequence[str]]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue().encode()
 
 
@@ -302,7 +306,7 @@ async def _client_rows(
                     select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(managers))
                 )
                 staff.update({pk: email for pk, email in found})
-        chunk = b"".join(_line([cell(read(row, staff)) for read in readers]) for row in rows[:PAGE])
+        chunk = _lines([cell(read(row, staff)) for read in readers] for row in rows[:PAGE])
         if chunk:
             yield chunk
         if len(rows) <= PAGE:
@@ -412,8 +416,8 @@ async def _ledger_rows(
                 )
                 staff.update({pk: email for pk, email in found})
         if rows:
-            yield b"".join(
-                _line(
+            yield _lines(
+                (
                     [
                         cell(value)
                         for value in (

@@ -27,7 +27,7 @@ log = structlog.get_logger("clientdesk.bulk")
 @strawberry.input(
     description="Which clients: `ids`, or the list's `filter` and `search` (as `clients` "
     "takes them; the selection is what the list would show the viewer). Up to 1,000 clients "
-    "a run changes them in the request; up to 1,000,000 it starts a bulk job."
+    "a run changes them in the request; up to 200,000 it starts a bulk job."
 )
 class ClientSelection:
     ids: list[strawberry.ID] | None = strawberry.field(
