@@ -309,3 +309,70 @@ async def test_chunks_of_one_job_in_parallel_do_each_client_once(
         for engine in engines:
             await engine.dispose()
         await scratch.drop_all()
+
+
+@needs_postgresql
+async def test_a_chunk_in_flight_when_the_job_is_cancelled_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Cancelling returns at once, even while a chunk is in flight; that chunk, reaching its
+    end, finds the job cancelled and rolls back: after `bulkJobCancel`, no client changes."""
+    scratch = ScratchDatabases("postgresql", tmp_path)
+    url = await scratch.create()
+    engine = create_engine(url)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            admin = StaffUser(email="ops@example.com", name="Ops", role=StaffRole.ADMIN)
+            session.add(admin)
+            await session.flush()
+            await session.execute(
+                insert(Client),
+                [
+                    {
+                        "login": f"can{n:05}",
+                        "password_hash": "x",
+                        "email": f"can{n}@example.com",
+                        "currency": "EUR",
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for n in range(bulk.SYNC_LIMIT + 1)
+                ],
+            )
+            await session.commit()
+            ids = list(await session.scalars(select(Client.id).order_by(Client.id)))
+            actor = Actor(admin.id, admin.email, admin.role, datetime.now(UTC))
+            action = bulk.Action(kind="set_status", status=ClientStatus.INACTIVE)
+            shown = await bulk.preview(session, actor=actor, action=action, ids=ids)
+            started = await bulk.run(
+                session, actor=actor, action=action, expected=shown.fingerprint, ids=ids
+            )
+            assert isinstance(started, bulk.JobStarted)
+        async with engine.connect() as holder, engine.connect() as watcher:
+            await holder.execute(
+                text("SELECT 1 FROM clients WHERE id = :id FOR UPDATE"), {"id": ids[10]}
+            )
+            chunk = asyncio.create_task(
+                bulk_jobs.work_chunk(sessions, started.job_id, now=datetime.now(UTC), size=50)
+            )
+            waiting = await backends_until(watcher, "wait_event_type = 'Lock'", lambda n: n >= 1)
+            assert waiting == 1
+            async with sessions() as session:  # answered while the chunk is in flight
+                cancelled = await bulk_jobs.cancel(session, actor=actor, job_id=started.job_id)
+                assert cancelled.status is BulkJobStatus.CANCELLED
+            await holder.rollback()
+            assert await chunk is False
+        async with sessions() as session:
+            job = await session.get(BulkJob, started.job_id)
+            assert job is not None
+            assert (job.status, job.changed) == (BulkJobStatus.CANCELLED, 0)
+            statuses = Counter(await session.scalars(select(Client.status)))
+            assert statuses == Counter({ClientStatus.ACTIVE: len(ids)})
+            changes = await session.scalar(
+                select(func.count()).where(AuditEntry.action == "client.status_change")
+            )
+            assert changes == 0
+    finally:
+        await engine.dispose()
+        await scratch.drop_all()
