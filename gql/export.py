@@ -27,6 +27,7 @@ import orjson
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from strawberry.types.arguments import convert_argument
@@ -277,14 +278,30 @@ async def clients_csv(request: Request) -> Response:
         return _bad(error.message).response()
     query = select_clients().add_columns(*ordering.computed_columns).where(*conditions)
     stamp = context.now.strftime("%Y%m%d-%H%M%S")
+    return _download(_client_rows(request, query, ordering, columns), f"clients-{stamp}.csv")
+
+
+def _download(rows: AsyncIterator[bytes], filename: str) -> StreamingResponse:
     return StreamingResponse(
-        _client_rows(request, query, ordering, columns),
+        rows,
         media_type="text/csv; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="clients-{stamp}.csv"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store",
         },
     )
+
+
+async def _staff_emails(
+    session: AsyncSession, ids: Iterable[int | None], known: dict[int, str]
+) -> None:
+    """Add to `known` the e-mails of the staff users among `ids` it lacks (one query)."""
+    wanted = {pk for pk in ids if pk is not None} - set(known)
+    if wanted:
+        found = await session.execute(
+            select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(wanted))
+        )
+        known.update({pk: email for pk, email in found})
 
 
 async def _client_rows(
@@ -300,12 +317,8 @@ async def _client_rows(
         async with sessions() as session:
             dialect = session.get_bind().dialect.name
             rows = list(await session.execute(dialect_page_query(query, ordering, page, dialect)))
-            managers = {row.manager_id for row in rows if row.manager_id is not None} - set(staff)
-            if "MANAGER" in columns and managers:
-                found = await session.execute(
-                    select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(managers))
-                )
-                staff.update({pk: email for pk, email in found})
+            if "MANAGER" in columns:
+                await _staff_emails(session, (row.manager_id for row in rows), staff)
         chunk = _lines([cell(read(row, staff)) for read in readers] for row in rows[:PAGE])
         if chunk:
             yield chunk
@@ -377,14 +390,7 @@ async def ledger_csv(request: Request) -> Response:
     finally:
         await db.finish()
     assert pk is not None
-    return StreamingResponse(
-        _ledger_rows(request, pk, start, end),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="ledger-{pk}.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return _download(_ledger_rows(request, pk, start, end), f"ledger-{pk}.csv")
 
 
 async def _ledger_rows(
@@ -409,12 +415,7 @@ async def _ledger_rows(
                     .limit(PAGE)
                 )
             )
-            authors = {r.created_by_id for r in rows if r.created_by_id is not None} - set(staff)
-            if authors:
-                found = await session.execute(
-                    select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(authors))
-                )
-                staff.update({pk: email for pk, email in found})
+            await _staff_emails(session, (row.created_by_id for row in rows), staff)
         if rows:
             yield _lines(
                 (

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import BulkItemState, BulkJobStatus, ClientStatus, StaffRole
 from db.models import AuditEntry, BulkJob, BulkJobItem, Client, StaffUser
@@ -38,6 +39,29 @@ CLIENTS = 1_200
 CHUNK = 100
 HELD = 700  # the 700th client: chunks 1-6 commit, the 7th waits for it
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+async def add_clients(
+    session: AsyncSession, count: int, prefix: str, status: ClientStatus = ClientStatus.ACTIVE
+) -> None:
+    """`count` EUR clients named prefix00000, prefix00001, …, in one statement."""
+    await session.execute(
+        insert(Client),
+        [
+            {
+                "login": f"{prefix}{n:05}",
+                "password_hash": "x",
+                "email": f"{prefix}{n}@example.com",
+                "currency": "EUR",
+                "balance": Decimal(0),
+                "credit_limit": Decimal(0),
+                "status": status,
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+            for n in range(count)
+        ],
+    )
 
 
 def start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -69,23 +93,7 @@ async def test_a_worker_killed_mid_chunk_leaves_every_client_done_exactly_once(
             admin = StaffUser(email="ops@example.com", name="Ops", role=StaffRole.ADMIN)
             session.add(admin)
             await session.flush()
-            await session.execute(
-                insert(Client),
-                [
-                    {
-                        "login": f"client{n:05}",
-                        "password_hash": "x",
-                        "email": f"client{n}@example.com",
-                        "currency": "EUR",
-                        "balance": Decimal(0),
-                        "credit_limit": Decimal(0),
-                        "status": ClientStatus.INACTIVE,
-                        "created_at": NOW,
-                        "updated_at": NOW,
-                    }
-                    for n in range(CLIENTS)
-                ],
-            )
+            await add_clients(session, CLIENTS, "client", status=ClientStatus.INACTIVE)
             ids = list(await session.scalars(select(Client.id).order_by(Client.id)))
             await session.commit()
             actor = Actor(admin.id, admin.email, admin.role, NOW)
@@ -185,20 +193,7 @@ async def test_a_server_works_its_jobs_itself_when_told_or_on_sqlite(
     seeded = await seed_admin_and_client(scratch_url)
     engine = create_engine(scratch_url)
     async with create_sessionmaker(engine)() as session:
-        await session.execute(
-            insert(Client),
-            [
-                {
-                    "login": f"many{n:05}",
-                    "password_hash": "x",
-                    "email": f"many{n}@example.com",
-                    "currency": "EUR",
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                }
-                for n in range(bulk.SYNC_LIMIT)
-            ],
-        )
+        await add_clients(session, bulk.SYNC_LIMIT, "many")
         await session.commit()
     await engine.dispose()
     environment = {"CLIENTDESK_JOBS_IN_PROCESS": "true"} if backend == "postgresql" else {}
@@ -250,20 +245,7 @@ async def test_chunks_of_one_job_in_parallel_do_each_client_once(
             admin = StaffUser(email="ops@example.com", name="Ops", role=StaffRole.ADMIN)
             session.add(admin)
             await session.flush()
-            await session.execute(
-                insert(Client),
-                [
-                    {
-                        "login": f"par{n:05}",
-                        "password_hash": "x",
-                        "email": f"par{n}@example.com",
-                        "currency": "EUR",
-                        "created_at": NOW,
-                        "updated_at": NOW,
-                    }
-                    for n in range(bulk.SYNC_LIMIT + 200)
-                ],
-            )
+            await add_clients(session, bulk.SYNC_LIMIT + 200, "par")
             await session.commit()
             ids = list(await session.scalars(select(Client.id).order_by(Client.id)))
             actor = Actor(admin.id, admin.email, admin.role, datetime.now(UTC))
@@ -326,20 +308,7 @@ async def test_a_chunk_in_flight_when_the_job_is_cancelled_changes_nothing(
             admin = StaffUser(email="ops@example.com", name="Ops", role=StaffRole.ADMIN)
             session.add(admin)
             await session.flush()
-            await session.execute(
-                insert(Client),
-                [
-                    {
-                        "login": f"can{n:05}",
-                        "password_hash": "x",
-                        "email": f"can{n}@example.com",
-                        "currency": "EUR",
-                        "created_at": NOW,
-                        "updated_at": NOW,
-                    }
-                    for n in range(bulk.SYNC_LIMIT + 1)
-                ],
-            )
+            await add_clients(session, bulk.SYNC_LIMIT + 1, "can")
             await session.commit()
             ids = list(await session.scalars(select(Client.id).order_by(Client.id)))
             actor = Actor(admin.id, admin.email, admin.role, datetime.now(UTC))

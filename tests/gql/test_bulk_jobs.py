@@ -57,14 +57,8 @@ LIMIT = 3
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(
-        database_url="sqlite+aiosqlite:///:memory:",
-        log_format="console",
-        rate_limit_points_per_minute=0,
-        jobs_in_process=False,  # tests drain the queue themselves (app.state.jobs.drain())
-        bulk_job_chunk=2,
-    )
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"bulk_job_chunk": 2})
 
 
 @pytest.fixture(autouse=True)
