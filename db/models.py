@@ -226,6 +226,9 @@ class Client(Base):
     block_ends_at: Unmapped[datetime] = unmapped_column(
         UTCDateTime, Computed(BLOCK_ENDS_AT, persisted=True)
     )
+    # Counts every change of the client, the ledger's included; the database's triggers keep
+    # it (migration 0023), so no write path can miss it. `expectedVersion` compares with it.
+    version: Unmapped[int] = unmapped_column(BigId, server_default=text("1"))
 
     __table_args__ = (
         # Logins are stored lower-cased, so a plain unique index is case-insensitive.
@@ -572,6 +575,23 @@ class AuditEntry(Base):
         Index(None, "action", "id"),
         Index(None, "occurred_at", "id"),
     )
+
+
+class ClientChange(Base):
+    """A client's latest change, for the incremental sync (`clientChanges`): one row per client
+    ever made, a tombstone once it is deleted. Written only by the triggers on clients
+    (migration 0023): `position` orders changes as they commit (the writing transaction's id
+    on PostgreSQL, read only below the reader's snapshot xmin; a counter on SQLite)."""
+
+    __tablename__ = "client_changes"
+
+    client_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(BigId)
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "position", "client_id"),)
 
 
 class DeletedClient(Base):

@@ -21,6 +21,8 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from db.base import ExactDecimal
 from db.json_values import json_equals
@@ -95,3 +97,24 @@ def read_exact_sum(values: Sequence[Any], column: Any, dialect: str) -> Decimal:
     assert isinstance(column_type, ExactDecimal)
     units = int(values[0] or 0) * SPLIT + int(values[1] or 0)
     return Decimal(units).scaleb(-column_type.scale)
+
+
+class settled_position(FunctionElement[int]):
+    """The change position below which every change has committed or rolled back for good
+    (`client_changes.position`): on PostgreSQL the statement's snapshot xmin — every
+    transaction below it has ended, and every later one gets a higher id; on SQLite, whose
+    writers take turns and whose readers see only committed changes, no bound."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "settled_position"
+
+
+@compiles(settled_position, "postgresql")
+def _settled_position_postgresql(element: settled_position, compiler: Any, **kw: Any) -> str:
+    return "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+
+
+@compiles(settled_position, "sqlite")
+def _settled_position_sqlite(element: settled_position, compiler: Any, **kw: Any) -> str:
+    return "9223372036854775807"

@@ -1,10 +1,14 @@
-"""A partner integration with Clientdesk: sync every client, then record a payment, safely.
+"""A partner integration with Clientdesk: keep a copy of every client up to date, then record
+a payment, safely.
 
     CLIENTDESK_URL=http://127.0.0.1:8000/graphql CLIENTDESK_TOKEN=cd_... \\
-        python examples/partner_sync.py
+        python examples/partner_sync.py [state.json]
 
 What it shows:
-- paging through the whole list by cursor (`after: endCursor` until `hasNextPage` is false);
+- an incremental sync: the first run reads every client from `clientChanges`, each later run
+  only what changed since (deletions included), from the cursor it stored with its copy — the
+  copy and the cursor are written together, so a run cut short starts again where the last
+  saved page ended, and applying a change twice does no harm (versions only go up);
 - retrying what may be retried: HTTP 429 after its Retry-After, 502/503/504 and lost
   connections with a growing pause;
 - an idempotency key per payment, the same on every retry of it: if a response was lost after
@@ -13,19 +17,25 @@ What it shows:
 Needs only httpx (`pip install httpx`).
 """
 
+import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-CLIENTS_PAGE = """
-query PartnerClientsPage($after: String) {
-  clients(first: 100, after: $after, orderBy: [{field: CREATED_AT, direction: ASC}]) {
-    nodes { id login email status balance { amount currency } }
+CHANGES_PAGE = """
+query PartnerClientChanges($after: String) {
+  clientChanges(first: 100, after: $after) {
+    nodes {
+      clientId version deleted
+      client { login email status balance { amount currency } }
+    }
     pageInfo { hasNextPage endCursor }
   }
 }
@@ -87,15 +97,15 @@ class Clientdesk:
             return body["data"]  # type: ignore[no-any-return]
         raise ClientdeskError("no answer after retries")
 
-    def clients(self) -> Iterator[dict[str, Any]]:
-        """Every client, oldest first, a page of 100 at a time."""
-        after = None
+    def changes(self, after: str | None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """The changes after the cursor `after` (None: every client), a page at a time, each
+        with the cursor to store once it is applied."""
         while True:
-            page = self.execute(CLIENTS_PAGE, {"after": after})["clients"]
-            yield from page["nodes"]
+            page = self.execute(CHANGES_PAGE, {"after": after})["clientChanges"]
+            after = page["pageInfo"]["endCursor"] or after
+            yield page["nodes"], after
             if not page["pageInfo"]["hasNextPage"]:
                 return
-            after = page["pageInfo"]["endCursor"]
 
     def add_credit(
         self, client_id: str, amount: Decimal, *, reference: str, key: str | None = None
@@ -118,13 +128,50 @@ class Clientdesk:
         return payload  # type: ignore[no-any-return]
 
 
+class Replica:
+    """The partner's own copy of the clients and where the feed was left, in one JSON file
+    (written whole and renamed into place: a crash leaves the last saved page)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        self.cursor: str | None = saved.get("cursor")
+        self.clients: dict[str, dict[str, Any]] = saved.get("clients", {})
+
+    def apply(self, change: dict[str, Any]) -> None:
+        held = self.clients.get(change["clientId"])
+        if change["deleted"]:
+            self.clients.pop(change["clientId"], None)
+        elif change["client"] is not None and (held is None or change["version"] > held["v"]):
+            self.clients[change["clientId"]] = {**change["client"], "v": change["version"]}
+
+    def save(self, cursor: str | None) -> None:
+        self.cursor = cursor
+        staged = self.path.with_suffix(".tmp")
+        staged.write_text(json.dumps({"cursor": cursor, "clients": self.clients}))
+        staged.replace(self.path)
+
+
+def sync(api: Clientdesk, replica: Replica) -> int:
+    """Bring the copy up to date; the number of changes read."""
+    read = 0
+    for changes, cursor in api.changes(replica.cursor):
+        for change in changes:
+            replica.apply(change)
+        replica.save(cursor)
+        read += len(changes)
+    return read
+
+
 def main() -> None:
     api = Clientdesk(os.environ["CLIENTDESK_URL"], os.environ["CLIENTDESK_TOKEN"])
-    clients = list(api.clients())
-    print(f"{len(clients)} clients")
-    if clients:
-        paid = api.add_credit(clients[0]["id"], Decimal("10.00"), reference="partner-demo")
-        print(f"credited {clients[0]['login']}: {paid['entry']['amount']}")
+    replica = Replica(Path(sys.argv[1] if len(sys.argv) > 1 else "clientdesk-copy.json"))
+    read = sync(api, replica)
+    print(f"{read} changes read; {len(replica.clients)} clients in the copy")
+    if replica.clients:
+        client_id, client = next(iter(replica.clients.items()))
+        paid = api.add_credit(client_id, Decimal("10.00"), reference="partner-demo")
+        print(f"credited {client['login']}: {paid['entry']['amount']}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from gql.audit.types import AuditEntry
 from gql.checks import DocumentChecks, ParseCache
 from gql.clients.actions import ClientActionMutation
 from gql.clients.bulk import BulkMutation
+from gql.clients.changes import ClientChangeQuery
 from gql.clients.deleted import DeletedClientMutation, DeletedClientQuery
 from gql.clients.facets import FacetQuery
 from gql.clients.jobs import BulkJobMutation, BulkJobQuery
@@ -80,6 +81,7 @@ class Query(
     PricingQuery,
     AuditQuery,
     DeletedClientQuery,
+    ClientChangeQuery,
     BulkJobQuery,
     SystemSettingsQuery,
     StatementQuery,

@@ -91,20 +91,32 @@ async def apply_unblock(session: AsyncSession, *, actor: Actor, client: Client) 
 
 
 async def block(
-    session: AsyncSession, *, actor: Actor, client_id: int, reason: str, until: datetime | None
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client_id: int,
+    reason: str,
+    until: datetime | None,
+    expected_version: int | None = None,
 ) -> Client:
     """Block a client (again: a new reason and end replace the old ones), until a time or
     until someone unblocks them."""
-    client = await client_for_change(session, actor=actor, client_id=client_id)
+    client = await client_for_change(
+        session, actor=actor, client_id=client_id, expected_version=expected_version
+    )
     cleaned = block_reason(reason, until, actor.now)
     async with transaction(session):
         await apply_block(session, actor=actor, client=client, reason=cleaned, until=until)
     return client
 
 
-async def unblock(session: AsyncSession, *, actor: Actor, client_id: int) -> Client:
+async def unblock(
+    session: AsyncSession, *, actor: Actor, client_id: int, expected_version: int | None = None
+) -> Client:
     """Lift a block in force."""
-    client = await client_for_change(session, actor=actor, client_id=client_id)
+    client = await client_for_change(
+        session, actor=actor, client_id=client_id, expected_version=expected_version
+    )
     if not is_blocked(client, actor.now):
         raise DomainError(ErrorCode.NOT_BLOCKED, f"{client.login} is not blocked", ["id"])
     async with transaction(session):

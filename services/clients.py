@@ -145,12 +145,31 @@ def may_change_client(
     return is_admin or staff_id in (manager_id, parent_manager_id)
 
 
-async def client_for_change(session: AsyncSession, *, actor: Actor, client_id: int) -> Client:
+async def client_for_change(
+    session: AsyncSession, *, actor: Actor, client_id: int, expected_version: int | None = None
+) -> Client:
     """The client, row-locked and read afresh, if the actor may change it (NOT_FOUND when it
-    is gone, PermissionDenied when the actor may not)."""
+    is gone, PermissionDenied when the actor may not) and it is at `expected_version` if one
+    is given (STALE_VERSION otherwise)."""
     client = await lock_client(session, client_id)
     await _check_may_change(session, actor, client)
+    await check_version(session, client.id, expected_version)
     return client
+
+
+async def check_version(session: AsyncSession, client_id: int, expected: int | None) -> None:
+    """STALE_VERSION unless the client, locked by the caller, is at version `expected` (if
+    one is given): someone else changed it since the caller read it."""
+    if expected is None:
+        return
+    version = Client.__table__.c.version
+    current = await session.scalar(select(version).where(Client.__table__.c.id == client_id))
+    if current != expected:
+        raise DomainError(
+            ErrorCode.STALE_VERSION,
+            f"The client changed since version {expected}: it is at version {current}",
+            ["expectedVersion"],
+        )
 
 
 async def client_row_for_change(session: AsyncSession, *, actor: Actor, client_id: int) -> Any:
@@ -523,7 +542,12 @@ async def create_client(
 
 
 async def update_client(
-    session: AsyncSession, *, actor: Actor, client_id: int, values: dict[str, Any]
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client_id: int,
+    values: dict[str, Any],
+    expected_version: int | None = None,
 ) -> Client:
     """Change the given fields; fields not given stay; None clears an optional one. The rules
     (currency, credit limit vs debt) are decided on the client's locked row."""
@@ -533,7 +557,9 @@ async def update_client(
     async with transaction(session):
         # Locked first: a payment, a link or a deletion of this client waits for this change,
         # and this change sees the balance, entries and links they left.
-        client = await client_for_change(session, actor=actor, client_id=client_id)
+        client = await client_for_change(
+            session, actor=actor, client_id=client_id, expected_version=expected_version
+        )
         clean = await _clean(session, values, current=client, actor=actor)
         before = {**audit.client_snapshot(client), **await _related(session, client.id)}
         for name, new in clean.items():

@@ -66,6 +66,7 @@ class ErrorCode(StrEnum):
     BILLING_MODE_OFF = "BILLING_MODE_OFF"
     SELECTION_CHANGED = "SELECTION_CHANGED"
     ALREADY_FINISHED = "ALREADY_FINISHED"
+    STALE_VERSION = "STALE_VERSION"
 
 
 # What each code means, for the people who read the API's documentation.
@@ -195,6 +196,11 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.ALREADY_FINISHED: (
         "The job has finished already (done, cancelled or failed): there is nothing to stop."
+    ),
+    ErrorCode.STALE_VERSION: (
+        "The client changed since the version given in `expectedVersion` (someone else "
+        "changed it first): nothing was changed; the payload's `client` is as it is now, with "
+        "its current `version` — show it, and apply the change again if it still holds."
     ),
     ErrorCode.CONFLICT: (
         "Concurrent changes to the same records kept clashing; try the request again."

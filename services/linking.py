@@ -10,7 +10,7 @@ from db.models import Client
 from db.session import transaction
 from services import audit
 from services.actors import Actor
-from services.clients import may_change
+from services.clients import check_version, may_change
 from services.errors import Denial, DomainError, ErrorCode, PermissionDenied
 from services.locks import lock_clients
 
@@ -45,8 +45,15 @@ async def _child_and_parent_locked(session: AsyncSession, child_id: int) -> Clie
         parent_id = child.parent_id  # relinked before the lock: lock that parent too
 
 
-async def link(session: AsyncSession, *, actor: Actor, parent_id: int, child_id: int) -> Client:
-    """Make `child_id` a sub-account of `parent_id`."""
+async def link(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    parent_id: int,
+    child_id: int,
+    expected_version: int | None = None,
+) -> Client:
+    """Make `child_id` a sub-account of `parent_id` (`expected_version`: the child's)."""
     if parent_id == child_id:
         raise DomainError(
             ErrorCode.SELF_LINK, "A client cannot be its own sub-account", ["child_id"]
@@ -64,6 +71,7 @@ async def link(session: AsyncSession, *, actor: Actor, parent_id: int, child_id:
                 Denial.NOT_YOUR_CLIENT,
                 [["parent_id"], ["child_id"]],
             )
+        await check_version(session, child.id, expected_version)
         if child.id in await _ancestors(session, parent.id):
             raise DomainError(
                 ErrorCode.CYCLE,
@@ -112,7 +120,9 @@ async def link(session: AsyncSession, *, actor: Actor, parent_id: int, child_id:
     return child
 
 
-async def unlink(session: AsyncSession, *, actor: Actor, child_id: int) -> tuple[Client, int]:
+async def unlink(
+    session: AsyncSession, *, actor: Actor, child_id: int, expected_version: int | None = None
+) -> tuple[Client, int]:
     """Make a sub-account a top-level client again; returns it and its former parent's id."""
     async with transaction(session):
         child = await _child_and_parent_locked(session, child_id)
@@ -120,6 +130,7 @@ async def unlink(session: AsyncSession, *, actor: Actor, child_id: int) -> tuple
             raise PermissionDenied(
                 "Managers unlink only their own clients", Denial.NOT_YOUR_CLIENT, [["child_id"]]
             )
+        await check_version(session, child.id, expected_version)
         if child.parent_id is None:
             raise DomainError(
                 ErrorCode.NOT_LINKED, f"{child.login} is not a sub-account", ["child_id"]

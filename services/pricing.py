@@ -27,10 +27,17 @@ def adjusted_price(base: Decimal, percent: Decimal, currency: str) -> Decimal:
 
 
 async def set_price_adjustment(
-    session: AsyncSession, *, actor: Actor, client_id: int, percent: Decimal
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client_id: int,
+    percent: Decimal,
+    expected_version: int | None = None,
 ) -> Client:
     """Set the client's increase (+) or decrease (-) of every package price (audited)."""
-    client = await client_for_change(session, actor=actor, client_id=client_id)
+    client = await client_for_change(
+        session, actor=actor, client_id=client_id, expected_version=expected_version
+    )
     checked = check_percent(percent, field=["percent"])
     async with transaction(session):
         if checked != client.price_adjustment_percent:

@@ -6,7 +6,13 @@ from typing import Annotated
 import strawberry
 
 from db.enums import Scope
-from gql.clients.mutations import ClientPayload, client_payload, client_pk
+from gql.clients.mutations import (
+    ClientPayload,
+    ExpectedVersionArg,
+    client_payload,
+    client_pk,
+    shown_pk,
+)
 from gql.clients.types import Client, client_from_row
 from gql.context import Info
 from gql.errors import UserError, attempt
@@ -86,11 +92,19 @@ class ClientActionMutation:
             datetime | None,
             strawberry.argument(description="When the block ends by itself (in the future)."),
         ] = None,
+        expected_version: ExpectedVersionArg = None,
     ) -> ClientPayload:
+        pk = client_pk(id)
         client, errors = await attempt(
-            info, blocking.block, prefix=(), client_id=client_pk(id), reason=reason, until=until
+            info,
+            blocking.block,
+            prefix=(),
+            client_id=pk,
+            reason=reason,
+            until=until,
+            expected_version=expected_version,
         )
-        return await client_payload(info, client.id if client else None, errors)
+        return await client_payload(info, shown_pk(client, pk, errors), errors)
 
     @strawberry.mutation(
         description="Send a client their login and a new link to set their password (the "
@@ -113,9 +127,14 @@ class ClientActionMutation:
         return await client_payload(info, client.id if client else None, errors)
 
     @strawberry.mutation(description="Lift a client's block.", permission_classes=WRITE)
-    async def client_unblock(self, info: Info, id: IdArg) -> ClientPayload:
-        client, errors = await attempt(info, blocking.unblock, prefix=(), client_id=client_pk(id))
-        return await client_payload(info, client.id if client else None, errors)
+    async def client_unblock(
+        self, info: Info, id: IdArg, expected_version: ExpectedVersionArg = None
+    ) -> ClientPayload:
+        pk = client_pk(id)
+        client, errors = await attempt(
+            info, blocking.unblock, prefix=(), client_id=pk, expected_version=expected_version
+        )
+        return await client_payload(info, shown_pk(client, pk, errors), errors)
 
     @strawberry.mutation(
         description="Make a client a sub-account of another: one level deep, same currency, "
@@ -127,13 +146,19 @@ class ClientActionMutation:
         info: Info,
         parent_id: Annotated[strawberry.ID, strawberry.argument(description="The parent.")],
         child_id: Annotated[strawberry.ID, strawberry.argument(description="The sub-account.")],
+        expected_version: ExpectedVersionArg = None,
     ) -> ClientLinkPayload:
         parent, child = client_pk(parent_id), client_pk(child_id)
         linked, errors = await attempt(
-            info, linking.link, prefix=(), parent_id=parent, child_id=child
+            info,
+            linking.link,
+            prefix=(),
+            parent_id=parent,
+            child_id=child,
+            expected_version=expected_version,
         )
         return await link_payload(
-            info, parent if linked else None, child if linked else None, errors
+            info, parent if linked else None, shown_pk(linked, child, errors), errors
         )
 
     @strawberry.mutation(
@@ -143,12 +168,14 @@ class ClientActionMutation:
         self,
         info: Info,
         child_id: Annotated[strawberry.ID, strawberry.argument(description="The sub-account.")],
+        expected_version: ExpectedVersionArg = None,
     ) -> ClientLinkPayload:
+        pk = client_pk(child_id)
         result, errors = await attempt(
-            info, linking.unlink, prefix=(), child_id=client_pk(child_id)
+            info, linking.unlink, prefix=(), child_id=pk, expected_version=expected_version
         )
         if result is None:
-            return await link_payload(info, None, None, errors)
+            return await link_payload(info, None, shown_pk(None, pk, errors), errors)
         child, parent_id = result
         return await link_payload(info, parent_id, child.id, errors)
 

@@ -1,7 +1,8 @@
 """Mutations on client accounts: create, update, password, avatar, bulk status and delete."""
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -19,6 +20,7 @@ from gql.errors import UserError, attempt
 from gql.node import pk_of, to_global_id
 from gql.permissions import FieldScopes, HasScope
 from services import clients
+from services.errors import ErrorCode
 from services.passwords import MAX_LENGTH, MIN_LENGTH, SCORED_LENGTH
 
 IdArg = Annotated[strawberry.ID, strawberry.argument(description="The client's global ID.")]
@@ -60,6 +62,24 @@ class ClientsDeletePayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why it was refused (`field` points at the id); then nothing was deleted."
     )
+
+
+ExpectedVersionArg = Annotated[
+    int | None,
+    strawberry.argument(
+        description="The client's `version` as you last read it: if someone changed the client "
+        "since, nothing is changed and the payload answers STALE_VERSION with the client as it "
+        "is now. Left out, the change applies whatever the version (last write wins)."
+    ),
+]
+
+
+def shown_pk(changed: Any, pk: int, errors: Sequence[UserError]) -> int | None:
+    """The client a payload shows: the changed one, or, refused as STALE_VERSION, the client
+    as it is now (its current version included); none for other refusals."""
+    if changed is not None:
+        return int(changed.id)
+    return pk if any(error.code is ErrorCode.STALE_VERSION for error in errors) else None
 
 
 def client_pk(value: strawberry.ID) -> int:
@@ -119,15 +139,18 @@ class ClientMutation:
         info: Info,
         id: IdArg,
         input: Annotated[ClientUpdateInput, strawberry.argument(description="The changes.")],
+        expected_version: ExpectedVersionArg = None,
     ) -> ClientPayload:
+        pk = client_pk(id)
         client, errors = await attempt(
             info,
             clients.update_client,
-            paths={"id": ("id",)},
-            client_id=client_pk(id),
+            paths={"id": ("id",), "expectedVersion": ("expectedVersion",)},
+            client_id=pk,
             values=input.values(),
+            expected_version=expected_version,
         )
-        return await client_payload(info, client.id if client else None, errors)
+        return await client_payload(info, shown_pk(client, pk, errors), errors)
 
     @strawberry.mutation(
         description=f"Set a new password for the client ({MIN_LENGTH} to {MAX_LENGTH} "

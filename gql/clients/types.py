@@ -229,6 +229,12 @@ class Client(Node):
     support_requests_count: int = strawberry.field(description="Support tickets so far.")
     created_at: datetime = strawberry.field(description="When the account was created.")
     updated_at: datetime = strawberry.field(description="When the account last changed.")
+    version: int = strawberry.field(
+        description="Counts every change of the client (its money included): pass it back as "
+        "`expectedVersion` to `clientUpdate`, `clientBlock`, `clientUnblock`, `clientLink`, "
+        "`clientUnlink` or `clientPriceAdjustmentSet`, and the change is refused "
+        "(STALE_VERSION) if someone else changed the client since you read it."
+    )
 
     pk: strawberry.Private[int]
     manager_id: strawberry.Private[int | None]
@@ -268,6 +274,7 @@ class Client(Node):
             support_requests_count=row.support_requests_count,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            version=row.version,
             pk=row.id,
             manager_id=row.manager_id,
             parent_id=row.parent_id,

@@ -93,6 +93,7 @@ CLIENT_COLUMNS = {
     "supportRequestsCount": "support_requests_count",
     "createdAt": "created_at",
     "updatedAt": "updated_at",
+    "version": "version",
 }
 STAFF_COLUMNS = {"email": "email", "name": "name", "role": "role", "createdAt": "created_at"}
 BLOCK_COLUMNS = {

@@ -7,7 +7,13 @@ import strawberry
 
 from db.enums import Scope
 from gql.arguments import kept_when_left_out
-from gql.clients.mutations import ClientPayload, client_payload, client_pk
+from gql.clients.mutations import (
+    ClientPayload,
+    ExpectedVersionArg,
+    client_payload,
+    client_pk,
+    shown_pk,
+)
 from gql.context import Info
 from gql.errors import UserError, attempt
 from gql.node import pk_of
@@ -70,11 +76,18 @@ class PricingMutation:
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The client.")],
         percent: Annotated[Decimal, strawberry.argument(description='e.g. "-12.50".')],
+        expected_version: ExpectedVersionArg = None,
     ) -> ClientPayload:
+        pk = client_pk(id)
         client, errors = await attempt(
-            info, pricing.set_price_adjustment, prefix=(), client_id=client_pk(id), percent=percent
+            info,
+            pricing.set_price_adjustment,
+            prefix=(),
+            client_id=pk,
+            percent=percent,
+            expected_version=expected_version,
         )
-        return await client_payload(info, client.id if client else None, errors)
+        return await client_payload(info, shown_pk(client, pk, errors), errors)
 
     @strawberry.mutation(
         description="Add a package to the price list (admins).",
