@@ -94,6 +94,13 @@ async def test_a_registered_document_answers_as_its_text_by_post_and_get(
     assert ad_hoc.status_code == by_post.status_code == by_get.status_code == 200
     assert ad_hoc.json()["data"]["client"]["name"] == "Acme"
     assert by_post.json() == ad_hoc.json() == by_get.json()
+    # and a browser's GET by id (Accept: text/html) runs it too, instead of GraphiQL's page
+    from_browser = await http.get(
+        "/graphql",
+        params={"documentId": document_id, "variables": orjson.dumps(variables).decode()},
+        headers={**bearer(token), "Accept": "text/html"},
+    )
+    assert from_browser.json() == ad_hoc.json()
     # and where the compiled path runs, it ran the POSTs, by text and by id alike
     if app.state.compiled is not None:
         assert app.state.compiled.answered == 2
