@@ -1,4 +1,5 @@
-"""The `clientdesk` command: serve, migrate, seed demo data, manage staff and tokens."""
+"""The `clientdesk` command: serve, migrate, seed demo data, manage staff, tokens and trusted
+documents."""
 
 import asyncio
 import contextlib
@@ -238,8 +239,18 @@ def token() -> None:
     "--expires-in-days", type=TOKEN_DAYS, default=None, help="1-3650 (default: never expires)."
 )
 @click.option("--replace", is_flag=True, help="Revoke this user's other tokens of that name.")
+@click.option(
+    "--trusted-documents-only",
+    is_flag=True,
+    help="It may send only registered documents (documentId), never a query of its own.",
+)
 def token_create(
-    email: str, name: str, scopes: str | None, expires_in_days: int | None, replace: bool
+    email: str,
+    name: str,
+    scopes: str | None,
+    expires_in_days: int | None,
+    replace: bool,
+    trusted_documents_only: bool,
 ) -> None:
     """Create an API token and print it (it is shown only this once)."""
     from services.staff import get_staff_by_email
@@ -268,6 +279,7 @@ def token_create(
             now=now,
             scopes=auth.parse_scopes(scopes.split(",")) if scopes else None,
             expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+            trusted_documents_only=trusted_documents_only,
         )
 
     issued = run_with_session(work)
@@ -275,6 +287,67 @@ def token_create(
     click.echo(f"Token for {email} (scopes: {granted}); send it as a header:", err=True)
     click.echo(f'  {{"Authorization": "Bearer {issued.token}"}}', err=True)
     click.echo(issued.token)
+
+
+@main.group()
+def documents() -> None:
+    """Manage trusted documents (persisted operations), sent as {"documentId": "sha256:…"}."""
+
+
+@documents.command("add")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--source", default=None, help="Where they come from, e.g. a release (default: file name)."
+)
+def documents_add(files: tuple[Path, ...], source: str | None) -> None:
+    """Register documents: graphql-codegen's persisted-documents.json manifests (*.json) or
+    .graphql files (one document each). Prints each id; adding one again changes nothing.
+    A manifest entry whose id is not its text's SHA-256 refuses the whole command."""
+    from services import documents as registry
+
+    batches = []
+    try:
+        for path in files:
+            text = path.read_text(encoding="utf-8")
+            found = (
+                registry.from_manifest(text, where=str(path))
+                if path.suffix == ".json"
+                else [registry.checked(text, claimed_id=None, where=str(path))]
+            )
+            batches.append((source or path.name, found))
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
+
+    async def work(session: AsyncSession) -> list[tuple[registry.Document, bool]]:
+        now = system_clock()
+        added = []
+        for label, found in batches:
+            added += await registry.register(session, documents=found, source=label, now=now)
+        return added
+
+    added = run_with_session(work)
+    for document, new in added:
+        names = ", ".join(document.operation_names)
+        click.echo(f"{document.id}\t{'added' if new else 'known'}\t{names}")
+    fresh = sum(new for _, new in added)
+    click.echo(f"{fresh} added, {len(added) - fresh} already registered.", err=True)
+
+
+@documents.command("list")
+def documents_list() -> None:
+    """Print the registered documents: id, operations, source, when added."""
+    from services.documents import list_documents
+
+    async def work(session: AsyncSession) -> list[tuple[str, str, str, str]]:
+        return [
+            (row.id, row.operation_names, row.source, row.added_at.isoformat())
+            for row in await list_documents(session)
+        ]
+
+    for row in run_with_session(work):
+        click.echo("\t".join(row))
 
 
 @main.command("send-mail")

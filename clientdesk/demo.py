@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import phonenumbers
 from babel.numbers import get_currency_precision
-from sqlalchemy import JSON, Table, func, insert, select, text
+from sqlalchemy import JSON, Integer, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.enums import (
@@ -586,7 +586,8 @@ async def _reset_sequences(connection: AsyncConnection) -> None:
     if connection.dialect.name != "postgresql":
         return
     for table in Client.metadata.sorted_tables:
-        if "id" in table.c and table.c.id.primary_key:
+        # (trusted_documents' ids are their hashes: no sequence)
+        if "id" in table.c and table.c.id.primary_key and isinstance(table.c.id.type, Integer):
             await connection.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "

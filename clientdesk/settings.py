@@ -176,6 +176,12 @@ class Settings(BaseSettings):
         description="Answer repeated read queries the compiler knows without graphql-core's "
         "executor (gql/compiled); false sends every request through the executor.",
     )
+    trusted_documents: Literal["tokens", "all"] = Field(
+        default="tokens",
+        description="Which requests must send a registered document (`documentId`) instead "
+        "of a query: `tokens`, those with tokens created trusted-documents-only (partners); "
+        "`all`, every request (staffLogin and GraphiQL too).",
+    )
 
     access_log: bool = Field(
         default=True,

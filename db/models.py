@@ -164,8 +164,23 @@ class ApiToken(Base):
     parent_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("api_tokens.id", ondelete="CASCADE")
     )
+    # sends only trusted documents (`documentId`), never a query of its own (services/documents.py)
+    trusted_documents_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (Index(None, "staff_id"), Index(None, "parent_id"))
+
+
+class TrustedDocument(Base):
+    """A registered GraphQL document, sent by its id instead of its text; the id is the
+    SHA-256 of the text, so a row never changes."""
+
+    __tablename__ = "trusted_documents"
+
+    id: Mapped[str] = mapped_column(String(71), primary_key=True)  # "sha256:" + 64 hex digits
+    body: Mapped[str] = mapped_column(Text)
+    operation_names: Mapped[str] = mapped_column(String(1000))  # comma-separated, for listings
+    source: Mapped[str] = mapped_column(String(200))  # where it came from: a file name, a label
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=now_default())
 
 
 class Client(Base):

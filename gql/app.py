@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import structlog
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import SpanKind, TracerProvider
 from sqlalchemy import text
@@ -27,12 +27,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.types import QueryParams
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from clientdesk import metrics, tracing
 from clientdesk.settings import Settings, get_settings
 from db.session import SharedSession, create_engine, create_sessionmaker, is_sqlite
+from gql import documents
 from gql.cabinet import session_info, set_password
 from gql.compiled import CompiledOperations
 from gql.context import Context
@@ -50,6 +53,7 @@ from gql.scalars import encode_response
 from gql.schema import build_schema, schema
 from services import auth, deletion, idempotency, mail
 from services.clock import Clock, system_clock
+from services.documents import DocumentRegistry
 from services.jobs import Jobs
 from services.jobs import background as background_worker
 from services.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
@@ -57,9 +61,20 @@ from services.ratelimit import DatabaseRateLimiter, RateLimiter, RedisRateLimite
 log = structlog.get_logger("clientdesk.http")
 
 
+class RequestAdapter(StarletteRequestAdapter):
+    """Strawberry's view of the Starlette request, keeping the request itself at hand."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self.request = request
+
+
 class GraphQLView(GraphQL):
     """Strawberry's ASGI view, reading and answering with orjson; what is not a JSON object
-    (or nests too deep) is an HTTP 400, as is anything else the view refuses (see `answer`)."""
+    (or nests too deep) is an HTTP 400, as is anything else the view refuses (see `answer`).
+    A trusted document sent by id runs as if its text had been sent (gql/documents.py)."""
+
+    request_adapter_class = RequestAdapter
 
     def encode_json(self, data: object) -> bytes:
         return encode_response(data)
@@ -73,6 +88,19 @@ class GraphQLView(GraphQL):
             if parsed.get(name):
                 parsed[name] = json_object(parsed[name], what=f"The `{name}` parameter")
         return parsed
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        return "documentId" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(request, RequestAdapter) and isinstance(data, GraphQLRequestData):
+            data.query = documents.sent_document(request.request) or data.query
+        return data
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -91,12 +119,16 @@ def bearer_token(request: Request) -> str | None:
 async def graphql_endpoint(request: Request) -> Response:
     state = request.app.state
     # an operation, counted in the metrics (RequestContextMiddleware); not GraphiQL's page
-    request.state.graphql = request.method == "POST" or "query" in request.query_params
-    if request.method == "POST":  # a malformed request costs no token lookup
-        try:
+    request.state.graphql = request.method == "POST" or bool(
+        {"query", "documentId"} & request.query_params.keys()
+    )
+    try:  # a malformed request costs no token lookup
+        if request.method == "POST":
             await check_post(request)
-        except HTTPException as error:
-            return http_error(request, error.status_code, error.reason)
+        else:
+            documents.check_document_parameters(request.query_params)
+    except HTTPException as error:
+        return http_error(request, error.status_code, error.reason)
     tracer = state.tracer
     if tracer is None:
         return await answer(request, state)
@@ -120,7 +152,10 @@ async def check_post(request: Request) -> None:
         raise HTTPException(
             400, "Send the operation as JSON (Content-Type: application/json), or by GET."
         )
-    check_graphql_request(json_object(body, what="The request body"))
+    payload = json_object(body, what="The request body")
+    check_graphql_request(payload)
+    documents.check_document_parameters(payload)
+    request.state.parameters = payload
 
 
 async def answer(request: Request, state: Any) -> Response:
@@ -128,8 +163,13 @@ async def answer(request: Request, state: Any) -> Response:
     context: Context | None = None
     try:
         context = await build_context(request, db, state)
-        compiled = await state.compiled.respond(request, context) if state.compiled else None
-        response: Response = compiled or await state.graphql_view.run(request, context=context)
+        parameters = request.state.parameters if request.method == "POST" else request.query_params
+        response: Response | None = await documents.resolve(
+            request, parameters, context, state.documents
+        )
+        if response is None:
+            compiled = await state.compiled.respond(request, context) if state.compiled else None
+            response = compiled or await state.graphql_view.run(request, context=context)
     except HTTPException as error:  # the view refused the HTTP request: no GraphQL ran
         allow = {"Allow": "GET, POST"} if error.status_code == 405 else None
         response = http_error(request, error.status_code, error.reason, allow)
@@ -544,6 +584,7 @@ def create_app(
         chunk=settings.bulk_job_chunk,
         parallel=settings.bulk_job_parallel,
     )
+    app.state.documents = DocumentRegistry()
     app.state.token_cache = auth.TokenCache(timedelta(seconds=settings.token_cache_seconds))
     app.state.limits = Limits(
         max_tokens=settings.max_query_tokens,

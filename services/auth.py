@@ -106,6 +106,7 @@ class Viewer:
     scopes: frozenset[Scope]
     token_id: int
     token_expires_at: datetime | None
+    trusted_documents_only: bool = False  # sends only registered documents (services/documents)
 
     @property
     def is_admin(self) -> bool:
@@ -150,6 +151,7 @@ async def issue_token(
     scopes: frozenset[Scope] | None = None,
     expires_at: datetime | None = None,
     parent_id: int | None = None,
+    trusted_documents_only: bool = False,
 ) -> IssuedToken:
     """Create a token for `staff` limited to `scopes` (default: all its role allows), minted
     by the token `parent_id` (if any), with which it is revoked."""
@@ -171,6 +173,7 @@ async def issue_token(
         created_at=now,
         expires_at=expires_at,
         parent_id=parent_id,
+        trusted_documents_only=trusted_documents_only,
     )
     session.add(row)
     await session.flush()
@@ -201,6 +204,7 @@ TOKEN_OWNER = Reused(
         ApiToken.expires_at,
         ApiToken.last_used_at,
         ApiToken.revoked_at,
+        ApiToken.trusted_documents_only,
         StaffUser.id,
         StaffUser.email,
         StaffUser.name,
@@ -263,6 +267,7 @@ async def authenticate(
         expires_at,
         last_used_at,
         revoked_at,
+        trusted_documents_only,
         staff_id,
         email,
         name,
@@ -288,6 +293,7 @@ async def authenticate(
         scopes=frozenset(Scope(value) for value in scopes),
         token_id=token_id,
         token_expires_at=expires_at,
+        trusted_documents_only=trusted_documents_only,
     )
     if cache is not None:
         cache.put(digest, viewer, now)

@@ -1,5 +1,5 @@
 """API tokens for integrations: minted by a token and never stronger than it (scopes, expiry,
-life), revocable with everything they minted."""
+life, trusted documents only), revocable with everything they minted."""
 
 from datetime import datetime
 
@@ -27,10 +27,12 @@ async def create_token(
     name: str,
     scopes: frozenset[Scope],
     expires_at: datetime | None,
+    trusted_documents_only: bool | None = None,
 ) -> tuple[ApiToken, IssuedToken]:
     """An API token for the actor (or, for admins with staff:admin, for another staff user),
-    minted by the actor's token: never with a scope it lacks nor a later expiry (none given:
-    the minting token's), and revoked with it."""
+    minted by the actor's token: never with a scope it lacks, a later expiry (none given: the
+    minting token's) nor free queries when it sends trusted documents only (none given: as it
+    does), and revoked with it."""
     if owner_id != actor.staff_id and Scope.STAFF_ADMIN not in actor_scopes:
         raise PermissionDenied("Tokens for others need the staff:admin scope", Denial.MISSING_SCOPE)
     # locked: a revocation of the minting token either comes first (and this is refused) or
@@ -66,6 +68,14 @@ async def create_token(
                 "a token it creates expires no later",
                 ["expires_at"],
             )
+    if trusted_documents_only is None:
+        trusted_documents_only = minter.trusted_documents_only
+    elif minter.trusted_documents_only and not trusted_documents_only:
+        raise DomainError(
+            ErrorCode.NOT_ALLOWED,
+            "The token in use sends trusted documents only; so do the tokens it creates",
+            ["trusted_documents_only"],
+        )
     issued = await issue_token(
         session,
         staff=owner,
@@ -75,6 +85,7 @@ async def create_token(
         scopes=scopes,
         expires_at=expires_at,
         parent_id=minter.id,
+        trusted_documents_only=trusted_documents_only,
     )
     await audit.record(
         session,
@@ -89,6 +100,7 @@ async def create_token(
             "scopes": sorted(s.value for s in scopes),
             "expires_at": expires_at,
             "minted_by": minter.prefix,
+            "trusted_documents_only": trusted_documents_only,
         },
     )
     await session.commit()

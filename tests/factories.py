@@ -45,6 +45,7 @@ class Factory:
         *,
         scopes: set[Scope] | None = None,
         expires_at: datetime | None = None,
+        trusted_documents_only: bool = False,
     ) -> str:
         issued = await issue_token(
             self.session,
@@ -54,6 +55,7 @@ class Factory:
             now=self.clock(),
             scopes=frozenset(scopes) if scopes is not None else None,
             expires_at=expires_at,
+            trusted_documents_only=trusted_documents_only,
         )
         await self.session.commit()
         return issued.token

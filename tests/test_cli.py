@@ -1,10 +1,12 @@
 """The `clientdesk` command, run as a new user runs it: a real process on a real database."""
 
+import json
 import os
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from clientdesk.settings import Settings
 from db.session import create_engine, create_sessionmaker
 from gql.app import create_app
+from services.documents import document_id
 from services.ratelimit import DatabaseRateLimiter
 from services.signin_limits import LoginLimits, take_login_attempt
 
@@ -193,6 +196,91 @@ async def test_token_scopes_are_checked(scratch_url: str) -> None:
     )
     assert beyond_role.returncode == 1
     assert "A MANAGER cannot hold: staff:admin" in beyond_role.stderr
+
+
+VIEWER_DOCUMENT = "query Viewer { viewer { email } }"
+
+
+async def post_as(url: str, token: str, payload: dict[str, Any]) -> dict[str, Any]:
+    app = create_app(Settings(database_url=url))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        response = await http.post(
+            "/graphql", json=payload, headers={"Authorization": f"Bearer {token}"}
+        )
+    await app.state.engine.dispose()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_documents_add_and_a_trusted_documents_only_token(
+    scratch_url: str, tmp_path: Path
+) -> None:
+    # given graphql-codegen's manifest and a .graphql file
+    client_document = "query Client($login: String!) { client(login: $login) { name } }\n"
+    manifest = tmp_path / "persisted-documents.json"
+    manifest.write_text(
+        json.dumps({document_id(client_document).removeprefix("sha256:"): (client_document)})
+    )
+    viewer_file = tmp_path / "viewer.graphql"
+    viewer_file.write_text(VIEWER_DOCUMENT)
+    # when both are added, twice
+    first = clientdesk(scratch_url, "documents", "add", str(manifest), str(viewer_file))
+    again = clientdesk(scratch_url, "documents", "add", str(viewer_file))
+    listed = clientdesk(scratch_url, "documents", "list")
+    # then each id is printed once added, then known; the list shows both
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        f"{document_id(client_document)}\tadded\tClient",
+        f"{document_id(VIEWER_DOCUMENT)}\tadded\tViewer",
+    ]
+    assert again.stdout.splitlines() == [f"{document_id(VIEWER_DOCUMENT)}\tknown\tViewer"]
+    assert "0 added, 1 already registered." in again.stderr
+    assert sorted(line.split("\t")[:3] for line in listed.stdout.splitlines()) == sorted(
+        [
+            [document_id(client_document), "Client", "persisted-documents.json"],
+            [document_id(VIEWER_DOCUMENT), "Viewer", "viewer.graphql"],
+        ]
+    )
+    # and a token created trusted-documents-only sends those, and nothing of its own
+    clientdesk(
+        scratch_url,
+        "staff",
+        "create",
+        "--email",
+        "p@example.com",
+        "--name",
+        "P",
+        "--role",
+        "MANAGER",
+    )
+    issued = clientdesk(
+        scratch_url, "token", "create", "--staff", "p@example.com", "--trusted-documents-only"
+    )
+    token = issued.stdout.strip()
+    by_id = await post_as(scratch_url, token, {"documentId": document_id(VIEWER_DOCUMENT)})
+    assert by_id.get("data") == {"viewer": {"email": "p@example.com"}}, (by_id, issued.stderr)
+    ad_hoc = await post_as(scratch_url, token, {"query": VIEWER_DOCUMENT})
+    assert ad_hoc["errors"][0]["extensions"]["code"] == "TRUSTED_DOCUMENTS_ONLY"
+
+
+async def test_documents_add_refuses_a_manifest_with_a_wrong_hash(
+    scratch_url: str, tmp_path: Path
+) -> None:
+    # given a manifest with one right entry and one whose id is not its text's hash
+    wrong = "0" * 64
+    manifest = tmp_path / "persisted-documents.json"
+    manifest.write_text(
+        json.dumps({document_id(VIEWER_DOCUMENT): VIEWER_DOCUMENT, wrong: "{ viewer { name } }"})
+    )
+    # when it is added
+    done = clientdesk(scratch_url, "documents", "add", str(manifest))
+    # then the command fails naming the entry, and nothing was registered
+    assert done.returncode == 1
+    assert f"entry {wrong}: the id {wrong} is not the SHA-256 of its text" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert clientdesk(scratch_url, "documents", "list").stdout == ""
 
 
 async def test_seed_demo_if_empty_seeds_once(scratch_url: str) -> None:

@@ -32,6 +32,7 @@ from gql.compiled.resolved import ResolvedField
 from gql.compiled.selections import Fallback, NotCompilable, Selected, collect
 from gql.compiled.shapes import NullValue
 from gql.context import Context
+from gql.documents import sent_document
 from gql.limits import (
     Limits,
     check_document,
@@ -189,11 +190,13 @@ class CompiledOperations:
             return None
         if not isinstance(payload, dict) or payload.keys() - {
             "query",
+            "documentId",
             "variables",
             "operationName",
         }:
             return None
-        query, name = payload.get("query"), payload.get("operationName")
+        query = sent_document(request) or payload.get("query")
+        name = payload.get("operationName")
         variables = payload.get("variables") or {}
         if (
             not isinstance(query, str)

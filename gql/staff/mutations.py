@@ -108,6 +108,12 @@ class TokenCreateInput:
     staff_id: strawberry.ID | None = strawberry.field(
         default=None, description="Admins (staff:admin): create it for another staff user."
     )
+    trusted_documents_only: bool | None = strawberry.field(
+        default=None,
+        description="It may send only registered documents (`documentId`), never a query "
+        "of its own: for partner integrations (default: as the token in use; a token that "
+        "sends trusted documents only creates no token that does not).",
+    )
 
 
 @strawberry.type(description="The result of `tokenCreate`.")
@@ -151,6 +157,7 @@ class TokenMutation:
             name=input.name,
             scopes=frozenset(input.scopes),
             expires_at=input.expires_at,
+            trusted_documents_only=input.trusted_documents_only,
         )
         if created is None:
             return TokenCreatePayload(token=None, api_token=None, user_errors=errors)

@@ -83,6 +83,9 @@ class ApiToken(Node):
         description="When it was last used (to the minute)."
     )
     revoked_at: datetime | None = strawberry.field(description="When it was revoked, if it was.")
+    trusted_documents_only: bool = strawberry.field(
+        description="It sends only registered documents (`documentId`), never a query of its own."
+    )
     staff_id: strawberry.Private[int]
 
     @classmethod
@@ -96,6 +99,7 @@ class ApiToken(Node):
             expires_at=row.expires_at,
             last_used_at=row.last_used_at,
             revoked_at=row.revoked_at,
+            trusted_documents_only=row.trusted_documents_only,
             staff_id=row.staff_id,
         )
 
