@@ -1,0 +1,409 @@
+"""Payment batches: up to 1,000 payments in one request (a bank statement's import), each
+applied once by its own idempotency key and answered on its own; a row that breaks a rule is
+refused alone, the others go through.
+
+Each row is creditAdd's request and follows creditAdd's rules (services/ledger.py: the same
+checks, the same refusals, the same idempotency: a key used by creditAdd replays in a batch
+and the other way round). The work is set-based, in one transaction and a constant number of
+statements whatever the batch's size: the batch's clients locked in id order (one statement;
+concurrent batches and single payments queue instead of deadlocking), the keys already used
+read in one, the new ones claimed in one, then the entries, the balances, the keys' responses
+and the audit entries written a statement each. Several payments to one client chain their
+balances in input order.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from db.enums import PaymentMethod
+from db.models import AuditEntry, Client, CreditEntry, IdempotencyKey
+from db.session import transaction
+from services import idempotency
+from services.actors import Actor
+from services.clients import may_change
+from services.errors import DomainError, ErrorCode
+from services.ledger import (
+    ENTRY_IDS,
+    Posted,
+    PostedEntry,
+    balance_refusal,
+    entry_values,
+    payment_entry,
+)
+from services.locks import lock_client_rows
+from services.system_settings import billing_refusal
+from services.validation import Checks
+
+MAX_PAYMENTS = 1_000
+# A row is creditAdd's request, under its operation: one key means one payment either way.
+OPERATION = "credit.add"
+
+KEYS = cast(Table, IdempotencyKey.__table__)
+CLIENTS = cast(Table, Client.__table__)
+ENTRIES = cast(Table, CreditEntry.__table__)
+AUDIT = cast(Table, AuditEntry.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPayment:
+    """One row of a batch, as given."""
+
+    client_id: int
+    amount: Decimal
+    payment_method: PaymentMethod
+    idempotency_key: str
+    payment_reference: str | None = None
+    comment: str | None = None
+
+    def request(self) -> dict[str, Any]:
+        """The row as creditAdd's request (what its key's fingerprint is taken of)."""
+        return {
+            "client_id": self.client_id,
+            "amount": self.amount,
+            "payment_method": self.payment_method,
+            "payment_reference": self.payment_reference,
+            "comment": self.comment,
+            "valid_till": None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """A row's outcome: the entry it made (or made before: `posted.replayed`), or why not."""
+
+    posted: Posted | None = None
+    errors: tuple[DomainError, ...] = ()
+
+
+@dataclass(slots=True)
+class _Row:
+    """A row on its way through the batch."""
+
+    index: int
+    payment: BatchPayment
+    hashes: tuple[str, ...] = ()
+    entry: Any = None  # the ledger's planned entry, once the row's input passed
+    result: RowResult | None = None  # decided
+
+
+def _refused(index: int, error: DomainError) -> RowResult:
+    """`error` with its field under the row (["payments", "3", "amount"])."""
+    where = ["payments", str(index)]
+    field = [*where, *(error.field or [])]
+    return RowResult(errors=(DomainError(error.code, error.message, field),))
+
+
+def check_size(count: int) -> None:
+    """A batch holds 1 to MAX_PAYMENTS rows (checked before anything else)."""
+    if count == 0:
+        raise DomainError(ErrorCode.REQUIRED, "Give at least one payment", ["payments"])
+    if count > MAX_PAYMENTS:
+        raise DomainError(
+            ErrorCode.TOO_MANY,
+            f"A batch holds at most {MAX_PAYMENTS:,} payments; split it",
+            ["payments"],
+        )
+
+
+def _unique_keys(rows: list[_Row]) -> None:
+    """Each row's key checked; a key given twice in the batch is refused on its later rows."""
+    seen: set[str] = set()
+    for row in rows:
+        checks = Checks()
+        key = checks.run(
+            idempotency.check_key, row.payment.idempotency_key, field=["idempotency_key"]
+        )
+        if checks.errors:
+            row.result = _refused(row.index, checks.errors[0])
+        elif key in seen:
+            row.result = _refused(
+                row.index,
+                DomainError(
+                    ErrorCode.DUPLICATE,
+                    "This idempotency key is used by an earlier row of the batch",
+                    ["idempotency_key"],
+                ),
+            )
+        else:
+            seen.add(row.payment.idempotency_key)
+
+
+async def add_payments(
+    session: AsyncSession, *, actor: Actor, payments: Sequence[BatchPayment]
+) -> list[RowResult]:
+    """Post each payment by creditAdd's rules, once per idempotency key; a result per row."""
+    check_size(len(payments))
+    rows = [_Row(index, payment) for index, payment in enumerate(payments)]
+    _unique_keys(rows)
+    async with transaction(session):
+        open_rows = [row for row in rows if row.result is None]
+        clients = await lock_client_rows(session, (row.payment.client_id for row in open_rows))
+        allowed = dict(
+            zip(clients, await may_change(session, actor, list(clients.values())), strict=True)
+        )
+        for row in open_rows:
+            _check_input(row, clients.get(row.payment.client_id), allowed)
+        open_rows = [row for row in rows if row.result is None]
+        await _replay_used_keys(session, actor, open_rows)
+        claimed: set[str] = set()
+        while True:
+            accepted = _chain(actor, [row for row in rows if row.result is None], clients)
+            lost = await _claim(session, actor, accepted, claimed)
+            if not lost:
+                break
+            # a concurrent request claimed these keys meanwhile: the rows are its, and the
+            # balances of the rest are chained again without them
+            await _replay_used_keys(session, actor, lost)
+        # a row claimed before a chain without the lost rows refused it (a balance that
+        # only moved the other way, in theory): its key is free again
+        await _release(session, actor, claimed - {row.payment.idempotency_key for row in accepted})
+        await _write(session, actor, accepted, clients)
+    return [row.result or RowResult() for row in rows]
+
+
+def _check_input(row: _Row, client: Any, allowed: dict[int, bool]) -> None:
+    """creditAdd's checks of the row against its locked client; its fingerprints once passed."""
+    payment = row.payment
+    if client is None:
+        row.result = _refused(
+            row.index, DomainError(ErrorCode.NOT_FOUND, "No such client", ["client_id"])
+        )
+        return
+    if not allowed[client.id]:
+        row.result = _refused(
+            row.index,
+            DomainError(
+                ErrorCode.NOT_ALLOWED,
+                "Managers change only their own clients and their sub-accounts",
+                ["client_id"],
+            ),
+        )
+        return
+    checks = Checks()
+    entry = payment_entry(
+        client,
+        checks,
+        amount=payment.amount,
+        payment_method=payment.payment_method,
+        payment_reference=payment.payment_reference,
+        comment=payment.comment,
+    )
+    if checks.errors:
+        where = ["payments", str(row.index)]
+        row.result = RowResult(
+            errors=tuple(
+                DomainError(error.code, error.message, [*where, *(error.field or [])])
+                for error in checks.errors
+            )
+        )
+        return
+    row.entry = entry
+    row.hashes = idempotency.fingerprints(OPERATION, payment.request())
+
+
+async def _replay_used_keys(session: AsyncSession, actor: Actor, rows: list[_Row]) -> None:
+    """Rows whose key is in use: the earlier request's entry (replayed), or the key's reuse
+    refused; keys past their time are forgotten (free again)."""
+    if not rows:
+        return
+    by_key = {row.payment.idempotency_key: row for row in rows}
+    used = (
+        await session.execute(
+            select(
+                KEYS.c.id,
+                KEYS.c.key,
+                KEYS.c.operation,
+                KEYS.c.request_hash,
+                KEYS.c.response,
+                KEYS.c.expires_at,
+            ).where(KEYS.c.staff_id == actor.staff_id, KEYS.c.key.in_(list(by_key)))
+        )
+    ).all()
+    expired = [found.id for found in used if found.expires_at <= actor.now]
+    if expired:
+        await session.execute(delete(KEYS).where(KEYS.c.id.in_(expired)))
+    for found in used:
+        if found.expires_at <= actor.now:
+            continue
+        row = by_key[found.key]
+        if found.operation != OPERATION or found.request_hash not in row.hashes:
+            row.result = _refused(
+                row.index,
+                DomainError(
+                    ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                    "This idempotency key was used for a different request",
+                    ["idempotency_key"],
+                ),
+            )
+            continue
+        response = found.response
+        assert response is not None  # stored in the transaction that claimed it
+        row.result = RowResult(
+            posted=Posted(response["entry_id"], response["client_id"], replayed=True)
+        )
+
+
+def _chain(actor: Actor, rows: list[_Row], clients: dict[int, Any]) -> list[_Row]:
+    """The rows the locked balances allow, each client's balance moved by its rows in input
+    order; the others refused (as creditAdd refuses: Billing Mode off, a balance too large)."""
+    balances = {client_id: client.balance for client_id, client in clients.items()}
+    accepted: list[_Row] = []
+    for row in rows:
+        client = clients[row.payment.client_id]
+        balance = balances[client.id] + row.entry.amount
+        refusal = billing_refusal(bool(client.billing_mode)) or balance_refusal(
+            client, row.entry, balance
+        )
+        if refusal is not None:
+            row.result = _refused(row.index, refusal)
+            continue
+        balances[client.id] = balance
+        accepted.append(row)
+    return accepted
+
+
+def _insert_keys(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert_(KEYS)
+        .on_conflict_do_nothing(index_elements=["staff_id", "key"])
+        .returning(KEYS.c.key)
+    )
+
+
+async def _claim(
+    session: AsyncSession, actor: Actor, rows: list[_Row], claimed: set[str]
+) -> list[_Row]:
+    """Claim the accepted rows' keys (but those `claimed` already) in one statement, adding
+    them to `claimed`; the rows whose key a concurrent request took first (it committed while
+    this one waited at the unique index)."""
+    wanted = [row for row in rows if row.payment.idempotency_key not in claimed]
+    if not wanted:
+        return []
+    # in key order: two batches claiming the same keys wait for each other, never in a cycle
+    ordered = sorted(wanted, key=lambda row: row.payment.idempotency_key)
+    values = [
+        {
+            "staff_id": actor.staff_id,
+            "key": row.payment.idempotency_key,
+            "operation": OPERATION,
+            "request_hash": row.hashes[0],
+            "created_at": actor.now,
+            "expires_at": actor.now + idempotency.KEEP_FOR,
+        }
+        for row in ordered
+    ]
+    mine = set((await session.execute(_insert_keys(session), values)).scalars())
+    claimed |= mine
+    return [row for row in wanted if row.payment.idempotency_key not in mine]
+
+
+async def _release(session: AsyncSession, actor: Actor, keys: set[str]) -> None:
+    if keys:
+        await session.execute(
+            delete(KEYS).where(KEYS.c.staff_id == actor.staff_id, KEYS.c.key.in_(sorted(keys)))
+        )
+
+
+INSERT_ENTRIES = insert(ENTRIES)
+UPDATE_BALANCES = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("b_id"))
+    .values(balance=bindparam("b_balance"), updated_at=bindparam("b_updated_at"))
+)
+UPDATE_RESPONSES = (
+    update(KEYS)
+    .where(KEYS.c.staff_id == bindparam("b_staff_id"), KEYS.c.key == bindparam("b_key"))
+    .values(response=bindparam("b_response"))
+)
+INSERT_AUDIT = insert(AUDIT)
+
+
+async def _entry_ids(connection: AsyncConnection, count: int) -> list[int]:
+    """Ids for `count` new ledger entries, ascending (a client's entries follow its chain), so
+    that the entries go in one statement that returns nothing. PostgreSQL: the entries'
+    sequence; SQLite: after the largest (what it would give them itself; this change holds the
+    database's write lock, and entries are never deleted)."""
+    if connection.dialect.name == "postgresql":
+        taken = await connection.scalars(
+            select(ENTRY_IDS.next_value()).select_from(func.generate_series(1, count))
+        )
+        return sorted(taken)
+    last = await connection.scalar(select(func.coalesce(func.max(ENTRIES.c.id), 0)))
+    return list(range(int(last or 0) + 1, int(last or 0) + 1 + count))
+
+
+async def _write(
+    session: AsyncSession, actor: Actor, rows: list[_Row], clients: dict[int, Any]
+) -> None:
+    """The accepted rows' entries, their clients' balances, their keys' responses and their
+    audit entries: a statement each."""
+    if not rows:
+        return
+    balances = {client_id: client.balance for client_id, client in clients.items()}
+    planned = []
+    for row in rows:
+        client = clients[row.payment.client_id]
+        before = balances[client.id]
+        balances[client.id] = before + row.entry.amount
+        # the client as the row finds it: after the batch's rows before it
+        as_found = SimpleNamespace(
+            id=client.id,
+            login=client.login,
+            currency=client.currency,
+            valid_till=client.valid_till,
+            balance=before,
+        )
+        planned.append(
+            entry_values(
+                actor=actor,
+                operation=OPERATION,
+                client=as_found,
+                entry=row.entry,
+                balance=balances[client.id],
+            )
+        )
+    connection = await session.connection()
+    ids = await _entry_ids(connection, len(planned))
+    await connection.execute(
+        INSERT_ENTRIES,
+        [{"id": entry_id, **values} for (values, _, _), entry_id in zip(planned, ids, strict=True)],
+    )
+    moved = {row.payment.client_id for row in rows}
+    await connection.execute(
+        UPDATE_BALANCES,
+        [
+            {"b_id": client_id, "b_balance": balances[client_id], "b_updated_at": actor.now}
+            for client_id in sorted(moved)
+        ],
+    )
+    await connection.execute(
+        UPDATE_RESPONSES,
+        [
+            {
+                "b_staff_id": actor.staff_id,
+                "b_key": row.payment.idempotency_key,
+                "b_response": {"entry_id": entry_id, "client_id": row.payment.client_id},
+            }
+            for row, entry_id in zip(rows, ids, strict=True)
+        ],
+    )
+    await connection.execute(
+        INSERT_AUDIT,
+        [
+            {**recorded, "after": {**recorded["after"], "entry_id": entry_id}}
+            for (_, _, recorded), entry_id in zip(planned, ids, strict=True)
+        ],
+    )
+    for row, (values, _, _), entry_id in zip(rows, planned, ids, strict=True):
+        row.result = RowResult(
+            posted=Posted(entry_id, row.payment.client_id, entry=PostedEntry(id=entry_id, **values))
+        )
