@@ -15,12 +15,27 @@ balances in input order.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import Enum
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Numeric,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import TextClause
 
 from db.enums import PaymentMethod
 from db.models import AuditEntry, Client, CreditEntry, IdempotencyKey
@@ -152,19 +167,23 @@ async def add_payments(
             _check_input(row, clients.get(row.payment.client_id), allowed)
         open_rows = [row for row in rows if row.result is None]
         await _replay_used_keys(session, actor, open_rows)
-        claimed: set[str] = set()
+        connection = await session.connection()
         while True:
             accepted = _chain(actor, [row for row in rows if row.result is None], clients)
-            lost = await _claim(session, actor, accepted, claimed)
+            ids = await _entry_ids(connection, len(accepted))
+            lost = await _claim(session, actor, accepted, ids)
             if not lost:
                 break
-            # a concurrent request claimed these keys meanwhile: the rows are its, and the
-            # balances of the rest are chained again without them
+            # a concurrent request claimed these keys meanwhile: the rows are its; the keys
+            # this round claimed go back, and the rest are chained again without those rows
+            taken = {row.payment.idempotency_key for row in lost}
+            await _release(
+                session,
+                actor,
+                {row.payment.idempotency_key for row in accepted} - taken,
+            )
             await _replay_used_keys(session, actor, lost)
-        # a row claimed before a chain without the lost rows refused it (a balance that
-        # only moved the other way, in theory): its key is free again
-        await _release(session, actor, claimed - {row.payment.idempotency_key for row in accepted})
-        await _write(session, actor, accepted, clients)
+        await _write(connection, actor, accepted, ids, clients)
     return [row.result or RowResult() for row in rows]
 
 
@@ -280,17 +299,14 @@ def _insert_keys(session: AsyncSession) -> Any:
 
 
 async def _claim(
-    session: AsyncSession, actor: Actor, rows: list[_Row], claimed: set[str]
+    session: AsyncSession, actor: Actor, rows: list[_Row], ids: list[int]
 ) -> list[_Row]:
-    """Claim the accepted rows' keys (but those `claimed` already) in one statement, adding
-    them to `claimed`; the rows whose key a concurrent request took first (it committed while
-    this one waited at the unique index)."""
-    wanted = [row for row in rows if row.payment.idempotency_key not in claimed]
-    if not wanted:
+    """Claim the accepted rows' keys in one statement, each with its response (the entry it
+    is about to make, `ids` in row order); the rows whose key a concurrent request took
+    first (it committed while this one waited at the unique index)."""
+    if not rows:
         return []
-    # in key order: two batches claiming the same keys wait for each other, never in a cycle
-    ordered = sorted(wanted, key=lambda row: row.payment.idempotency_key)
-    values = [
+    values: list[dict[str, Any]] = [
         {
             "staff_id": actor.staff_id,
             "key": row.payment.idempotency_key,
@@ -298,12 +314,14 @@ async def _claim(
             "request_hash": row.hashes[0],
             "created_at": actor.now,
             "expires_at": actor.now + idempotency.KEEP_FOR,
+            "response": {"entry_id": entry_id, "client_id": row.payment.client_id},
         }
-        for row in ordered
+        for row, entry_id in zip(rows, ids, strict=True)
     ]
+    # in key order: two batches claiming the same keys wait for each other, never in a cycle
+    values.sort(key=lambda value: value["key"])
     mine = set((await session.execute(_insert_keys(session), values)).scalars())
-    claimed |= mine
-    return [row for row in wanted if row.payment.idempotency_key not in mine]
+    return [row for row in rows if row.payment.idempotency_key not in mine]
 
 
 async def _release(session: AsyncSession, actor: Actor, keys: set[str]) -> None:
@@ -314,17 +332,87 @@ async def _release(session: AsyncSession, actor: Actor, keys: set[str]) -> None:
 
 
 INSERT_ENTRIES = insert(ENTRIES)
+# SQLite: an UPDATE per client, run as one executemany (in process, cheap)
 UPDATE_BALANCES = (
     update(CLIENTS)
     .where(CLIENTS.c.id == bindparam("b_id"))
     .values(balance=bindparam("b_balance"), updated_at=bindparam("b_updated_at"))
 )
-UPDATE_RESPONSES = (
-    update(KEYS)
-    .where(KEYS.c.staff_id == bindparam("b_staff_id"), KEYS.c.key == bindparam("b_key"))
-    .values(response=bindparam("b_response"))
+# PostgreSQL: one statement over arrays (an UPDATE per row costs the tallies' statement
+# triggers each time: 0.25 s for 1,000 clients, against 0.09 s)
+UPDATE_BALANCES_FROM_ARRAYS = text(
+    "UPDATE clients SET balance = v.balance, updated_at = :now"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:balances AS numeric[])) AS v(id, balance)"
+    " WHERE clients.id = v.id"
+).bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("balances", type_=ARRAY(Numeric)),
+    bindparam("now", type_=CLIENTS.c.updated_at.type),
 )
 INSERT_AUDIT = insert(AUDIT)
+
+
+def _insert_from_arrays(table: str, columns: dict[str, str]) -> TextClause:
+    """PostgreSQL: INSERT of many rows in one statement, a parameter per column holding its
+    values (an array of `columns[name]`; jsonb given as text)."""
+    arrays = ", ".join(
+        f"CAST(:{name} AS {'text' if kind == 'jsonb' else kind}[])"
+        for name, kind in columns.items()
+    )
+    values = ", ".join(
+        f"CAST(v.{name} AS jsonb)" if kind == "jsonb" else f"v.{name}"
+        for name, kind in columns.items()
+    )
+    return text(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values}"
+        f" FROM unnest({arrays}) AS v({', '.join(columns)})"
+    )
+
+
+ENTRY_ARRAYS = {
+    "id": "bigint",
+    "client_id": "bigint",
+    "kind": "text",
+    "amount": "numeric",
+    "currency": "text",
+    "balance_after": "numeric",
+    "payment_method": "text",
+    "payment_reference": "text",
+    "comment": "text",
+    "reverses_id": "bigint",
+    "valid_till_set": "timestamptz",
+    "valid_till_before": "timestamptz",
+    "created_by_id": "bigint",
+    "created_at": "timestamptz",
+}
+AUDIT_ARRAYS = {
+    "occurred_at": "timestamptz",
+    "actor_id": "bigint",
+    "actor_email": "text",
+    "action": "text",
+    "target_type": "text",
+    "target_id": "bigint",
+    "target_label": "text",
+    "before": "jsonb",
+    "after": "jsonb",
+    "reason": "text",
+    "request_id": "text",
+}
+INSERT_ENTRIES_FROM_ARRAYS = _insert_from_arrays("credit_entries", ENTRY_ARRAYS)
+INSERT_AUDIT_FROM_ARRAYS = _insert_from_arrays("audit_log", AUDIT_ARRAYS)
+
+
+def _as_arrays(rows: list[dict[str, Any]], columns: dict[str, str]) -> dict[str, list[Any]]:
+    """Rows as one list per column (enums by value, jsonb as JSON text)."""
+
+    def plain(value: Any, kind: str) -> Any:
+        if value is None:
+            return None
+        if kind == "jsonb":
+            return orjson.dumps(value).decode()
+        return value.value if isinstance(value, Enum) else value
+
+    return {name: [plain(row[name], kind) for row in rows] for name, kind in columns.items()}
 
 
 async def _entry_ids(connection: AsyncConnection, count: int) -> list[int]:
@@ -342,10 +430,14 @@ async def _entry_ids(connection: AsyncConnection, count: int) -> list[int]:
 
 
 async def _write(
-    session: AsyncSession, actor: Actor, rows: list[_Row], clients: dict[int, Any]
+    connection: AsyncConnection,
+    actor: Actor,
+    rows: list[_Row],
+    ids: list[int],
+    clients: dict[int, Any],
 ) -> None:
-    """The accepted rows' entries, their clients' balances, their keys' responses and their
-    audit entries: a statement each."""
+    """The accepted rows' entries (with the `ids` their keys' responses name), their clients'
+    balances and their audit entries: a statement each."""
     if not rows:
         return
     balances = {client_id: client.balance for client_id, client in clients.items()}
@@ -371,38 +463,26 @@ async def _write(
                 balance=balances[client.id],
             )
         )
-    connection = await session.connection()
-    ids = await _entry_ids(connection, len(planned))
-    await connection.execute(
-        INSERT_ENTRIES,
-        [{"id": entry_id, **values} for (values, _, _), entry_id in zip(planned, ids, strict=True)],
-    )
-    moved = {row.payment.client_id for row in rows}
-    await connection.execute(
-        UPDATE_BALANCES,
-        [
-            {"b_id": client_id, "b_balance": balances[client_id], "b_updated_at": actor.now}
-            for client_id in sorted(moved)
-        ],
-    )
-    await connection.execute(
-        UPDATE_RESPONSES,
-        [
-            {
-                "b_staff_id": actor.staff_id,
-                "b_key": row.payment.idempotency_key,
-                "b_response": {"entry_id": entry_id, "client_id": row.payment.client_id},
-            }
-            for row, entry_id in zip(rows, ids, strict=True)
-        ],
-    )
-    await connection.execute(
-        INSERT_AUDIT,
-        [
-            {**recorded, "after": {**recorded["after"], "entry_id": entry_id}}
-            for (_, _, recorded), entry_id in zip(planned, ids, strict=True)
-        ],
-    )
+    entries = [{"id": i, **values} for (values, _, _), i in zip(planned, ids, strict=True)]
+    audited = [
+        {**recorded, "after": {**recorded["after"], "entry_id": i}}
+        for (_, _, recorded), i in zip(planned, ids, strict=True)
+    ]
+    moved = sorted({row.payment.client_id for row in rows})
+    if connection.dialect.name == "postgresql":
+        await connection.execute(INSERT_ENTRIES_FROM_ARRAYS, _as_arrays(entries, ENTRY_ARRAYS))
+        await connection.execute(
+            UPDATE_BALANCES_FROM_ARRAYS,
+            {"ids": moved, "balances": [balances[i] for i in moved], "now": actor.now},
+        )
+        await connection.execute(INSERT_AUDIT_FROM_ARRAYS, _as_arrays(audited, AUDIT_ARRAYS))
+    else:
+        await connection.execute(INSERT_ENTRIES, entries)
+        await connection.execute(
+            UPDATE_BALANCES,
+            [{"b_id": i, "b_balance": balances[i], "b_updated_at": actor.now} for i in moved],
+        )
+        await connection.execute(INSERT_AUDIT, audited)
     for row, (values, _, _), entry_id in zip(rows, planned, ids, strict=True):
         row.result = RowResult(
             posted=Posted(entry_id, row.payment.client_id, entry=PostedEntry(id=entry_id, **values))
