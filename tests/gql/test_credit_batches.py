@@ -297,3 +297,13 @@ async def test_a_batch_runs_the_same_statements_for_1_and_100_payments(
         await ledger_is_consistent(session, client.id)
     keys = await session.scalar(select(func.count()).select_from(IdempotencyKey))
     assert keys == 102
+
+
+@pytest.mark.usefixtures("admin")
+@pytest.mark.parametrize(("rows", "points"), [(1, 11), (100, 11), (101, 12), (1000, 20)])
+async def test_a_batch_costs_a_node_per_payment(api: GraphQLClient, rows: int, points: int) -> None:
+    # rows for a client that does not exist: refused one by one, each counted all the same
+    payments = [payment(10**9, "1", f"cost-{n}") for n in range(rows)]
+    response = await api.post(BATCH, {"input": {"payments": payments}})
+    cost = response.json()["extensions"]["cost"]
+    assert (cost["nodes"], cost["requestedQueryCost"]) == (rows, points)
