@@ -1,7 +1,10 @@
 """Payment batches (issue 20, point 4): up to 1,000 payments in one request, each by creditAdd's
 rules and with its own idempotency key, each answered on its own; a replay answers the same."""
 
+import json
+import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -307,3 +310,28 @@ async def test_a_batch_costs_a_node_per_payment(api: GraphQLClient, rows: int, p
     response = await api.post(BATCH, {"input": {"payments": payments}})
     cost = response.json()["extensions"]["cost"]
     assert (cost["nodes"], cost["requestedQueryCost"]) == (rows, points)
+
+
+README = Path(__file__).parent.parent.parent / "README.md"
+
+
+@pytest.mark.usefixtures("admin")
+async def test_the_readme_example_runs(
+    api: GraphQLClient, factory: Factory, session: AsyncSession
+) -> None:
+    # given the README's example, its client IDs pointed at two clients of ours
+    blocks = re.findall(r"```(?:graphql|json)\n(.*?)```", README.read_text(), re.DOTALL)
+    at = next(n for n, block in enumerate(blocks) if block.startswith("mutation Import("))
+    document, variables = blocks[at], json.loads(blocks[at + 1])
+    clients = [await factory.client(currency="EUR") for _ in range(2)]
+    for row, client in zip(variables["input"]["payments"], clients, strict=True):
+        row["clientId"] = gid("Client", client.id)
+    # when it runs, twice
+    first = (await api(document, variables))["creditAddBatch"]
+    again = (await api(document, variables))["creditAddBatch"]
+    # then both payments went in once, and the second answer replayed them
+    assert [r["userErrors"] for r in first["results"]] == [[], []]
+    assert [r["replayed"] for r in again["results"]] == [True, True]
+    assert first["results"][1]["entry"]["amount"] == {"amount": "20.50", "currency": "EUR"}
+    assert await ledger_is_consistent(session, clients[0].id) == Decimal(150)
+    assert await ledger_is_consistent(session, clients[1].id) == Decimal("20.5")
