@@ -7,9 +7,11 @@ checks, the same refusals, the same idempotency: a key used by creditAdd replays
 and the other way round). The work is set-based, in one transaction and a constant number of
 statements whatever the batch's size: the batch's clients locked in id order (one statement;
 concurrent batches and single payments queue instead of deadlocking), the keys already used
-read in one, the new ones claimed in one, then the entries, the balances, the keys' responses
-and the audit entries written a statement each. Several payments to one client chain their
-balances in input order.
+read in one, the new entries' ids taken in one, the new keys claimed with their responses (the
+entries about to be written) in one, then the entries, the balances and the audit entries
+written a statement each (on PostgreSQL over arrays). Several payments to one client chain
+their balances in input order. A row refused by a rule writes nothing, and its key stays
+free.
 """
 
 from collections.abc import Sequence
@@ -169,7 +171,7 @@ async def add_payments(
         await _replay_used_keys(session, actor, open_rows)
         connection = await session.connection()
         while True:
-            accepted = _chain(actor, [row for row in rows if row.result is None], clients)
+            accepted = _chain([row for row in rows if row.result is None], clients)
             ids = await _entry_ids(connection, len(accepted))
             lost = await _claim(session, actor, accepted, ids)
             if not lost:
@@ -269,7 +271,7 @@ async def _replay_used_keys(session: AsyncSession, actor: Actor, rows: list[_Row
         )
 
 
-def _chain(actor: Actor, rows: list[_Row], clients: dict[int, Any]) -> list[_Row]:
+def _chain(rows: list[_Row], clients: dict[int, Any]) -> list[_Row]:
     """The rows the locked balances allow, each client's balance moved by its rows in input
     order; the others refused (as creditAdd refuses: Billing Mode off, a balance too large)."""
     balances = {client_id: client.balance for client_id, client in clients.items()}
@@ -420,6 +422,8 @@ async def _entry_ids(connection: AsyncConnection, count: int) -> list[int]:
     that the entries go in one statement that returns nothing. PostgreSQL: the entries'
     sequence; SQLite: after the largest (what it would give them itself; this change holds the
     database's write lock, and entries are never deleted)."""
+    if not count:
+        return []
     if connection.dialect.name == "postgresql":
         taken = await connection.scalars(
             select(ENTRY_IDS.next_value()).select_from(func.generate_series(1, count))
