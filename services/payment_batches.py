@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Numeric,
     Table,
+    Text,
     bindparam,
     delete,
     func,
@@ -105,7 +106,7 @@ class _Row:
 
     index: int
     payment: BatchPayment
-    hashes: tuple[str, ...] = ()
+    fingerprint: str = ""  # the request's, as a new claim stores it
     entry: Any = None  # the ledger's planned entry, once the row's input passed
     result: RowResult | None = None  # decided
 
@@ -226,7 +227,7 @@ def _check_input(row: _Row, client: Any, allowed: dict[int, bool]) -> None:
         )
         return
     row.entry = entry
-    row.hashes = idempotency.fingerprints(OPERATION, payment.request())
+    row.fingerprint = idempotency.fingerprint(OPERATION, payment.request())
 
 
 async def _replay_used_keys(session: AsyncSession, actor: Actor, rows: list[_Row]) -> None:
@@ -254,7 +255,11 @@ async def _replay_used_keys(session: AsyncSession, actor: Actor, rows: list[_Row
         if found.expires_at <= actor.now:
             continue
         row = by_key[found.key]
-        if found.operation != OPERATION or found.request_hash not in row.hashes:
+        # a key claimed before the current form holds the older digest (idempotency.FORM)
+        same = found.request_hash == row.fingerprint or found.request_hash in (
+            idempotency.fingerprints(OPERATION, row.payment.request())
+        )
+        if found.operation != OPERATION or not same:
             row.result = _refused(
                 row.index,
                 DomainError(
@@ -290,6 +295,22 @@ def _chain(rows: list[_Row], clients: dict[int, Any]) -> list[_Row]:
     return accepted
 
 
+# PostgreSQL: the claim of many keys over arrays, in key order (as the arrays are given)
+CLAIM_FROM_ARRAYS = text(
+    "INSERT INTO idempotency_keys"
+    " (staff_id, key, operation, request_hash, created_at, expires_at, response)"
+    " SELECT :staff_id, v.key, :operation, v.hash, :now, :expires_at, CAST(v.response AS jsonb)"
+    " FROM unnest(CAST(:keys AS text[]), CAST(:hashes AS text[]), CAST(:responses AS text[]))"
+    " WITH ORDINALITY AS v(key, hash, response, n) ORDER BY v.n"
+    " ON CONFLICT (staff_id, key) DO NOTHING RETURNING key"
+).bindparams(
+    bindparam("staff_id", type_=BigInteger),
+    bindparam("operation", type_=Text),
+    bindparam("now", type_=KEYS.c.created_at.type),
+    bindparam("expires_at", type_=KEYS.c.expires_at.type),
+)
+
+
 def _insert_keys(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
     insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -313,7 +334,7 @@ async def _claim(
             "staff_id": actor.staff_id,
             "key": row.payment.idempotency_key,
             "operation": OPERATION,
-            "request_hash": row.hashes[0],
+            "request_hash": row.fingerprint,
             "created_at": actor.now,
             "expires_at": actor.now + idempotency.KEEP_FOR,
             "response": {"entry_id": entry_id, "client_id": row.payment.client_id},
@@ -322,7 +343,22 @@ async def _claim(
     ]
     # in key order: two batches claiming the same keys wait for each other, never in a cycle
     values.sort(key=lambda value: value["key"])
-    mine = set((await session.execute(_insert_keys(session), values)).scalars())
+    if session.get_bind().dialect.name == "postgresql":
+        claimed = await session.execute(
+            CLAIM_FROM_ARRAYS,
+            {
+                "keys": [value["key"] for value in values],
+                "hashes": [value["request_hash"] for value in values],
+                "responses": [orjson.dumps(value["response"]).decode() for value in values],
+                "staff_id": actor.staff_id,
+                "operation": OPERATION,
+                "now": actor.now,
+                "expires_at": actor.now + idempotency.KEEP_FOR,
+            },
+        )
+    else:
+        claimed = await session.execute(_insert_keys(session), values)
+    mine = set(claimed.scalars())
     return [row for row in rows if row.payment.idempotency_key not in mine]
 
 
