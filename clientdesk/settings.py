@@ -154,7 +154,10 @@ class Settings(BaseSettings):
     )
     max_query_directives: int = 50
     max_query_nodes: int = 50_000
-    max_body_bytes: int = Field(default=100_000, description="Largest request body accepted.")
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        description="Largest request body accepted (a creditAddBatch of 1,000 payments fits).",
+    )
     cors_origins: list[str] = Field(
         default=[], description="Browser origins allowed to call the API (CORS)."
     )

@@ -15,8 +15,9 @@ Each refusal is a top-level error with its own `extensions.code`:
 
 The node count follows GitHub's model on the expanded selection and the coerced variables
 (defaults included): a connection asks for its page size (`first`/`last`, default 10) times
-the page sizes above it; `nodes(ids:)` for one node per id; a list without paging (prices,
-connections, reference data) for an estimated 10; whatever sits below is multiplied by that.
+the page sizes above it; `nodes(ids:)` for one node per id, `creditAddBatch` one per payment;
+a list without paging (prices, connections, reference data) for an estimated 10; whatever sits
+below is multiplied by that.
 """
 
 import math
@@ -58,6 +59,10 @@ EXPENSIVE_FIELDS = frozenset({("Query", "passwordStrength"), ("Mutation", "staff
 PAGE_LISTS = frozenset({"edges", "nodes"})
 # Lists as long as the request's own input, read from no table.
 FREE_LISTS = frozenset({"userErrors"})
+# Mutations whose input holds rows, each a node (as `ids` count one per id): the list's name in
+# the input; their answers' lists of one result per row are counted with them (free below).
+INPUT_ROWS = {("Mutation", "creditAddBatch"): "payments"}
+ROW_RESULTS = frozenset({("CreditAddBatchPayload", "results")})
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +357,13 @@ class CostWalk:
         if "ids" in definition.args:
             ids = self.arguments(definition, node).get("ids")
             return len(ids) if isinstance(ids, list) else 1
+        rows = INPUT_ROWS.get((parent.name, name))
+        if rows is not None:
+            given = self.arguments(definition, node).get("input")
+            listed = given.get(rows) if isinstance(given, dict) else None
+            return len(listed) if isinstance(listed, list) else 1
+        if (parent.name, name) in ROW_RESULTS:
+            return 0  # the mutation counted its rows
         if not _is_list(definition.type):
             return 0
         if name in PAGE_LISTS and parent.name.endswith(("Connection", "Edge")):

@@ -20,6 +20,7 @@ from gql.clients.mutations import ClientMutation
 from gql.clients.queries import ClientQuery, PasswordQuery
 from gql.clients.types import Client
 from gql.context import Info
+from gql.credits.batches import CreditBatchMutation
 from gql.credits.mutations import CreditMutation
 from gql.credits.statements import StatementQuery
 from gql.credits.types import CreditEntry
@@ -102,6 +103,7 @@ class Mutation(
     BulkJobMutation,
     DeletedClientMutation,
     CreditMutation,
+    CreditBatchMutation,
     PricingMutation,
     CustomFieldMutation,
     SystemSettingsMutation,

@@ -158,7 +158,9 @@ async def _post(
         checks.raise_if_any()
         balance = client.balance + entry.amount
         # a refusal lets a retry of a request that went through be answered as it was
-        refusal = billing_refusal(bool(client.billing_mode)) or _refusal(client, entry, balance)
+        refusal = billing_refusal(bool(client.billing_mode)) or balance_refusal(
+            client, entry, balance
+        )
         hashes = (
             idempotency.fingerprints(operation, {"client_id": client_id, **request})
             if key is not None
@@ -216,7 +218,7 @@ async def _post(
     return Posted(posted.id, client.id, entry=posted)
 
 
-def _refusal(client: Client, entry: _Entry, balance: Decimal) -> DomainError | None:
+def balance_refusal(client: Any, entry: _Entry, balance: Decimal) -> DomainError | None:
     """Why the locked balance (or validTill) does not allow the entry, if it does not."""
     if abs(balance) > MAX_BALANCE:
         return DomainError(
@@ -351,10 +353,11 @@ def _shaped_write_all(keyed: bool, lines: int) -> Shaped:
     return Shaped(_write_all(keyed, lines))
 
 
-def _values(
-    *, actor: Actor, operation: str, client: Client, entry: _Entry, balance: Decimal
+def entry_values(
+    *, actor: Actor, operation: str, client: Any, entry: _Entry, balance: Decimal
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The entry's columns, the client's, the audit entry's (its "after" without the entry)."""
+    """The entry's columns, the client's, the audit entry's (its "after" without the entry),
+    for the locked `client` row (its balance as it is before the entry)."""
     valid_till_changes = entry.valid_till is not None and entry.valid_till != client.valid_till
     values: dict[str, Any] = {
         "client_id": client.id,
@@ -432,7 +435,7 @@ async def _write_in_one(
     """PostgreSQL: write the entry, its lines, the balance and the audit entry in one statement,
     with the idempotency key's `claim` first if given; None when the key was taken (nothing
     written then)."""
-    values, moved, recorded = _values(
+    values, moved, recorded = entry_values(
         actor=actor, operation=operation, client=client, entry=entry, balance=balance
     )
     parameters = _parameters(client, values, moved, recorded)
@@ -466,7 +469,7 @@ async def _write(
     balance: Decimal,
 ) -> PostedEntry:
     """SQLite: write the entry, its lines, the balance and the audit entry, one statement each."""
-    values, moved, recorded = _values(
+    values, moved, recorded = entry_values(
         actor=actor, operation=operation, client=client, entry=entry, balance=balance
     )
     connection = await session.connection()
@@ -495,6 +498,29 @@ def _text(
     return checks.run(text, value, field=[name], maximum=maximum, required=required)
 
 
+def payment_entry(
+    client: Any,
+    checks: Checks,
+    *,
+    amount: Decimal,
+    payment_method: PaymentMethod,
+    payment_reference: str | None,
+    comment: str | None,
+    valid_till: datetime | None = None,
+) -> _Entry:
+    """A payment's entry checked against the locked client (its currency's minor units); the
+    problems go to `checks` (creditAdd's rules, also each row's of a payment batch)."""
+    checked = checks.run(check_amount, amount, client.currency, field=["amount"], positive=True)
+    return _Entry(
+        kind=EntryKind.PAYMENT,
+        amount=checked or Decimal(0),
+        payment_method=payment_method,
+        payment_reference=_text(checks, payment_reference, "payment_reference", MAX_REFERENCE),
+        comment=_text(checks, comment, "comment", MAX_COMMENT),
+        valid_till=valid_till,
+    )
+
+
 async def add_credit(
     session: AsyncSession,
     *,
@@ -510,13 +536,13 @@ async def add_credit(
     """A payment: amount > 0, with how it was paid; it may extend paid access (validTill)."""
 
     async def build(client: Client, checks: Checks) -> _Entry:
-        checked = checks.run(check_amount, amount, client.currency, field=["amount"], positive=True)
-        return _Entry(
-            kind=EntryKind.PAYMENT,
-            amount=checked or Decimal(0),
+        return payment_entry(
+            client,
+            checks,
+            amount=amount,
             payment_method=payment_method,
-            payment_reference=_text(checks, payment_reference, "payment_reference", MAX_REFERENCE),
-            comment=_text(checks, comment, "comment", MAX_COMMENT),
+            payment_reference=payment_reference,
+            comment=comment,
             valid_till=valid_till,
         )
 

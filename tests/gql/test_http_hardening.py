@@ -26,7 +26,7 @@ from tests.api import GraphQLClient
 from tests.conftest import FakeClock
 from tests.factories import Factory
 
-LIMIT = 100_000  # the settings' max_body_bytes
+LIMIT = Settings().max_body_bytes
 CHUNK = b" " * 16_384
 TYPENAME = "{ __typename }"
 ECHO_JSON = "query($v: JSON) { __typename }"
