@@ -101,18 +101,32 @@ def read_exact_sum(values: Sequence[Any], column: Any, dialect: str) -> Decimal:
 
 class settled_position(FunctionElement[int]):
     """The change position below which every change has committed or rolled back for good
-    (`client_changes.position`): on PostgreSQL the statement's snapshot xmin — every
-    transaction below it has ended, and every later one gets a higher id; on SQLite, whose
-    writers take turns and whose readers see only committed changes, no bound."""
+    (`client_changes.position`). On PostgreSQL: the lowest transaction id the statement's
+    snapshot still sees running — but not those proven to be another database's (running
+    there now), so a long transaction elsewhere in the cluster does not hold the feed back —
+    or, if none, the snapshot's xmax; every transaction below it has ended, and every later
+    one gets a higher id. An id whose transaction ended since the snapshot cannot be placed
+    and counts as ours (held back for one statement). On SQLite, whose writers take turns and
+    whose readers see only committed changes: no bound."""
 
     type = BigInteger()
     inherit_cache = True
     name = "settled_position"
 
 
+# xid8 is the 32-bit xid with its epoch above it; pg_stat_activity shows the 32-bit xid
+_SETTLED_POSTGRESQL = """(SELECT least(
+  pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+  (SELECT min(running::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS running
+   WHERE NOT EXISTS (
+     SELECT 1 FROM pg_stat_activity AS other
+     WHERE other.datname <> current_database()
+       AND other.backend_xid::text::bigint = running::text::bigint % 4294967296))))"""
+
+
 @compiles(settled_position, "postgresql")
 def _settled_position_postgresql(element: settled_position, compiler: Any, **kw: Any) -> str:
-    return "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+    return _SETTLED_POSTGRESQL
 
 
 @compiles(settled_position, "sqlite")
