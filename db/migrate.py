@@ -48,6 +48,22 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
     if engine.dialect.name == "postgresql" and revision == "head":
         await queue_schema(engine)
+        await keep_change_positions(engine)
+
+
+async def keep_change_positions(engine: AsyncEngine) -> None:
+    """Raise `client_change_base` so that every change from now on is positioned after every
+    change recorded (PostgreSQL): a database restored into another cluster (pg_dump) finds
+    transaction ids lower than the positions it holds, and the sync feed would put new changes
+    behind the cursors partners stored. A no-op anywhere else."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE client_change_base SET base = greatest(base, "
+                "(SELECT coalesce(max(position), 0) + 1 FROM client_changes) "
+                "- pg_current_xact_id()::text::bigint)"
+            )
+        )
 
 
 # The job queue's tables and functions are procrastinate's (services/jobs.py): its schema as

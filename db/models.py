@@ -609,6 +609,17 @@ class ClientChange(Base):
     __table_args__ = (Index(None, "position", "client_id"),)
 
 
+class ClientChangeBase(Base):
+    """What PostgreSQL adds to a transaction id to make a change's position (one row): raised
+    when the database was restored into a cluster whose ids are lower than the positions it
+    holds (db/migrate.py `keep_change_positions`), so positions keep growing."""
+
+    __tablename__ = "client_change_base"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    base: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
 class DeletedClient(Base):
     """A deleted client: its id (never given again; its ledger entries keep it), login, who
     deleted it and when, and the snapshot the audit log has too."""

@@ -115,13 +115,13 @@ class settled_position(FunctionElement[int]):
 
 
 # xid8 is the 32-bit xid with its epoch above it; pg_stat_activity shows the 32-bit xid
-_SETTLED_POSTGRESQL = """(SELECT least(
+_SETTLED_POSTGRESQL = """((SELECT base FROM client_change_base) + (SELECT least(
   pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
   (SELECT min(running::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS running
    WHERE NOT EXISTS (
      SELECT 1 FROM pg_stat_activity AS other
      WHERE other.datname <> current_database()
-       AND other.backend_xid::text::bigint = running::text::bigint % 4294967296))))"""
+       AND other.backend_xid::text::bigint = running::text::bigint % 4294967296)))))"""
 
 
 @compiles(settled_position, "postgresql")

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from clientdesk.settings import Settings
+from db.migrate import upgrade
 from db.models import Client
 from db.models import ClientChange as ClientChangeModel
 from db.queries import settled_position
@@ -338,6 +339,35 @@ async def test_a_transaction_in_another_database_does_not_hold_the_feed_back(
             assert [n["clientId"] for n in page] == [gid(client.id)]
             await other.rollback()
         await elsewhere.dispose()
+    finally:
+        await databases.drop_all()
+
+
+@needs_postgresql
+async def test_a_database_restored_into_a_younger_cluster_keeps_its_positions_growing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    databases = ScratchDatabases("postgresql", tmp_path)
+    try:
+        async with serving(await databases.create(), clock) as stack:
+            first = await stack.factory.client(login="beforedump")
+            # given a cluster whose transaction ids run far higher than a new one's (the base
+            # stands in for them here), and a partner's cursor among its positions
+            async with stack.engine.begin() as connection:
+                await connection.execute(text("UPDATE client_change_base SET base = 10^12"))
+            await stack.api(UPDATE, {"id": gid(first.id), "name": "In the old cluster"})
+            replica = Replica()
+            await replica.sync(stack.api, settle=stack.engine)
+            assert replica.cursor is not None
+            # when the database is restored into a new cluster (pg_dump): its ids start low
+            async with stack.engine.begin() as connection:
+                await connection.execute(text("UPDATE client_change_base SET base = 0"))
+            # when `clientdesk migrate` runs on the restored database, then a client changes
+            await upgrade(stack.engine)
+            await stack.api(UPDATE, {"id": gid(first.id), "name": "After the restore"})
+            # then the change comes after the partner's cursor
+            await replica.sync(stack.api, settle=stack.engine)
+            assert replica.rows[gid(first.id)][2] == "After the restore"
     finally:
         await databases.drop_all()
 

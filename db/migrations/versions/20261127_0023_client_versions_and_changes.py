@@ -4,10 +4,12 @@ ever made — its latest change's position, version and whether it is deleted (a
 for `clientChanges`, the incremental sync. Both kept by triggers, so no write path can miss
 them.
 
-A position orders changes as they commit: on PostgreSQL it is the writing transaction's id,
-and a reader only reads positions below its snapshot's xmin (every transaction below it has
-ended, and every later one gets a higher id); on SQLite, whose writers take turns, it is one
-more than the highest so far.
+A position orders changes as they commit: on PostgreSQL it is the writing transaction's id
+plus `client_change_base.base` (raised by `clientdesk migrate` when the database was restored
+into a cluster whose transaction ids are lower: db/migrate.py `keep_change_positions`), and a
+reader only reads positions below the oldest transaction still writing (db/queries.py
+`settled_position`); on SQLite, whose writers take turns, it is one more than the highest so
+far.
 
 Revision ID: 0023
 Revises: 0022
@@ -37,7 +39,8 @@ POSTGRESQL = [
           (SELECT version + 1 FROM client_changes WHERE client_id = NEW.id), 1);
       END IF;
       INSERT INTO client_changes (client_id, position, version, deleted, changed_at)
-      VALUES (NEW.id, pg_current_xact_id()::text::bigint, NEW.version, false, NEW.updated_at)
+      VALUES (NEW.id, pg_current_xact_id()::text::bigint
+        + (SELECT base FROM client_change_base), NEW.version, false, NEW.updated_at)
       ON CONFLICT (client_id) DO UPDATE SET position = EXCLUDED.position,
         version = EXCLUDED.version, deleted = false, changed_at = EXCLUDED.changed_at;
       RETURN NEW;
@@ -49,7 +52,8 @@ POSTGRESQL = [
     CREATE FUNCTION clients_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       INSERT INTO client_changes (client_id, position, version, deleted, changed_at)
-      VALUES (OLD.id, pg_current_xact_id()::text::bigint, OLD.version + 1, true, now())
+      VALUES (OLD.id, pg_current_xact_id()::text::bigint
+        + (SELECT base FROM client_change_base), OLD.version + 1, true, now())
       ON CONFLICT (client_id) DO UPDATE SET position = EXCLUDED.position,
         version = EXCLUDED.version, deleted = true, changed_at = EXCLUDED.changed_at;
       RETURN OLD;
@@ -107,6 +111,13 @@ def upgrade() -> None:
         sa.Column("changed_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("client_id", name=op.f("pk_client_changes")),
     )
+    op.create_table(
+        "client_change_base",
+        sa.Column("id", sa.SmallInteger(), nullable=False, autoincrement=False),
+        sa.Column("base", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_client_change_base")),
+    )
+    op.execute("INSERT INTO client_change_base (id, base) VALUES (1, 0)")
     op.create_index(
         op.f("ix_client_changes_position_client_id"),
         "client_changes",
@@ -137,4 +148,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {trigger}")
     op.drop_index(op.f("ix_client_changes_position_client_id"), table_name="client_changes")
     op.drop_table("client_changes")
+    op.drop_table("client_change_base")
     op.drop_column("clients", "version")
