@@ -310,7 +310,8 @@ def documents_add(files: tuple[Path, ...], source: str | None) -> None:
     batches = []
     try:
         for path in files:
-            text = path.read_text(encoding="utf-8")
+            # as stored, line ends included: the id is the hash of the file's own bytes
+            text = path.read_bytes().decode("utf-8")
             found = (
                 registry.from_manifest(text, where=str(path))
                 if path.suffix == ".json"

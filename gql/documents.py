@@ -52,7 +52,7 @@ async def resolve(
     an unknown id, or a query sent as text where only registered documents are accepted."""
     document_id = parameters.get("documentId")
     if document_id is not None:
-        body = await registry.find(context.db, document_id)
+        body = await registry.find(context.db, document_id, anonymous=context.viewer is None)
         if body is None:
             return refusal(
                 context,

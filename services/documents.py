@@ -136,14 +136,26 @@ class DocumentRegistry:
     def __init__(self, *, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
         self._bodies: dict[str, str] = {}
+        # ids anonymous callers asked for and that were not registered: asked again by an
+        # anonymous caller, they are not looked up again (a token's request looks again, so a
+        # document registered since is found; an unknown token costs a look-up too)
+        self._unknown: set[str] = set()
 
-    async def find(self, db: SharedSession, document_id: str) -> str | None:
+    async def find(
+        self, db: SharedSession, document_id: str, *, anonymous: bool = False
+    ) -> str | None:
         """The text of the registered document `document_id`, or None."""
         body = self._bodies.get(document_id)
         if body is not None:
             return body
+        if anonymous and document_id in self._unknown:
+            return None
         found = await db.fetch_all(BODY_BY_ID, {"document_id": document_id})
         if not found:
+            if anonymous:
+                if len(self._unknown) >= self.max_entries:
+                    self._unknown.clear()
+                self._unknown.add(document_id)
             return None
         body = str(found[0][0])
         if len(self._bodies) >= self.max_entries:  # only the registry's size: a bound, not LRU

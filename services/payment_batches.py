@@ -6,7 +6,10 @@ Each row is creditAdd's request and follows creditAdd's rules (services/ledger.p
 checks, the same refusals, the same idempotency: a key used by creditAdd replays in a batch
 and the other way round). The work is set-based, in one transaction and a constant number of
 statements whatever the batch's size: the batch's clients locked in id order (one statement;
-concurrent batches and single payments queue instead of deadlocking), the keys already used
+concurrent batches and single payments queue rather than deadlock — but a manager's rights
+over a sub-account read its parent FOR SHARE after the lock, so a manager's batch and a
+single payment can still meet in a deadlock, which PostgreSQL breaks after deadlock_timeout
+and the change runs again), the keys already used
 read in one, the new entries' ids taken in one, the new keys claimed with their responses (the
 entries about to be written) in one, then the entries, the balances and the audit entries
 written a statement each (on PostgreSQL over arrays). Several payments to one client chain
@@ -171,8 +174,9 @@ async def add_payments(
         open_rows = [row for row in rows if row.result is None]
         await _replay_used_keys(session, actor, open_rows)
         connection = await session.connection()
+        chainable = [row for row in rows if row.result is None]
         while True:
-            accepted = _chain([row for row in rows if row.result is None], clients)
+            accepted = _chain(chainable, clients)
             ids = await _entry_ids(connection, len(accepted))
             lost = await _claim(session, actor, accepted, ids)
             if not lost:
@@ -186,6 +190,12 @@ async def add_payments(
                 {row.payment.idempotency_key for row in accepted} - taken,
             )
             await _replay_used_keys(session, actor, lost)
+            # chained again from the locked balances: a row refused this round (a balance
+            # too large after a row now gone) may fit
+            gone = {id(row) for row in lost}
+            chainable = [row for row in chainable if id(row) not in gone]
+            for row in chainable:
+                row.result = None
         await _write(connection, actor, accepted, ids, clients)
     return [row.result or RowResult() for row in rows]
 

@@ -1,5 +1,6 @@
 """The `clientdesk` command, run as a new user runs it: a real process on a real database."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -281,6 +282,19 @@ async def test_documents_add_refuses_a_manifest_with_a_wrong_hash(
     assert f"entry {wrong}: the id {wrong} is not the SHA-256 of its text" in done.stderr
     assert "Traceback" not in done.stderr
     assert clientdesk(scratch_url, "documents", "list").stdout == ""
+
+
+async def test_documents_add_hashes_a_file_as_stored_windows_line_ends_included(
+    scratch_url: str, tmp_path: Path
+) -> None:
+    # given a document saved with CRLF line ends (a client hashes the file as it is)
+    stored = b"query Viewer {\r\n  viewer { email }\r\n}\r\n"
+    path = tmp_path / "viewer.graphql"
+    path.write_bytes(stored)
+    # when it is added, then its id is the SHA-256 of those bytes
+    done = clientdesk(scratch_url, "documents", "add", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\t")[0] == "sha256:" + hashlib.sha256(stored).hexdigest()
 
 
 async def test_seed_demo_if_empty_seeds_once(scratch_url: str) -> None:

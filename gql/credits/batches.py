@@ -63,8 +63,9 @@ class CreditAddBatchPayload:
         description="One per payment, in input order; empty when the batch itself was refused."
     )
     user_errors: list[UserError] = strawberry.field(
-        description="Why the batch as a whole was refused (no payments, too many); then "
-        "nothing changed."
+        description="Why the batch as a whole was refused: no payments, too many, or a value "
+        "that cannot be read in any row (an amount that is not a decimal, a malformed ID "
+        "— the field points at it); then `results` is empty and nothing changed."
     )
 
 

@@ -312,6 +312,28 @@ async def test_a_document_registered_by_another_process_is_found(
     assert after.json()["data"]["viewer"]["email"]
 
 
+async def test_an_anonymous_callers_unknown_id_is_not_looked_up_again(
+    http: httpx.AsyncClient, connection: AsyncConnection, factory: Factory
+) -> None:
+    # given an id an anonymous caller asked for before anything was registered under it
+    document_id = documents.document_id(VIEWER)
+    assert codes(await post(http, {"documentId": document_id})) == ["PERSISTED_QUERY_NOT_FOUND"]
+    await connection.execute(
+        text(
+            "INSERT INTO trusted_documents (id, body, operation_names, source) "
+            "VALUES (:id, :body, 'Viewer', 'elsewhere')"
+        ),
+        {"id": document_id, "body": VIEWER},
+    )
+    # when anonymous callers send it again, then it is not looked up again (a flood of one
+    # unknown id costs no database work)
+    assert codes(await post(http, {"documentId": document_id})) == ["PERSISTED_QUERY_NOT_FOUND"]
+    # but a token's request looks again and finds it, and from then on everyone does
+    token = await factory.admin_token()
+    assert "errors" not in (await post(http, {"documentId": document_id}, token)).json()
+    assert codes(await post(http, {"documentId": document_id})) == ["UNAUTHENTICATED"]
+
+
 async def test_a_found_document_is_kept_in_memory(
     http: httpx.AsyncClient, connection: AsyncConnection, factory: Factory, app: Any
 ) -> None:
