@@ -6,13 +6,12 @@ from typing import Annotated
 
 import strawberry
 
-from gql.clients.inputs import NO_ROW
+from gql.clients.mutations import client_pk
 from gql.context import Info
 from gql.credits.mutations import KEY_DESCRIPTION, MONEY
 from gql.credits.types import CreditEntry
 from gql.enums import PaymentMethod
 from gql.errors import UserError, attempt, user_errors
-from gql.node import pk_of
 from services import payment_batches
 from services.errors import DomainError
 from services.payment_batches import MAX_PAYMENTS
@@ -71,7 +70,7 @@ class CreditAddBatchPayload:
 
 def _item(item: CreditAddBatchItem) -> payment_batches.BatchPayment:
     return payment_batches.BatchPayment(
-        client_id=pk_of(item.client_id, "Client") or NO_ROW,
+        client_id=client_pk(item.client_id),
         amount=item.amount,
         payment_method=item.payment_method,
         payment_reference=item.payment_reference,

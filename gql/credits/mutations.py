@@ -8,6 +8,7 @@ import strawberry
 
 from db.enums import Scope
 from gql.clients.inputs import NO_ROW
+from gql.clients.mutations import client_pk
 from gql.clients.types import Client, client_from_row
 from gql.context import Info
 from gql.credits.types import CreditEntry
@@ -115,10 +116,6 @@ async def entry_payload(
     )
 
 
-def _client(value: strawberry.ID) -> int:
-    return pk_of(value, "Client") or NO_ROW
-
-
 MONEY = [HasScope(Scope.CREDITS_WRITE)]
 CLIENT_IN_INPUT = {"id": ("input", "clientId")}
 
@@ -138,7 +135,7 @@ class CreditMutation:
             info,
             ledger.add_credit,
             paths=CLIENT_IN_INPUT,
-            client_id=_client(input.client_id),
+            client_id=client_pk(input.client_id),
             amount=input.amount,
             payment_method=input.payment_method,
             payment_reference=input.payment_reference,
@@ -161,7 +158,7 @@ class CreditMutation:
             info,
             ledger.deduct,
             paths=CLIENT_IN_INPUT,
-            client_id=_client(input.client_id),
+            client_id=client_pk(input.client_id),
             amount=input.amount,
             reason=input.reason,
             idempotency_key=input.idempotency_key,
@@ -194,7 +191,7 @@ class CreditMutation:
             ledger.create_credit_note,
             # a note's amount is its lines' total
             paths={**CLIENT_IN_INPUT, "amount": ("input", "lines")},
-            client_id=_client(input.client_id),
+            client_id=client_pk(input.client_id),
             lines=lines,
             comment=input.comment,
             idempotency_key=input.idempotency_key,

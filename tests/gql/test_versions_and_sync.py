@@ -309,70 +309,27 @@ async def test_a_bad_cursor_is_refused(stack: Stack) -> None:
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
+@pytest.fixture
+async def postgres_databases(tmp_path: Path) -> AsyncIterator[ScratchDatabases]:
+    """PostgreSQL databases a test may commit to, whatever backend the run is on."""
+    databases = ScratchDatabases("postgresql", tmp_path)
+    yield databases
+    await databases.drop_all()
+
+
+@pytest.fixture
+async def postgres_stack(
+    postgres_databases: ScratchDatabases, clock: FakeClock
+) -> AsyncIterator[Stack]:
+    async with serving(await postgres_databases.create(), clock) as stack:
+        yield stack
+
+
 @needs_postgresql  # SQLite's writers take turns: no change is in flight while another commits
 async def test_a_change_in_flight_holds_the_feed_back_until_it_commits(
-    tmp_path: Path, clock: FakeClock
+    postgres_stack: Stack,
 ) -> None:
-    databases = ScratchDatabases("postgresql", tmp_path)
-    try:
-        async with serving(await databases.create(), clock) as stack:
-            await _in_flight(stack)
-    finally:
-        await databases.drop_all()
-
-
-@needs_postgresql
-async def test_a_transaction_in_another_database_does_not_hold_the_feed_back(
-    tmp_path: Path, clock: FakeClock
-) -> None:
-    databases = ScratchDatabases("postgresql", tmp_path)
-    try:
-        ours, theirs = await databases.create(), await databases.create()
-        elsewhere = create_engine(theirs)
-        async with serving(ours, clock) as stack, elsewhere.connect() as other:
-            # given a transaction writing in another database of the cluster, left open
-            await other.execute(text("CREATE TABLE busy (n int)"))
-            # when a client here changes
-            client = await stack.factory.client(login="notheld")
-            # then the feed has it at once (not when the other transaction ends)
-            page = (await stack.api(FEED, {"first": 100}))["clientChanges"]["nodes"]
-            assert [n["clientId"] for n in page] == [gid(client.id)]
-            await other.rollback()
-        await elsewhere.dispose()
-    finally:
-        await databases.drop_all()
-
-
-@needs_postgresql
-async def test_a_database_restored_into_a_younger_cluster_keeps_its_positions_growing(
-    tmp_path: Path, clock: FakeClock
-) -> None:
-    databases = ScratchDatabases("postgresql", tmp_path)
-    try:
-        async with serving(await databases.create(), clock) as stack:
-            first = await stack.factory.client(login="beforedump")
-            # given a cluster whose transaction ids run far higher than a new one's (the base
-            # stands in for them here), and a partner's cursor among its positions
-            async with stack.engine.begin() as connection:
-                await connection.execute(text("UPDATE client_change_base SET base = 10^12"))
-            await stack.api(UPDATE, {"id": gid(first.id), "name": "In the old cluster"})
-            replica = Replica()
-            await replica.sync(stack.api, settle=stack.engine)
-            assert replica.cursor is not None
-            # when the database is restored into a new cluster (pg_dump): its ids start low
-            async with stack.engine.begin() as connection:
-                await connection.execute(text("UPDATE client_change_base SET base = 0"))
-            # when `clientdesk migrate` runs on the restored database, then a client changes
-            await upgrade(stack.engine)
-            await stack.api(UPDATE, {"id": gid(first.id), "name": "After the restore"})
-            # then the change comes after the partner's cursor
-            await replica.sync(stack.api, settle=stack.engine)
-            assert replica.rows[gid(first.id)][2] == "After the restore"
-    finally:
-        await databases.drop_all()
-
-
-async def _in_flight(stack: Stack) -> None:
+    stack = postgres_stack
     api, factory = stack.api, stack.factory
     early, late = await factory.client(login="early"), await factory.client(login="late")
     replica = Replica()
@@ -393,6 +350,48 @@ async def _in_flight(stack: Stack) -> None:
     assert replica.rows == await truth(stack.engine)
     assert replica.rows[gid(early.id)][2] == "slow"
     assert replica.rows[gid(late.id)][2] == "fast"
+
+
+@needs_postgresql
+async def test_a_transaction_in_another_database_does_not_hold_the_feed_back(
+    postgres_stack: Stack, postgres_databases: ScratchDatabases
+) -> None:
+    elsewhere = create_engine(await postgres_databases.create())
+    async with elsewhere.connect() as other:
+        # given a transaction writing in another database of the cluster, left open
+        await other.execute(text("CREATE TABLE busy (n int)"))
+        # when a client here changes
+        client = await postgres_stack.factory.client(login="notheld")
+        # then the feed has it at once (not when the other transaction ends)
+        page = (await postgres_stack.api(FEED, {"first": 100}))["clientChanges"]["nodes"]
+        assert [n["clientId"] for n in page] == [gid(client.id)]
+        await other.rollback()
+    await elsewhere.dispose()
+
+
+@needs_postgresql
+async def test_a_database_restored_into_a_younger_cluster_keeps_its_positions_growing(
+    postgres_stack: Stack,
+) -> None:
+    stack = postgres_stack
+    first = await stack.factory.client(login="beforedump")
+    # given a cluster whose transaction ids run far higher than a new one's (the base
+    # stands in for them here), and a partner's cursor among its positions
+    async with stack.engine.begin() as connection:
+        await connection.execute(text("UPDATE client_change_base SET base = 10^12"))
+    await stack.api(UPDATE, {"id": gid(first.id), "name": "In the old cluster"})
+    replica = Replica()
+    await replica.sync(stack.api, settle=stack.engine)
+    assert replica.cursor is not None
+    # when the database is restored into a new cluster (pg_dump): its ids start low
+    async with stack.engine.begin() as connection:
+        await connection.execute(text("UPDATE client_change_base SET base = 0"))
+    # when `clientdesk migrate` runs on the restored database, then a client changes
+    await upgrade(stack.engine)
+    await stack.api(UPDATE, {"id": gid(first.id), "name": "After the restore"})
+    # then the change comes after the partner's cursor
+    await replica.sync(stack.api, settle=stack.engine)
+    assert replica.rows[gid(first.id)][2] == "After the restore"
 
 
 WRITERS, CHANGES_EACH = 6, 25

@@ -28,8 +28,21 @@ down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+
+def _upsert(client: str, position: str, version: str, deleted: str, at: str) -> str:
+    """The statement that records a client's latest change (both dialects)."""
+    return (
+        "INSERT INTO client_changes (client_id, position, version, deleted, changed_at) "
+        f"VALUES ({client}, {position}, {version}, {deleted}, {at}) "
+        "ON CONFLICT (client_id) DO UPDATE SET position = excluded.position, "
+        "version = excluded.version, deleted = excluded.deleted, changed_at = excluded.changed_at;"
+    )
+
+
+# the writing transaction's id, past every position recorded (client_change_base)
+_POSTGRESQL_POSITION = "pg_current_xact_id()::text::bigint + (SELECT base FROM client_change_base)"
 POSTGRESQL = [
-    """
+    f"""
     CREATE FUNCTION clients_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       IF TG_OP = 'UPDATE' THEN
@@ -38,24 +51,16 @@ POSTGRESQL = [
         NEW.version := coalesce(
           (SELECT version + 1 FROM client_changes WHERE client_id = NEW.id), 1);
       END IF;
-      INSERT INTO client_changes (client_id, position, version, deleted, changed_at)
-      VALUES (NEW.id, pg_current_xact_id()::text::bigint
-        + (SELECT base FROM client_change_base), NEW.version, false, NEW.updated_at)
-      ON CONFLICT (client_id) DO UPDATE SET position = EXCLUDED.position,
-        version = EXCLUDED.version, deleted = false, changed_at = EXCLUDED.changed_at;
+      {_upsert("NEW.id", _POSTGRESQL_POSITION, "NEW.version", "false", "NEW.updated_at")}
       RETURN NEW;
     END $$
     """,
     "CREATE TRIGGER clients_change BEFORE INSERT OR UPDATE ON clients "
     "FOR EACH ROW EXECUTE FUNCTION clients_change()",
-    """
+    f"""
     CREATE FUNCTION clients_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      INSERT INTO client_changes (client_id, position, version, deleted, changed_at)
-      VALUES (OLD.id, pg_current_xact_id()::text::bigint
-        + (SELECT base FROM client_change_base), OLD.version + 1, true, now())
-      ON CONFLICT (client_id) DO UPDATE SET position = EXCLUDED.position,
-        version = EXCLUDED.version, deleted = true, changed_at = EXCLUDED.changed_at;
+      {_upsert("OLD.id", _POSTGRESQL_POSITION, "OLD.version + 1", "true", "now()")}
       RETURN OLD;
     END $$
     """,
@@ -67,12 +72,7 @@ _SQLITE_NEXT = "(SELECT coalesce(max(position), 0) + 1 FROM client_changes)"
 
 
 def _sqlite_upsert(client: str, version: str, deleted: str, at: str) -> str:
-    return (
-        "INSERT INTO client_changes (client_id, position, version, deleted, changed_at) "
-        f"VALUES ({client}, {_SQLITE_NEXT}, {version}, {deleted}, {at}) "
-        "ON CONFLICT (client_id) DO UPDATE SET position = excluded.position, "
-        "version = excluded.version, deleted = excluded.deleted, changed_at = excluded.changed_at;"
-    )
+    return _upsert(client, _SQLITE_NEXT, version, deleted, at)
 
 
 SQLITE = [
